@@ -1,0 +1,1 @@
+"""Network definitions, datasets, degradations and the training loop (knows nothing of Triton)."""

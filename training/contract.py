@@ -1,0 +1,61 @@
+"""The numbers training, export and serving must agree on: tensor names, dtypes, window length,
+scale, channel order and value range. No heavy imports: the export step writes the model
+repository's config.pbtxt files from this module, and a test checks the committed ones agree.
+
+The client does not import this: it learns the same facts from the server's model metadata and
+config, as a thin Triton client should.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Tensor names on the wire and in the ONNX graph.
+FRAME = "FRAME"              # UINT8 [H, W, 3]      one RGB frame as decoded
+WINDOW = "WINDOW"            # UINT8 [T, H, W, 3]   T consecutive frames, centre restored
+MASK = "MASK"                # UINT8 [H, W, 1] in, [T, H, W, 1] windowed; 255 = pixels to fill
+MASK_WINDOW = "MASK_WINDOW"  # UINT8 [T, H, W, 1]   the masks of a window (inpaint only)
+FRAME_INDEX = "FRAME_INDEX"  # INT64 [1]            index of the centre frame in its stream
+RESTORED = "RESTORED"        # UINT8 [H*s, W*s, 3]  restored centre frame
+
+CHANNEL_ORDER = "RGB"
+WIRE_DTYPE = "UINT8"         # uint8 at the network's edges; the graph converts to float itself
+VALUE_MAX = 255.0            # network-side values are wire values / VALUE_MAX, in [0, 1]
+ONNX_OPSET = 17
+MAX_BATCH_SIZE = 8           # dynamic batching across streams in <task>_net
+
+
+@dataclass(frozen=True)
+class Task:
+    """One served task: an ensemble `<name>` = `<name>_window` -> `<name>_net`."""
+
+    name: str
+    scale: int
+    window: int = 5
+    masked: bool = False
+
+    @property
+    def window_model(self) -> str:
+        return f"{self.name}_window"
+
+    @property
+    def net_model(self) -> str:
+        return f"{self.name}_net"
+
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("denoise", scale=1),
+        Task("deblur", scale=1),
+        Task("sr4", scale=4),
+        Task("inpaint", scale=1, masked=True),
+    )
+}
+
+
+def get_task(name: str) -> Task:
+    """The task called `name`; a ValueError naming the known tasks otherwise."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None

@@ -1,0 +1,131 @@
+"""VideoRestorationNet: the one network definition used by training, export and serving.
+
+Shape of the computation (T frames in, the centre frame out, at scale s):
+
+    each frame --PixelUnshuffle(r)--> conv --> `frame_blocks` residual blocks   (shared weights:
+                                                                                 per-frame features)
+    concat over T --> 1x1 conv (temporal fusion) --> `fusion_blocks` residual blocks
+    conv --> PixelShuffle(r*s) --> + upsampled centre frame                     (global residual)
+
+Working at 1/r resolution after PixelUnshuffle keeps it fast on CPU; the residual blocks are
+EDSR-style (conv, LeakyReLU, conv, skip) with the last conv of each branch scaled down at init,
+which is what made this family learn at once in our calibration runs (ENVIRONMENT.md).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class NetConfig:
+    """Everything needed to rebuild the network; saved inside every checkpoint."""
+
+    frames: int = 5            # T, the temporal window (odd)
+    scale: int = 1             # output scale s: 1, 2 or 4
+    channels: int = 32         # width after temporal fusion
+    frame_channels: int = 16   # width of the per-frame features
+    frame_blocks: int = 1      # residual blocks per frame (weights shared across frames)
+    fusion_blocks: int = 3     # residual blocks after fusion
+    unshuffle: int = 2         # r: work at 1/r resolution
+    masked: bool = False       # inpainting: each frame carries a 4th channel, its mask
+
+    def __post_init__(self) -> None:
+        if self.frames < 1 or self.frames % 2 == 0:
+            raise ValueError(f"NetConfig.frames must be odd and >= 1, got {self.frames}")
+        if self.scale not in (1, 2, 4):
+            raise ValueError(f"NetConfig.scale must be 1, 2 or 4, got {self.scale}")
+        if self.unshuffle not in (1, 2, 4):
+            raise ValueError(f"NetConfig.unshuffle must be 1, 2 or 4, got {self.unshuffle}")
+
+    @property
+    def multiple(self) -> int:
+        """H and W must be multiples of this; the serving graph pads to it."""
+        return self.unshuffle
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.act = nn.LeakyReLU(0.1, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.act(self.conv1(x)))
+
+
+class VideoRestorationNet(nn.Module):
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, r, s = config, config.unshuffle, config.scale
+        in_per_frame = (4 if c.masked else 3) * r * r
+        self.unshuffle = nn.PixelUnshuffle(r)
+        self.frame_head = nn.Conv2d(in_per_frame, c.frame_channels, 3, padding=1)
+        self.frame_body = nn.Sequential(*[ResidualBlock(c.frame_channels) for _ in range(c.frame_blocks)])
+        self.fuse = nn.Conv2d(c.frames * c.frame_channels, c.channels, 1)
+        self.fusion_body = nn.Sequential(*[ResidualBlock(c.channels) for _ in range(c.fusion_blocks)])
+        self.tail = nn.Conv2d(c.channels, 3 * (r * s) ** 2, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(r * s)
+        self.act = nn.LeakyReLU(0.1, inplace=True)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, a=0.1, nonlinearity="leaky_relu")
+                nn.init.zeros_(m.bias)
+        # Branch ends start small so every block, and the whole net, starts near identity.
+        for block in [*self.frame_body, *self.fusion_body]:
+            block.conv2.weight.data.mul_(0.1)
+        self.tail.weight.data.mul_(0.1)
+
+    def forward(self, frames: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        """Restore the centre frame of a window.
+
+        frames: float (N, T, 3, H, W), RGB in [0, 1]; H and W multiples of `config.multiple`.
+        masks:  float (N, T, 1, H, W) in {0, 1}, 1 = pixel to fill; required iff config.masked.
+        Returns float (N, 3, H*s, W*s), RGB, about [0, 1] (not clamped: the loss sees overshoot).
+        """
+        n, t, _, h, w = frames.shape
+        c = self.config
+        if t != c.frames:
+            raise ValueError(f"expected a window of {c.frames} frames, got {t} (shape {tuple(frames.shape)})")
+        centre = frames[:, t // 2]
+        x = frames - 0.5
+        if c.masked:
+            if masks is None:
+                raise ValueError("this network is masked (inpainting): pass masks (N, T, 1, H, W)")
+            x = torch.cat([x * (1 - masks), masks], dim=2)
+        x = self.unshuffle(x.reshape(n * t, x.shape[2], h, w))
+        feats = self.frame_body(self.act(self.frame_head(x)))
+        feats = feats.reshape(n, t * c.frame_channels, h // c.unshuffle, w // c.unshuffle)
+        fused = self.fusion_body(self.act(self.fuse(feats)))
+        residual = self.shuffle(self.tail(fused))
+        if c.scale > 1:
+            centre = F.interpolate(centre, scale_factor=c.scale, mode="bilinear", align_corners=False)
+        return centre + residual
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def gflops_per_frame(config: NetConfig, height: int, width: int) -> float:
+    """Multiply-accumulate count x2 of the convolutions for one output frame of H x W input."""
+    r, s = config.unshuffle, config.scale
+    hw = math.ceil(height / r) * math.ceil(width / r)
+    in_per_frame = (4 if config.masked else 3) * r * r
+    fc, cc = config.frame_channels, config.channels
+    macs = config.frames * hw * 9 * (in_per_frame * fc + config.frame_blocks * 2 * fc * fc)
+    macs += hw * (config.frames * fc * cc + config.fusion_blocks * 2 * 9 * cc * cc)
+    macs += hw * 9 * cc * 3 * (r * s) ** 2
+    return 2 * macs / 1e9

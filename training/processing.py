@@ -1,0 +1,62 @@
+"""The one pre/post-processing definition: uint8 wire tensors <-> the network's float tensors.
+
+Used by training (evaluation on uint8 frames), by export (these modules are traced into the
+ONNX graph, so conversion, normalisation and padding run inside it) and by in-process baselines.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.contract import VALUE_MAX
+from training.network import VideoRestorationNet
+
+
+def window_to_network(window: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, T, H, W, C) channels-last -> float (N, T, C, H, W) in [0, 1]."""
+    return window.permute(0, 1, 4, 2, 3).float() / VALUE_MAX
+
+
+def network_to_frame(frame: torch.Tensor) -> torch.Tensor:
+    """float (N, 3, H, W), about [0, 1] -> uint8 (N, H, W, 3): clamp, round, channels-last."""
+    return (frame.clamp(0.0, 1.0) * VALUE_MAX).round().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Replicate-pad the last two dims of (N, T, C, H, W) up to a multiple of `multiple`."""
+    if multiple == 1:
+        return x
+    h, w = x.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    n, t, c = x.shape[:3]
+    flat = F.pad(x.reshape(n, t * c, h, w), (0, pad_w, 0, pad_h), mode="replicate")
+    return flat.reshape(n, t, c, h + pad_h, w + pad_w)
+
+
+class ServingNet(nn.Module):
+    """The network with uint8 edges, as exported to ONNX and served."""
+
+    def __init__(self, net: VideoRestorationNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, window: torch.Tensor, mask_window: torch.Tensor | None = None) -> torch.Tensor:
+        """window: uint8 (N, T, H, W, 3) RGB; mask_window: uint8 (N, T, H, W, 1), 255 = fill
+        (inpaint only). Returns uint8 (N, H*s, W*s, 3) RGB, the restored centre frame."""
+        cfg = self.net.config
+        h, w = window.shape[2], window.shape[3]
+        x = pad_to_multiple(window_to_network(window), cfg.multiple)
+        if cfg.masked:
+            if mask_window is None:
+                raise ValueError("inpainting network needs mask_window (N, T, H, W, 1)")
+            m = pad_to_multiple((window_to_network(mask_window) > 0.5).float(), cfg.multiple)
+            y = self.net(x, m)
+        else:
+            y = self.net(x)
+        y = network_to_frame(y[:, :, : h * cfg.scale, : w * cfg.scale])
+        if cfg.masked:
+            # Outside the mask the centre frame comes back bit-exact.
+            keep = mask_window[:, cfg.frames // 2] == 0
+            y = torch.where(keep, window[:, cfg.frames // 2], y)
+        return y
