@@ -1,0 +1,89 @@
+"""Triton Python-backend adapter for `<task>_window`: per-stream sliding windows (decoupled).
+
+Each request carries one frame of a sequence (sequence batcher, `oldest` strategy: at most one
+request per sequence in a batch, in order). For each request this sends zero or more responses
+(WINDOW, FRAME_INDEX[, MASK_WINDOW]) and then the FINAL flag. The logic lives in windowing.py.
+"""
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from windowing import StreamError, StreamTable, Window
+
+FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+# Input plane -> output name; MASK only exists in the inpaint task's config.
+PLANES = {"FRAME": "WINDOW", "MASK": "MASK_WINDOW"}
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.model_name = args["model_name"]
+        self.inputs = [i["name"] for i in config["input"] if i["name"] in PLANES]
+        self.table = StreamTable(int(params["window"]), float(params.get("idle_timeout_s", "60")))
+        self.lock = threading.Lock()
+        # The family must outlive its metrics, so it is kept on self.
+        self.metric_family = pb_utils.MetricFamily(
+            name="restore_window_active_sequences",
+            description="Streams whose sliding-window state is held in memory",
+            kind=pb_utils.MetricFamily.GAUGE,
+        )
+        self.active = self.metric_family.Metric(labels={"model": self.model_name})
+        self.stop = threading.Event()
+        # Triton never tells a backend that a sequence went idle: reap on a timer.
+        self.reaper = threading.Thread(target=self._reap_loop, daemon=True)
+        self.reaper.start()
+
+    def execute(self, requests: list) -> None:
+        for request in requests:
+            sender = request.get_response_sender()
+            try:
+                for window in self._handle(request):
+                    sender.send(self._response(window))
+                sender.send(flags=FINAL)
+            except Exception as exc:  # one bad request must not take down the batch or the stub
+                sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"{self.model_name}: {exc}")), flags=FINAL)
+        return None
+
+    def _handle(self, request) -> list[Window]:
+        def scalar(name: str) -> int:
+            return int(pb_utils.get_input_tensor_by_name(request, name).as_numpy().reshape(-1)[0])
+
+        corrid, start, end = scalar("CORRID"), bool(scalar("START")), bool(scalar("END"))
+        planes = []
+        for name in self.inputs:
+            tensor = pb_utils.get_input_tensor_by_name(request, name)
+            if tensor is None:
+                raise StreamError(f"sequence {corrid}: input {name} is missing")
+            array = tensor.as_numpy()
+            if array.ndim != 4 or array.shape[0] != 1 or min(array.shape[1:3]) < 1:
+                raise StreamError(f"sequence {corrid}: {name} must be [1, H, W, C] with H, W >= 1, got {list(array.shape)}")
+            planes.append(array[0])
+        with self.lock:
+            windows = self.table.handle(corrid, start, end, tuple(planes))
+            self.active.set(len(self.table.streams))
+        return windows
+
+    def _response(self, window: Window) -> "pb_utils.InferenceResponse":
+        tensors = [pb_utils.Tensor("FRAME_INDEX", np.array([[window.index]], dtype=np.int64))]
+        for name, plane in zip(self.inputs, window.planes):
+            tensors.append(pb_utils.Tensor(PLANES[name], plane[np.newaxis]))
+        return pb_utils.InferenceResponse(output_tensors=tensors)
+
+    def _reap_loop(self) -> None:
+        interval = min(5.0, max(0.5, self.table.idle_timeout_s / 4))
+        while not self.stop.wait(interval):
+            with self.lock:
+                dead = self.table.reap()
+                self.active.set(len(self.table.streams))
+            for corrid in dead:
+                pb_utils.Logger.log_warn(f"{self.model_name}: reaped sequence {corrid} (idle > {self.table.idle_timeout_s:g} s)")
+
+    def finalize(self) -> None:
+        self.stop.set()
+        self.reaper.join(timeout=5)

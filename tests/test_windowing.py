@@ -1,0 +1,112 @@
+"""Unit tests of the sliding-window logic behind every <task>_window model (no server)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model_repository" / "denoise_window" / "1"))
+from windowing import StreamError, StreamTable, StreamWindower, mirror_index, window_indices  # noqa: E402
+
+
+def run_stream(n: int, window: int = 5) -> list[tuple[int, list[int]]]:
+    """Feed frames whose pixels equal their index; return (centre, frame ids in the window)."""
+    stream = StreamWindower(window)
+    out = []
+    for i in range(n):
+        out += stream.push(np.full((2, 3, 3), i, np.uint8))
+    out += stream.finish()
+    return [(w.index, w.planes[0][:, 0, 0, 0].tolist()) for w in out]
+
+
+def test_mirror_index_reflects_about_both_ends():
+    assert [mirror_index(i, 5) for i in range(-4, 9)] == [4, 3, 2, 1, 0, 1, 2, 3, 4, 3, 2, 1, 0]
+    assert mirror_index(-3, 1) == 0
+    with pytest.raises(ValueError):
+        mirror_index(0, 0)
+
+
+def test_every_frame_restored_once_in_order_with_mirrored_edges():
+    out = run_stream(8)
+    assert [c for c, _ in out] == list(range(8))
+    assert out[0][1] == [2, 1, 0, 1, 2]          # frame -1 := frame 1, -2 := 2
+    assert out[1][1] == [1, 0, 1, 2, 3]
+    assert out[4][1] == [2, 3, 4, 5, 6]
+    assert out[7][1] == [5, 6, 7, 6, 5]          # frame n := frame n-2
+    for centre, ids in out:
+        assert ids == window_indices(centre, 5, 8)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_sequences_shorter_than_the_window(n):
+    out = run_stream(n)
+    assert [c for c, _ in out] == list(range(n))
+    for centre, ids in out:
+        assert ids == [mirror_index(centre + k, n) for k in range(-2, 3)]
+        assert ids[2] == centre and all(0 <= i < n for i in ids)
+
+
+def test_windows_are_emitted_as_soon_as_complete():
+    stream = StreamWindower(5)
+    counts = [len(stream.push(np.zeros((1, 1, 3), np.uint8))) for _ in range(6)]
+    assert counts == [0, 0, 1, 1, 1, 1]
+    assert [w.index for w in stream.finish()] == [4, 5]
+
+
+def test_memory_is_bounded_by_the_window():
+    stream = StreamWindower(3)
+    for i in range(100):
+        stream.push(np.zeros((4, 4, 3), np.uint8))
+    assert len(stream._ring) == 3
+
+
+def test_frame_size_change_is_an_error_naming_the_frame():
+    table = StreamTable(5, idle_timeout_s=10)
+    table.handle(7, True, False, (np.zeros((4, 6, 3), np.uint8),))
+    with pytest.raises(StreamError, match=r"frame 1 .*\[\[4, 5, 3\]\].*\[\[4, 6, 3\]\]"):
+        table.handle(7, False, False, (np.zeros((4, 5, 3), np.uint8),))
+    assert 7 not in table.streams
+    with pytest.raises(StreamError, match="unknown"):
+        table.handle(7, False, False, (np.zeros((4, 6, 3), np.uint8),))
+
+
+def test_interleaved_streams_stay_apart_and_end_cleanly():
+    table = StreamTable(3, idle_timeout_s=10)
+    got: dict[int, list[tuple[int, int]]] = {1: [], 2: []}
+    for i in range(5):
+        for corrid, base in ((1, 0), (2, 100)):
+            last = i == 4
+            frame = np.full((2, 2, 3), base + i, np.uint8)
+            for w in table.handle(corrid, i == 0, last, (frame,)):
+                got[corrid].append((w.index, int(w.planes[0][1, 0, 0, 0])))
+    assert got[1] == [(i, i) for i in range(5)]
+    assert got[2] == [(i, 100 + i) for i in range(5)]
+    assert table.streams == {}
+
+
+def test_masks_are_windowed_with_their_frames():
+    stream = StreamWindower(3)
+    out = []
+    for i in range(3):
+        out += stream.push(np.full((2, 2, 3), i, np.uint8), np.full((2, 2, 1), 10 * i, np.uint8))
+    out += stream.finish()
+    assert [w.planes[1][:, 0, 0, 0].tolist() for w in out] == [[10, 0, 10], [0, 10, 20], [10, 20, 10]]
+
+
+def test_idle_streams_are_reaped():
+    table = StreamTable(5, idle_timeout_s=1.0)
+    table.handle(1, True, False, (np.zeros((1, 1, 3), np.uint8),))
+    table.handle(2, True, False, (np.zeros((1, 1, 3), np.uint8),))
+    table.streams[2].last_seen += 5  # stream 2 was active more recently
+    now = table.streams[1].last_seen + 2
+    assert table.reap(now) == [1]
+    assert list(table.streams) == [2]
+
+
+def test_restart_replaces_a_stream():
+    table = StreamTable(3, idle_timeout_s=10)
+    table.handle(9, True, False, (np.zeros((2, 2, 3), np.uint8),))
+    out = table.handle(9, True, True, (np.ones((3, 3, 3), np.uint8),))
+    assert [w.index for w in out] == [0] and out[0].planes[0].shape == (3, 3, 3, 3)
