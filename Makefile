@@ -1,0 +1,57 @@
+# restore: video restoration served on NVIDIA Triton. `make demo` and `make test` do everything.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TASK ?= denoise
+BACKEND ?= auto
+HOST ?= 127.0.0.1
+PORT ?= 8001
+HTTP_PORT ?= 8000
+METRICS_PORT ?= 8002
+REPOSITORY ?= model_repository
+# Tasks that ship a checkpoint and have a model-repository entry.
+TASKS ?= $(sort $(foreach c,$(wildcard training/checkpoints/*.pt),$(if $(wildcard $(REPOSITORY)/$(basename $(notdir $(c)))/config.pbtxt),$(basename $(notdir $(c))))))
+TRAIN_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help setup engine serve demo test train bench bench-quality bench-smoke clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: $(VENV)/.installed  ## create .venv with pinned dependencies and the tritonserver/perf_analyzer launchers
+
+$(VENV)/.installed: requirements.txt packaging/install_launchers.sh
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --only-binary=:all: -r requirements.txt
+	bash packaging/install_launchers.sh $(VENV)
+	touch $@
+
+engine: setup  ## export each task's checkpoint and install it for the backend this machine runs (BACKEND=auto|onnxruntime|tensorrt)
+	@for t in $(TASKS); do $(PY) -m export.engine --task $$t --backend $(BACKEND) --repository $(REPOSITORY) || exit $$?; done
+
+serve: setup  ## run tritonserver in the foreground on $(REPOSITORY), bound to $(HOST)
+	$(VENV)/bin/tritonserver --model-repository $(REPOSITORY) --model-control-mode none \
+	  --http-address $(HOST) --grpc-address $(HOST) --metrics-address $(HOST) \
+	  --http-port $(HTTP_PORT) --grpc-port $(PORT) --metrics-port $(METRICS_PORT)
+
+demo: engine  ## start a server, restore a noisy sample clip, print PSNR before/after and frames/s
+	$(PY) -m benchmarks.demo --task $(TASK) --repository $(REPOSITORY)
+
+test: setup  ## unit + integration tests against a real tritonserver
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+train: setup  ## train TASK (TRAIN_ARGS passes flags; see python -m training.train --help)
+	$(PY) -m training.train --task $(TASK) $(TRAIN_ARGS)
+
+bench: engine  ## perf_analyzer and side-by-side throughput; appends to benchmarks/RESULTS.md
+	$(PY) -m benchmarks.run --task $(TASK)
+
+bench-quality: setup  ## quality table vs classical baselines on the validation clip
+	$(PY) -m benchmarks.quality
+
+bench-smoke: setup  ## a few-second run of the benchmark code (part of make test)
+	$(PY) -m benchmarks.run --task $(TASK) --smoke
+
+clean:  ## remove built artefacts (keeps .venv)
+	rm -rf build runs $(REPOSITORY)/*/1/model.onnx $(REPOSITORY)/*/1/model.plan $(REPOSITORY)/*/1/*.json
