@@ -1,0 +1,77 @@
+"""The committed model repository agrees with training/contract.py (no server needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from training import contract
+
+REPO = Path(__file__).resolve().parents[1] / "model_repository"
+TASKS = [t for t in contract.TASKS.values() if (REPO / t.name).is_dir()]
+
+
+def load_config(name: str) -> mc.ModelConfig:
+    return text_format.Parse((REPO / name / "config.pbtxt").read_text(), mc.ModelConfig())
+
+
+def dims(config: mc.ModelConfig, kind: str) -> dict[str, tuple[str, list[int]]]:
+    return {t.name: (mc.DataType.Name(t.data_type), list(t.dims)) for t in getattr(config, kind)}
+
+
+def test_every_directory_is_a_model():
+    # Triton refuses to start (model-control-mode none) on any directory that is not a model.
+    for d in REPO.iterdir():
+        if d.is_dir():
+            assert (d / "config.pbtxt").is_file(), f"{d} is not a model: tritonserver would fail to start"
+            assert load_config(d.name).name == d.name
+
+
+def test_at_least_denoise_is_served():
+    assert "denoise" in [t.name for t in TASKS]
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
+def test_ensemble_wires_window_to_net(task):
+    config = load_config(task.name)
+    assert config.platform == "ensemble"
+    inputs = {contract.FRAME: ("TYPE_UINT8", [-1, -1, 3])}
+    if task.masked:
+        inputs[contract.MASK] = ("TYPE_UINT8", [-1, -1, 1])
+    assert dims(config, "input") == inputs
+    assert dims(config, "output") == {contract.RESTORED: ("TYPE_UINT8", [-1, -1, 3]), contract.FRAME_INDEX: ("TYPE_INT64", [1])}
+    steps = config.ensemble_scheduling.step
+    assert [s.model_name for s in steps] == [task.window_model, task.net_model]
+    assert steps[0].output_map[contract.WINDOW] == steps[1].input_map[contract.WINDOW]
+    assert (REPO / task.name / "1").is_dir(), "an ensemble needs an (empty) version directory"
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
+def test_window_model_matches_contract(task):
+    config = load_config(task.window_model)
+    assert config.backend == "python" and config.model_transaction_policy.decoupled
+    assert int(config.parameters["window"].string_value) == task.window
+    outputs = dims(config, "output")
+    assert outputs[contract.WINDOW] == ("TYPE_UINT8", [task.window, -1, -1, 3])
+    assert outputs[contract.FRAME_INDEX] == ("TYPE_INT64", [1])
+    controls = {c.name: c.control[0].kind for c in config.sequence_batching.control_input}
+    assert controls == {"START": mc.ModelSequenceBatching.Control.CONTROL_SEQUENCE_START,
+                        "END": mc.ModelSequenceBatching.Control.CONTROL_SEQUENCE_END,
+                        "CORRID": mc.ModelSequenceBatching.Control.CONTROL_SEQUENCE_CORRID}
+    idle_us = config.sequence_batching.max_sequence_idle_microseconds
+    assert idle_us == int(float(config.parameters["idle_timeout_s"].string_value) * 1e6)
+    assert config.max_batch_size == load_config(task.name).max_batch_size <= load_config(task.net_model).max_batch_size
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
+def test_net_model_matches_contract(task):
+    config = load_config(task.net_model)
+    inputs = {contract.WINDOW: ("TYPE_UINT8", [task.window, -1, -1, 3])}
+    if task.masked:
+        inputs[contract.MASK_WINDOW] = ("TYPE_UINT8", [task.window, -1, -1, 1])
+    assert dims(config, "input") == inputs
+    assert dims(config, "output") == {contract.RESTORED: ("TYPE_UINT8", [-1, -1, 3])}
+    assert config.max_batch_size == contract.MAX_BATCH_SIZE
+    assert config.HasField("dynamic_batching")

