@@ -31,9 +31,8 @@ engine: setup  ## export each task's checkpoint and install it for the backend t
 	@for t in $(TASKS); do $(PY) -m export.engine --task $$t --backend $(BACKEND) --repository $(REPOSITORY) || exit $$?; done
 
 serve: setup  ## run tritonserver in the foreground on $(REPOSITORY), bound to $(HOST)
-	$(VENV)/bin/tritonserver --model-repository $(REPOSITORY) --model-control-mode none \
-	  --http-address $(HOST) --grpc-address $(HOST) --metrics-address $(HOST) \
-	  --http-port $(HTTP_PORT) --grpc-port $(PORT) --metrics-port $(METRICS_PORT)
+	$(PY) -m client.local_server --repository $(REPOSITORY) --host $(HOST) \
+	  --grpc-port $(PORT) --http-port $(HTTP_PORT) --metrics-port $(METRICS_PORT)
 
 demo: engine  ## start a server, restore a noisy sample clip, print PSNR before/after and frames/s
 	$(PY) -m benchmarks.demo --task $(TASK) --repository $(REPOSITORY)

@@ -1,11 +1,16 @@
-"""Start and stop a local tritonserver process (tests, benchmarks and `make demo`).
+"""Start a local tritonserver with safe defaults: `make serve`, `make demo`, tests, benchmarks.
 
-`TritonServer(repository)` launches the `tritonserver` launcher installed by `make setup` on
-free ports, waits until every model is ready, and on exit stops it and keeps its log.
+`server_command` is the one place the server's flags are chosen: bound to 127.0.0.1 unless told
+otherwise, `--model-control-mode none`, and the model-repository, shared-memory, statistics,
+trace and logging protocols behind an admin key (Triton's restricted-protocol flags).
+`TritonServer(repository)` runs it on free ports and waits until every model is ready;
+`python -m client.local_server` runs it in the foreground (`make serve`).
 """
 from __future__ import annotations
 
+import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -34,6 +39,23 @@ def tritonserver_executable() -> str:
     return found
 
 
+# Protocols only an operator needs; inference, health, metadata and model-config stay open.
+RESTRICTED = "model-repository,shared-memory,statistics,trace,logging"
+ADMIN_HEADER = "admin-key"  # gRPC clients send it as "triton-grpc-protocol-admin-key"
+
+
+def server_command(repository: Path, host: str, http_port: int, grpc_port: int, metrics_port: int,
+                   admin_key: str, extra_args: tuple[str, ...] = ()) -> list[str]:
+    """The tritonserver command line with this project's safe defaults."""
+    restricted = f"{RESTRICTED}:{ADMIN_HEADER}={admin_key}"
+    return [
+        tritonserver_executable(), "--model-repository", str(repository), "--model-control-mode", "none",
+        "--http-address", host, "--grpc-address", host, "--metrics-address", host,
+        "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port),
+        f"--grpc-restricted-protocol={restricted}", f"--http-restricted-api={restricted}", *extra_args,
+    ]
+
+
 class TritonServer:
     """A tritonserver on 127.0.0.1 serving `repository`; use as a context manager."""
 
@@ -43,6 +65,7 @@ class TritonServer:
         self.extra_args = extra_args
         self.ready_timeout_s = ready_timeout_s
         self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.admin_key = secrets.token_hex(16)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -56,12 +79,8 @@ class TritonServer:
     def start(self) -> "TritonServer":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        cmd = [
-            tritonserver_executable(), "--model-repository", str(self.repository),
-            "--http-address", "127.0.0.1", "--grpc-address", "127.0.0.1", "--metrics-address", "127.0.0.1",
-            "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
-            "--metrics-port", str(self.metrics_port), "--model-control-mode", "none", *self.extra_args,
-        ]
+        cmd = server_command(self.repository, "127.0.0.1", self.http_port, self.grpc_port,
+                             self.metrics_port, self.admin_key, self.extra_args)
         # Own process group, so stopping it also stops the Python-backend stubs.
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
@@ -110,3 +129,27 @@ class TritonServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run tritonserver in the foreground with safe defaults (make serve).")
+    parser.add_argument("--repository", type=Path, default=Path("model_repository"), help="model repository (default: model_repository)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 exposes the server: see the README)")
+    parser.add_argument("--grpc-port", type=int, default=8001, help="gRPC port, used by the client (default 8001)")
+    parser.add_argument("--http-port", type=int, default=8000, help="HTTP port (default 8000)")
+    parser.add_argument("--metrics-port", type=int, default=8002, help="Prometheus metrics port (default 8002)")
+    parser.add_argument("--admin-key", default=os.environ.get("RESTORE_ADMIN_KEY"),
+                        help="value of the admin-key header that unlocks the restricted protocols "
+                             "(default: $RESTORE_ADMIN_KEY, else a random key printed at start)")
+    args, extra = parser.parse_known_args(argv)
+    if not args.repository.is_dir():
+        parser.error(f"--repository: {args.repository} is not a directory (run `make engine` first)")
+    key = args.admin_key or secrets.token_hex(16)
+    if not args.admin_key:
+        print(f"serve: restricted protocols ({RESTRICTED}) need header {ADMIN_HEADER}: {key}", flush=True)
+    cmd = server_command(args.repository, args.host, args.http_port, args.grpc_port, args.metrics_port, key, tuple(extra))
+    os.execv(cmd[0], cmd)
+
+
+if __name__ == "__main__":
+    main()
