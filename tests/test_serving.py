@@ -18,6 +18,8 @@ import pytest
 import skvideo
 import torch
 import tritonclient.grpc as grpcclient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from training.checkpoint import load_checkpoint
 from training.processing import ServingNet
@@ -189,3 +191,31 @@ def test_malformed_request_gets_a_clear_error_and_server_goes_on(triton_server, 
     results, errors = stream.collect()
     stream.close()
     assert errors == [] and sorted(results[seq + 100]) == [0, 1, 2, 3]
+
+
+def test_operator_protocols_need_the_admin_key(triton_server):
+    client = grpcclient.InferenceServerClient(triton_server.grpc_url)
+    with pytest.raises(Exception, match="restricted"):
+        client.get_model_repository_index()
+    index = client.get_model_repository_index(headers={"triton-grpc-protocol-admin-key": triton_server.admin_key})
+    assert "denoise" in [m.name for m in index.models]
+    assert client.is_model_ready("denoise")  # inference-side protocols stay open
+    client.close()
+
+
+DTYPES = {"UINT8": np.uint8, "INT8": np.int8, "FP32": np.float32, "INT64": np.int64, "BOOL": np.bool_}
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(dtype=st.sampled_from(sorted(DTYPES)), shape=st.lists(st.integers(0, 9), min_size=1, max_size=5))
+def test_window_model_survives_random_tensors(triton_server, dtype, shape):
+    data = (np.random.default_rng(0).integers(0, 255, size=shape)).astype(DTYPES[dtype])
+    stream = Stream(triton_server.grpc_url)
+    seq = 50_000 + np.random.default_rng().integers(1 << 30)
+    stream.send(int(seq), data, 0, True, True, dtype=dtype)
+    results, errors = stream.collect(timeout_s=30)
+    stream.close()
+    valid = dtype == "UINT8" and len(shape) == 4 and shape[0] == 1 and shape[3] == 3 and min(shape[1:3]) >= 1
+    assert (len(errors) == 0) == valid, (shape, dtype, errors)
+    assert triton_server.process.poll() is None
+    assert grpcclient.InferenceServerClient(triton_server.grpc_url).is_model_ready("denoise_window")
