@@ -1,0 +1,186 @@
+"""Encoding restored frames. The output is written as segments (independently encoded runs of
+frames, each complete on disk before the next starts, so an interrupted restore resumes at a
+segment boundary), then assembled by packet copy into the final file together with the source's
+audio and subtitle packets, untouched.
+
+Formats: .mp4 (H.264 libx264, --crf, yuv420p; yuv444p when a side is odd, since 4:2:0 needs even
+sides), .mkv (FFV1, lossless RGB), or an image-sequence pattern such as out/%05d.png (numbered
+from 1, as FFmpeg does)."""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Iterator
+
+import av
+import cv2
+import numpy as np
+
+from .colour import Colour, rgb_to_frame, tags
+from .decode import is_pattern
+from .errors import RestoreError
+
+_CONTAINERS = {"mp4": "mp4", "mkv": "matroska"}
+
+
+def output_kind(path: str) -> str:
+    """'mp4', 'mkv' or 'png' for an output path; an error for anything else."""
+    ext = os.path.splitext(path)[1].lower()
+    if is_pattern(path):
+        if ext != ".png":
+            raise RestoreError(f"image-sequence output must be a .png pattern such as out/%05d.png, not '{path}'")
+        return "png"
+    if ext in (".mp4", ".mkv"):
+        return ext[1:]
+    raise RestoreError(f"output '{path}' must end in .mp4, .mkv or be a pattern such as out/%05d.png")
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """How to encode: output kind, H.264 quality and speed (mp4 only)."""
+
+    kind: str
+    crf: int = 18
+    preset: str = "medium"
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    """The restored stream: size after scaling, the source's timing and colour."""
+
+    width: int
+    height: int
+    time_base: Fraction
+    rate: Fraction
+    colour: Colour
+
+    def pix_fmt(self, kind: str) -> str:
+        if kind == "mkv":
+            return "bgr0"  # FFV1 on RGB is exact: no YUV round trip in the lossless output
+        if kind == "mp4" and (self.width % 2 or self.height % 2):
+            return "yuv444p"
+        return "yuv420p"
+
+
+class SegmentWriter:
+    """Encodes consecutive restored frames into one segment file (a folder of PNGs for 'png')."""
+
+    def __init__(self, path: str, settings: EncodeSettings, fmt: VideoFormat) -> None:
+        self._path, self._kind, self._fmt = path, settings.kind, fmt
+        self._count = 0
+        self._last_pts: int | None = None
+        if self._kind == "png":
+            os.makedirs(path)
+            return
+        self._container = av.open(path, "w", format=_CONTAINERS[self._kind])
+        codec = "libx264" if self._kind == "mp4" else "ffv1"
+        options = {"crf": str(settings.crf), "preset": settings.preset} if self._kind == "mp4" else {}
+        stream = self._container.add_stream(codec, rate=fmt.rate, options=options)
+        stream.width, stream.height, stream.pix_fmt = fmt.width, fmt.height, fmt.pix_fmt(self._kind)
+        stream.time_base = fmt.time_base
+        stream.codec_context.time_base = fmt.time_base
+        # The codec context's tags are what the encoder writes into the bitstream (H.264 VUI).
+        out_tags, ctx = tags(stream.pix_fmt, fmt.colour, fmt.height), stream.codec_context
+        ctx.colorspace, ctx.color_range = out_tags.matrix, out_tags.range
+        ctx.color_primaries, ctx.color_trc = out_tags.primaries, out_tags.trc
+        self._stream = stream
+
+    def write(self, rgb: np.ndarray, pts: int) -> None:
+        """Append one frame with the source's timestamp."""
+        if self._kind == "png":
+            cv2.imwrite(os.path.join(self._path, f"{self._count:08d}.png"), rgb[:, :, ::-1])
+        else:
+            # Encoders need strictly increasing timestamps; a broken source may repeat one.
+            if self._last_pts is not None and pts <= self._last_pts:
+                pts = self._last_pts + 1
+            self._last_pts = pts
+            frame = rgb_to_frame(rgb, self._stream.pix_fmt, self._fmt.colour)
+            frame.pts, frame.time_base = pts, self._fmt.time_base
+            self._container.mux(self._stream.encode(frame))
+        self._count += 1
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file."""
+        if self._kind != "png":
+            self._container.mux(self._stream.encode(None))
+            self._container.close()
+
+    def abort(self) -> None:
+        """Drop what was written: an unfinished segment is never kept."""
+        if self._kind != "png":
+            try:
+                self._container.close()
+            except av.FFmpegError:
+                pass
+        (shutil.rmtree if os.path.isdir(self._path) else os.remove)(self._path)
+
+
+def _packets(container: av.container.InputContainer, streams: list) -> Iterator[av.Packet]:
+    for packet in container.demux(*streams):
+        if packet.dts is not None and packet.size:  # skip the demuxer's empty flush packets
+            yield packet
+
+
+def _seconds(packet: av.Packet) -> float:
+    return float(packet.dts * packet.time_base)
+
+
+def _copyable_streams(source: av.container.InputContainer, out: av.container.OutputContainer | None,
+                      warn: Callable[[str], None]) -> list:
+    keep = []
+    for stream in source.streams:
+        if stream.type not in ("audio", "subtitle"):
+            continue
+        name = stream.codec_context.name if stream.codec_context else "unknown"
+        if out is None:
+            warn(f"{stream.type} stream #{stream.index} ({name}) dropped: an image sequence has no {stream.type}")
+        elif name not in out.supported_codecs:
+            warn(f"{stream.type} stream #{stream.index} ({name}) dropped: {out.format.name} cannot hold it "
+                 f"without re-encoding (write .mkv to keep it)")
+        else:
+            keep.append(stream)
+    return keep
+
+
+def assemble(segments: list[str], output_tmp: str, kind: str, source_path: str,
+             warn: Callable[[str], None]) -> None:
+    """Join the segments by packet copy into `output_tmp` (a folder for 'png') and mux the
+    source's audio and subtitle packets in without re-encoding, interleaved by time."""
+    if kind == "png":
+        with av.open(source_path, format="image2" if is_pattern(source_path) else None) as source:
+            _copyable_streams(source, None, warn)
+        os.makedirs(output_tmp)
+        n = 0
+        for segment in segments:
+            for name in sorted(os.listdir(segment)):
+                n += 1
+                os.replace(os.path.join(segment, name), os.path.join(output_tmp, f"{n:08d}.png"))
+        return
+    with av.open(output_tmp, "w", format=_CONTAINERS[kind]) as out, \
+            av.open(source_path) as source:
+        inputs = [av.open(s) for s in segments]
+        try:
+            video = out.add_stream_from_template(inputs[0].streams.video[0])
+            copied = _copyable_streams(source, out, warn)
+            targets = {s.index: out.add_stream_from_template(s) for s in copied}
+            side = _packets(source, copied)
+            pending = next(side, None)
+            for segment in inputs:
+                for packet in _packets(segment, [segment.streams.video[0]]):
+                    # Mux the side packets that come before this video packet, so the file is
+                    # interleaved as it is written instead of buffered whole in the muxer.
+                    while pending is not None and _seconds(pending) <= _seconds(packet):
+                        pending.stream = targets[pending.stream.index]
+                        out.mux(pending)
+                        pending = next(side, None)
+                    packet.stream = video
+                    out.mux(packet)
+            while pending is not None:
+                pending.stream = targets[pending.stream.index]
+                out.mux(pending)
+                pending = next(side, None)
+        finally:
+            for c in inputs:
+                c.close()

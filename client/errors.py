@@ -1,0 +1,7 @@
+"""The one exception the client raises for anything a user can fix or should know about: the CLI
+prints its message as a single `restore: error: ...` line and exits non-zero."""
+from __future__ import annotations
+
+
+class RestoreError(Exception):
+    """A failure explained in one line, ready to show to the user."""
