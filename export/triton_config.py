@@ -1,0 +1,89 @@
+"""config.pbtxt of every `<task>_net` model, written from training/contract.py so that serving
+and training cannot drift apart.
+
+Two flavours share one tensor block: the CPU default (Python backend running the ONNX with ONNX
+Runtime, committed to git) and the GPU one (platform tensorrt_plan, written only by
+`make engine` on a host that built a plan).
+
+    python -m export.triton_config [--repository model_repository]   # rewrite the CPU defaults
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from export.files import atomic_write
+from training.contract import MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW, Task
+
+ONNX_FILE = "model.onnx"
+PLAN_FILE = "model.plan"
+# Long enough to catch frames of other streams arriving together, short against a frame's
+# compute time (milliseconds even for the small network).
+QUEUE_DELAY_US = 500
+HEADER = "# Written by export/triton_config.py from training/contract.py; `make engine` rewrites it.\n"
+
+
+def _tensor(name: str, dims: list[int]) -> str:
+    return (f"  {{\n    name: \"{name}\"\n    data_type: TYPE_UINT8\n"
+            f"    dims: [ {', '.join(str(d) for d in dims)} ]\n  }}")
+
+
+def tensor_block(task: Task) -> str:
+    """max_batch_size, inputs and output of `<task>_net` (dims exclude the batch dimension)."""
+    inputs = [_tensor(WINDOW, [task.window, -1, -1, 3])]
+    if task.masked:
+        inputs.append(_tensor(MASK_WINDOW, [task.window, -1, -1, 1]))
+    joined = ",\n".join(inputs)
+    return (f"max_batch_size: {MAX_BATCH_SIZE}\n"
+            f"input [\n{joined}\n]\n"
+            f"output [\n{_tensor(RESTORED, [-1, -1, 3])}\n]\n"
+            f"dynamic_batching {{\n  max_queue_delay_microseconds: {QUEUE_DELAY_US}\n}}\n")
+
+
+def _instance_group(kind: str) -> str:
+    return f"instance_group [\n  {{\n    count: 1\n    kind: {kind}\n  }}\n]\n"
+
+
+def onnxruntime_config(task: Task, onnx_file: str = ONNX_FILE, intra_op_threads: int = 0) -> str:
+    """CPU config: Python backend (1/model.py) running `onnx_file` with ONNX Runtime.
+    intra_op_threads 0 means every core the server process may use."""
+    return (HEADER + f"name: \"{task.net_model}\"\nbackend: \"python\"\n" + tensor_block(task)
+            + _instance_group("KIND_CPU")
+            + "parameters [\n"
+            f"  {{\n    key: \"onnx_file\"\n    value: {{ string_value: \"{onnx_file}\" }}\n  }},\n"
+            f"  {{\n    key: \"intra_op_threads\"\n    value: {{ string_value: \"{intra_op_threads}\" }}\n  }}\n"
+            "]\n")
+
+
+def tensorrt_config(task: Task, plan_file: str = PLAN_FILE) -> str:
+    """GPU config: Triton's TensorRT backend loading `plan_file` from the version directory."""
+    return (HEADER + f"name: \"{task.net_model}\"\nplatform: \"tensorrt_plan\"\n"
+            f"default_model_filename: \"{plan_file}\"\n" + tensor_block(task)
+            + _instance_group("KIND_GPU"))
+
+
+def config_path(repository: Path, task: Task) -> Path:
+    return repository / task.net_model / "config.pbtxt"
+
+
+def write_config(repository: Path, task: Task, text: str) -> Path:
+    """Write `text` as `<repository>/<task>_net/config.pbtxt` (atomically: Triton may be polling)."""
+    return atomic_write(config_path(repository, task), text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m export.triton_config",
+        description="Write the CPU-default config.pbtxt (Python backend + ONNX Runtime) of every "
+                    f"<task>_net model ({', '.join(TASKS)}) from training/contract.py.")
+    parser.add_argument("--repository", type=Path, default=Path("model_repository"),
+                        help="Triton model repository to write into (default: model_repository)")
+    args = parser.parse_args(argv)
+    for task in TASKS.values():
+        print(f"triton_config: wrote {write_config(args.repository, task, onnxruntime_config(task))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
