@@ -1,0 +1,111 @@
+"""`make engine` (export/engine.py) and the config.pbtxt writer (export/triton_config.py) on CPU:
+backend choice and its messages, exit status 2, re-export only when the checkpoint changes,
+and configs for both backends that Triton's own schema accepts."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+import export.engine as engine
+import export.onnx_export
+from export.triton_config import onnxruntime_config, tensorrt_config
+from training.contract import MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
+from test_export_onnx import tiny_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+NO_TRT = "TensorRT is not importable (No module named 'tensorrt')"
+
+
+def parse(text: str) -> mc.ModelConfig:
+    return text_format.Parse(text, mc.ModelConfig())
+
+
+def test_choose_backend():
+    assert engine.choose_backend("auto", None)[0] == "tensorrt"
+    backend, why = engine.choose_backend("auto", NO_TRT)
+    assert backend == "onnxruntime" and NO_TRT in why and "ONNX Runtime on CPU" in why
+    assert engine.choose_backend("onnxruntime", None) == ("onnxruntime", "--backend onnxruntime was requested")
+    assert engine.choose_backend("tensorrt", None)[0] == "tensorrt"
+    with pytest.raises(engine.BackendUnavailable, match="--backend tensorrt: TensorRT is not importable"):
+        engine.choose_backend("tensorrt", NO_TRT)
+
+
+def test_tensorrt_demanded_without_it_exits_2(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(engine, "tensorrt_problem", lambda: NO_TRT)
+    code = engine.main(["--task", "denoise", "--backend", "tensorrt", "--repository", str(tmp_path)])
+    assert code == engine.EXIT_BACKEND_UNAVAILABLE == 2
+    assert f"--backend tensorrt: {NO_TRT}" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir()), "nothing may be installed when the backend is refused"
+
+
+@pytest.fixture()
+def cpu_only(monkeypatch):
+    monkeypatch.setattr(engine, "tensorrt_problem", lambda: NO_TRT)
+
+
+def test_installs_onnx_then_skips_until_the_checkpoint_changes(cpu_only, monkeypatch, capsys, tmp_path):
+    checkpoint = tiny_checkpoint(tmp_path / "denoise.pt", "denoise")
+    repo = tmp_path / "repo"
+    args = ["--task", "denoise", "--checkpoint", str(checkpoint), "--repository", str(repo)]
+    assert engine.main(args) == 0
+    out = capsys.readouterr().out
+    assert f"backend onnxruntime, because {NO_TRT}" in out and "max |diff| 0 grey level" in out
+    version = repo / "denoise_net" / "1"
+    stamp = json.loads((version / "model.onnx.json").read_text())
+    assert (version / "model.onnx").is_file() and stamp["max_abs_diff_vs_pytorch"] <= 1
+    assert parse((repo / "denoise_net" / "config.pbtxt").read_text()).backend == "python"
+
+    def no_export(*_, **__):
+        raise AssertionError("re-exported although the checkpoint did not change")
+
+    monkeypatch.setattr(export.onnx_export, "export_checkpoint", no_export)
+    start = time.perf_counter()
+    assert engine.main(args) == 0
+    assert time.perf_counter() - start < 5
+    assert "not re-exported" in capsys.readouterr().out
+    monkeypatch.undo()
+    monkeypatch.setattr(engine, "tensorrt_problem", lambda: NO_TRT)
+
+    tiny_checkpoint(checkpoint, "denoise", seed=1)  # new weights, same path
+    assert engine.main(args) == 0
+    assert "exported" in capsys.readouterr().out
+    assert json.loads((version / "model.onnx.json").read_text())["checkpoint_sha256"] != stamp["checkpoint_sha256"]
+
+
+def test_missing_checkpoint_and_wrong_task_fail_with_status_1(cpu_only, capsys, tmp_path):
+    assert engine.main(["--task", "sr4", "--checkpoint", str(tmp_path / "none.pt"), "--repository", str(tmp_path)]) == 1
+    assert "checkpoint not found" in capsys.readouterr().err
+    checkpoint = tiny_checkpoint(tmp_path / "denoise.pt", "denoise")
+    assert engine.main(["--task", "sr4", "--checkpoint", str(checkpoint), "--repository", str(tmp_path)]) == 1
+    assert "does not fit task 'sr4'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", TASKS.values(), ids=lambda t: t.name)
+def test_configs_for_both_backends(task):
+    inputs = {WINDOW: [task.window, -1, -1, 3], **({MASK_WINDOW: [task.window, -1, -1, 1]} if task.masked else {})}
+    for text, kind in ((onnxruntime_config(task), mc.ModelInstanceGroup.KIND_CPU),
+                       (tensorrt_config(task), mc.ModelInstanceGroup.KIND_GPU)):
+        config = parse(text)
+        assert config.name == task.net_model and config.max_batch_size == MAX_BATCH_SIZE
+        assert {i.name: list(i.dims) for i in config.input} == inputs
+        assert all(i.data_type == mc.TYPE_UINT8 for i in [*config.input, *config.output])
+        assert [(o.name, list(o.dims)) for o in config.output] == [(RESTORED, [-1, -1, 3])]
+        assert config.HasField("dynamic_batching") and [g.kind for g in config.instance_group] == [kind]
+    cpu, gpu = parse(onnxruntime_config(task)), parse(tensorrt_config(task))
+    assert cpu.backend == "python" and cpu.parameters["onnx_file"].string_value == "model.onnx"
+    assert cpu.parameters["intra_op_threads"].string_value == "0"
+    assert gpu.platform == "tensorrt_plan" and gpu.default_model_filename == "model.plan"
+
+
+@pytest.mark.parametrize("task", TASKS.values(), ids=lambda t: t.name)
+def test_committed_repository_is_the_cpu_default(task):
+    model = ROOT / "model_repository" / task.net_model
+    assert (model / "config.pbtxt").read_text() == onnxruntime_config(task), \
+        "regenerate with: python -m export.triton_config"
+    for name in ("model.py", "ort_runner.py"):
+        assert (model / "1" / name).resolve() == (ROOT / "model_repository/denoise_net/1" / name).resolve()

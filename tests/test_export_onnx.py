@@ -1,0 +1,92 @@
+"""Checkpoint -> ONNX (export/onnx_export.py): names, dynamic axes, opset, parity vs PyTorch on
+real windows, odd sizes and batches, loud failure. Tiny random networks keep it to seconds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from export.onnx_export import check_task, export_checkpoint, main, torch_reference
+from export.samples import box_mask, read_window, sample_clip
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.contract import MASK_WINDOW, ONNX_OPSET, RESTORED, TASKS, WINDOW
+from training.network import NetConfig, VideoRestorationNet
+from training.processing import ServingNet
+
+
+def tiny_checkpoint(path: Path, task: str, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    t = TASKS[task]
+    net = VideoRestorationNet(NetConfig(channels=8, frame_channels=4, fusion_blocks=1,
+                                        scale=t.scale, masked=t.masked))
+    save_checkpoint(path, net, task=task)
+    return path
+
+
+@pytest.fixture(scope="module", params=["denoise", "sr4", "inpaint"])
+def exported(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(request.param)
+    checkpoint = tiny_checkpoint(tmp / "net.pt", request.param)
+    report = export_checkpoint(checkpoint, tmp / "net.onnx", task=TASKS[request.param])
+    net, _ = load_checkpoint(checkpoint)
+    return request.param, report, ServingNet(net).eval()
+
+
+def dims(value_info) -> list:
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+def test_real_window_is_decoded():
+    w = read_window(sample_clip(), 5, start=10)
+    assert w.shape == (1, 5, 144, 176, 3) and w.dtype == np.uint8 and w.std() > 10
+
+
+def test_graph_has_contract_names_dynamic_axes_and_opset(exported):
+    task, report, _ = exported
+    model = onnx.load(report.path)
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= ONNX_OPSET
+    inputs = {i.name: dims(i) for i in model.graph.input}
+    expected = {WINDOW: ["batch", 5, "height", "width", 3]}
+    if TASKS[task].masked:
+        expected[MASK_WINDOW] = ["batch", 5, "height", "width", 1]
+    assert inputs == expected
+    (output,) = model.graph.output
+    assert output.name == RESTORED and output.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert report.max_abs_diff <= 1 and report.checked_shapes == ((1, 5, 144, 176, 3), (2, 5, 143, 175, 3))
+
+
+def test_runs_at_odd_sizes_and_batch_like_pytorch(exported):
+    task, report, model = exported
+    rng = np.random.default_rng(1)
+    feeds = {WINDOW: rng.integers(0, 256, (3, 5, 37, 41, 3), dtype=np.uint8)}
+    if TASKS[task].masked:
+        feeds[MASK_WINDOW] = box_mask(feeds[WINDOW])
+    got = ort.InferenceSession(str(report.path)).run([RESTORED], feeds)[0]
+    s = TASKS[task].scale
+    assert got.shape == (3, 37 * s, 41 * s, 3)
+    assert np.abs(got.astype(int) - torch_reference(model, feeds).astype(int)).max() <= 1
+    if TASKS[task].masked:  # outside the mask the centre frame comes back bit-exact
+        keep = feeds[MASK_WINDOW][:, 2, ..., 0] == 0
+        np.testing.assert_array_equal(got[keep], feeds[WINDOW][:, 2][keep])
+
+
+def test_parity_failure_exits_nonzero_and_removes_the_file(tmp_path, capsys):
+    checkpoint = tiny_checkpoint(tmp_path / "d.pt", "denoise")
+    output = tmp_path / "d.onnx"
+    # Tolerance -1 cannot be met even by a bit-exact graph: exercises the failure path.
+    assert main(["--checkpoint", str(checkpoint), "--output", str(output), "--tolerance", "-1"]) == 1
+    err = capsys.readouterr().err
+    assert "differs from PyTorch by 0 grey levels (tolerance -1)" in err and "[1, 5, 144, 176, 3]" in err
+    assert not output.exists()
+
+
+def test_checkpoint_must_fit_the_task(tmp_path):
+    checkpoint = tiny_checkpoint(tmp_path / "d.pt", "denoise")
+    net, extra = load_checkpoint(checkpoint)
+    check_task(checkpoint, extra, net.config, TASKS["denoise"])
+    with pytest.raises(ValueError, match=r"scale 1 \(task 'sr4' needs 4\)"):
+        check_task(checkpoint, extra, net.config, TASKS["sr4"])

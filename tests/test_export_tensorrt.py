@@ -1,0 +1,88 @@
+"""TensorRT plan building (export/tensorrt_build.py): the pure parts on CPU (profile shapes,
+precision, metadata and staleness, the trtexec line); the build itself where TensorRT and a GPU
+exist."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from export.engine import tensorrt_problem
+from export.tensorrt_build import (NEEDS_TENSORRT, PlanMetadata, ProfileSpec, choose_precision, profile_json,
+                                   profile_shapes, stale_reason, trtexec_command)
+from training.contract import TASKS
+
+
+def test_profile_covers_batch_and_sizes_with_1080p_optimum():
+    shapes = profile_shapes(TASKS["denoise"], ProfileSpec())
+    assert shapes == {"WINDOW": ((1, 5, 64, 64, 3), (1, 5, 1080, 1920, 3), (8, 5, 2160, 2160, 3))}
+    masked = profile_shapes(TASKS["inpaint"], ProfileSpec(max_batch=4, max_side=720))
+    assert masked["MASK_WINDOW"] == ((1, 5, 64, 64, 1), (1, 5, 720, 720, 1), (4, 5, 720, 720, 1))
+    with pytest.raises(ValueError, match="--min-side"):
+        profile_shapes(TASKS["denoise"], ProfileSpec(min_side=4096))
+    with pytest.raises(ValueError, match="opt batch"):
+        profile_shapes(TASKS["denoise"], ProfileSpec(opt_batch=9))
+
+
+def test_precision_choice():
+    assert choose_precision("auto", True) == "fp16" and choose_precision("auto", False) == "fp32"
+    assert choose_precision("fp32", True) == "fp32"
+    with pytest.raises(ValueError, match="--precision"):
+        choose_precision("int8", True)
+
+
+def metadata(**changes) -> PlanMetadata:
+    base = PlanMetadata("10.5.0", "NVIDIA H100 80GB HBM3", "9.0", "fp16", "ab" * 32,
+                        profile_json(profile_shapes(TASKS["denoise"], ProfileSpec())))
+    return dataclasses.replace(base, **changes)
+
+
+def test_plan_tag_names_version_gpu_and_precision():
+    assert metadata().tag == "trt10.5.0_nvidia-h100-80gb-hbm3_sm90_fp16"
+
+
+def test_staleness(tmp_path):
+    plan = tmp_path / "model.plan"
+    assert "no plan" in stale_reason(plan, None, metadata())
+    plan.write_bytes(b"plan")
+    assert "no metadata" in stale_reason(plan, None, metadata())
+    recorded = json.loads(metadata().to_json())
+    assert stale_reason(plan, recorded, metadata()) is None
+    for change, label in [({"tensorrt_version": "10.6.0"}, "TensorRT version"), ({"gpu_name": "NVIDIA L4"}, "GPU"),
+                          ({"compute_capability": "8.9"}, "compute capability"), ({"precision": "fp32"}, "precision"),
+                          ({"onnx_sha256": "cd" * 32}, "ONNX"),
+                          ({"profile": profile_json(profile_shapes(TASKS["denoise"], ProfileSpec(max_side=1080)))},
+                           "optimisation profile")]:
+        assert stale_reason(plan, recorded, metadata(**change)).startswith(label)
+
+
+def test_trtexec_command_matches_the_build():
+    shapes = profile_shapes(TASKS["inpaint"], ProfileSpec())
+    line = trtexec_command(Path("m dir/model.onnx"), Path("model.plan"), shapes, "fp16", 4096, Path("t.cache"))
+    args = shlex.split(line)
+    assert args[0] == "trtexec" and "--onnx=m dir/model.onnx" in args and "--fp16" in args
+    assert "--minShapes=WINDOW:1x5x64x64x3,MASK_WINDOW:1x5x64x64x1" in args
+    assert "--optShapes=WINDOW:1x5x1080x1920x3,MASK_WINDOW:1x5x1080x1920x1" in args
+    assert "--maxShapes=WINDOW:8x5x2160x2160x3,MASK_WINDOW:8x5x2160x2160x1" in args
+    assert "--memPoolSize=workspace:4096" in args and "--timingCacheFile=t.cache" in args
+    assert "--fp16" not in shlex.split(trtexec_command(Path("m"), Path("p"), shapes, "fp32", 1, Path("c")))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(tensorrt_problem() is not None, reason=NEEDS_TENSORRT)
+def test_build_parity_and_reuse(tmp_path):
+    from export.onnx_export import export_checkpoint
+    from export.tensorrt_build import ensure_plan
+    from test_export_onnx import tiny_checkpoint
+
+    task = TASKS["denoise"]
+    onnx = export_checkpoint(tiny_checkpoint(tmp_path / "d.pt", "denoise"), tmp_path / "model.onnx", task=task).path
+    spec = ProfileSpec(max_side=512)
+    cache = tmp_path / "timing.cache"
+    meta, reason = ensure_plan(onnx, tmp_path / "model.plan", task, spec, "auto", 1024, cache)
+    assert reason and (tmp_path / "model.plan").stat().st_size > 0 and cache.is_file()
+    assert json.loads((tmp_path / "model.plan.json").read_text())["tag"] == meta.tag
+    assert ensure_plan(onnx, tmp_path / "model.plan", task, spec, "auto", 1024, cache)[1] is None
