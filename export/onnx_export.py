@@ -24,6 +24,7 @@ import onnxruntime as ort
 import torch
 
 from export.parity import ParityError, max_abs_diff
+from export.uint8_edges import confine_uint8_to_edges
 from export.samples import DEFAULT_CLIP, box_mask, read_window, sample_clip
 from training.checkpoint import load_checkpoint
 from training.contract import MASK_WINDOW, ONNX_OPSET, RESTORED, WINDOW, Task
@@ -53,7 +54,8 @@ def input_names(masked: bool) -> list[str]:
 
 def export_serving_net(model: ServingNet, example: dict[str, np.ndarray], output: Path,
                        opset: int = EXPORT_OPSET) -> None:
-    """Export `model` to `output` with batch, H and W dynamic on every input.
+    """Export `model` to `output` with batch, H and W dynamic on every input, uint8 confined to
+    the graph's edges (see export/uint8_edges.py).
 
     `example` maps input names to uint8 arrays (any size: the exported shapes are symbolic).
     """
@@ -71,6 +73,7 @@ def export_serving_net(model: ServingNet, example: dict[str, np.ndarray], output
         torch.onnx.export(model, args, str(tmp), dynamo=True, external_data=False, verbose=False,
                           input_names=names, output_names=[RESTORED], opset_version=opset,
                           dynamic_shapes=dynamic_shapes)
+    onnx.save(confine_uint8_to_edges(onnx.load(str(tmp))), str(tmp))
     tmp.replace(output)
 
 

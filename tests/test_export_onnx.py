@@ -59,6 +59,19 @@ def test_graph_has_contract_names_dynamic_axes_and_opset(exported):
     assert report.max_abs_diff <= 1 and report.checked_shapes == ((1, 5, 144, 176, 3), (2, 5, 143, 175, 3))
 
 
+def test_uint8_only_at_the_edges_for_tensorrt(exported):
+    # TensorRT takes UINT8 only as network I/O converted by Cast (export/uint8_edges.py).
+    _, report, _ = exported
+    model = onnx.shape_inference.infer_shapes(onnx.load(report.path))
+    graph = model.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
+    touching = [(n.op_type, [i for i in [*n.input, *n.output] if types.get(i) == onnx.TensorProto.UINT8])
+                for n in graph.node]
+    touching = [(op, names) for op, names in touching if names]
+    edges = {v.name for v in [*graph.input, *graph.output]}
+    assert touching and all(op == "Cast" and set(names) <= edges for op, names in touching), touching
+
+
 def test_runs_at_odd_sizes_and_batch_like_pytorch(exported):
     task, report, model = exported
     rng = np.random.default_rng(1)
