@@ -102,7 +102,12 @@ def test_configs_for_both_backends(task):
     assert gpu.platform == "tensorrt_plan" and gpu.default_model_filename == "model.plan"
 
 
-@pytest.mark.parametrize("task", TASKS.values(), ids=lambda t: t.name)
+# Only tasks with a shipped checkpoint are in the repository: tritonserver (model-control-mode
+# none) refuses to start if any model in it cannot load.
+SERVED = [t for t in TASKS.values() if (ROOT / "model_repository" / t.net_model).is_dir()]
+
+
+@pytest.mark.parametrize("task", SERVED, ids=lambda t: t.name)
 def test_committed_repository_is_the_cpu_default(task):
     model = ROOT / "model_repository" / task.net_model
     assert (model / "config.pbtxt").read_text() == onnxruntime_config(task), \

@@ -1,1 +1,0 @@
-../../denoise_net/1/ort_runner.py
