@@ -188,8 +188,8 @@ def train(cfg: TrainConfig) -> dict:
     if rank == 0 and cfg.out:
         out = cfg.out.format(task=cfg.task)
         shipped = ema.model if ema else model
-        save_checkpoint(out, shipped, machine=f"{platform.node()} {platform.processor() or platform.machine()}, "
-                        f"{os.cpu_count()} CPUs, device {device}, world size {world}", **checkpoint_extra(), **result)
+        machine = f"{platform.machine()}, {os.cpu_count()} CPUs, device {device}, world size {world}"
+        save_checkpoint(out, shipped, **{**checkpoint_extra(), **result, "machine": machine})
         print(f"wrote {out}: {json.dumps(result)}", flush=True)
     if log_file:
         log_file.close()
