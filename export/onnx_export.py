@@ -69,7 +69,7 @@ def export_serving_net(model: ServingNet, example: dict[str, np.ndarray], output
     args = tuple(torch.from_numpy(example[name]) for name in names)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.no_grad():
         torch.onnx.export(model, args, str(tmp), dynamo=True, external_data=False, verbose=False,
                           input_names=names, output_names=[RESTORED], opset_version=opset,
                           dynamic_shapes=dynamic_shapes)
