@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
@@ -59,8 +60,10 @@ def check_paths(input_path: str, output: str) -> str:
     folder = os.path.dirname(output) or "."
     if not os.path.isdir(folder):
         raise RestoreError(f"output folder '{folder}' does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise RestoreError(f"output folder '{folder}' is not writable")
+    try:  # a real write: permission bits say nothing for root or on a read-only file system
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise RestoreError(f"output folder '{folder}' is not writable ({e.strerror})") from None
     return kind
 
 

@@ -15,6 +15,7 @@ from typing import Callable
 
 import av
 from tqdm import tqdm
+from tritonclient.utils import InferenceServerException
 
 from .encode import EncodeSettings, output_kind
 from .errors import RestoreError
@@ -132,7 +133,7 @@ def _restore_on(url: str, args: argparse.Namespace, todo: queue.Queue, report: C
             except RestoreError as e:
                 failures.append((source, str(e)))
                 continue
-            except (av.FFmpegError, OSError) as e:
+            except (av.FFmpegError, OSError, InferenceServerException) as e:
                 failures.append((source, f"{type(e).__name__}: {e}"))
                 continue
             if not args.quiet:

@@ -56,10 +56,25 @@ def describe_task(client: grpcclient.InferenceServerClient, url: str, task: str)
     except InferenceServerException as e:
         raise RestoreError(f"cannot query model '{task}' on {url} ({_reason(e)})") from None
     if not ready:
+        raise RestoreError(f"model '{task}' is not ready on {url}; available: {_available(client)}")
+    try:
+        return _describe(client, url, task)
+    except InferenceServerException as e:
+        raise RestoreError(f"cannot read the configuration of '{task}' on {url} ({_reason(e)})") from None
+
+
+def _available(client: grpcclient.InferenceServerClient) -> str:
+    """The ready tasks, for the error message; a secured server may not list them."""
+    try:
         index = client.get_model_repository_index(as_json=True).get("models", [])
-        tasks = sorted(m["name"] for m in index if m.get("state") == "READY"
-                       and not m["name"].endswith(("_window", "_net")))
-        raise RestoreError(f"model '{task}' is not ready on {url}; available: {', '.join(tasks) or 'none'}")
+    except InferenceServerException:
+        return "unknown (this server does not list its models to clients)"
+    tasks = sorted(m["name"] for m in index if m.get("state") == "READY"
+                   and not m["name"].endswith(("_window", "_net")))
+    return ", ".join(tasks) or "none"
+
+
+def _describe(client: grpcclient.InferenceServerClient, url: str, task: str) -> TaskInfo:
     meta = client.get_model_metadata(task, as_json=True)
     config = client.get_model_config(task, as_json=True)["config"]
 

@@ -1,0 +1,72 @@
+"""The restore command's promises that need no server: every flag explained, and each way a run
+can be refused ends in one line `restore: error: ...`, a non-zero exit and no output file."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from client.local_server import free_port
+from tests.test_client_media import CARPHONE, make_clip, real_frames
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def restore(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "client.restore", "--quiet", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def one_error_line(run: subprocess.CompletedProcess) -> str:
+    assert run.returncode != 0
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("restore: error: "), run.stderr
+    return lines[0]
+
+
+def test_help_explains_every_flag():
+    run = subprocess.run([sys.executable, "-m", "client.restore", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0
+    for flag in ["--output", "--task", "--url", "--crf", "--preset", "--format", "--mask", "--resume",
+                 "--segment-frames", "--max-in-flight", "--timeout", "--quiet"]:
+        # each flag is followed by its explanation, not just listed in the usage line
+        assert re.search(rf"{flag}[^\n]*\n?\s+\S", run.stdout.split("options:")[1]), flag
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "does not exist"),
+    ("not_video", "is not a video FFmpeg can read"),
+    ("same", "is the input: refusing"),
+    ("no_folder", "output folder '.*' does not exist"),
+    ("read_only", "is not writable"),
+    ("bad_ext", "must end in .mp4, .mkv or be a pattern"),
+    ("unreachable", "cannot reach Triton at 127.0.0.1:"),
+])
+def test_refusals_are_one_clear_line(tmp_path, case, message):
+    clip = make_clip(tmp_path / "in.mp4", real_frames(3))
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("hello")
+    args = {
+        "missing": [str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "out.mp4")],
+        "not_video": [str(notes), "-o", str(tmp_path / "out.mp4")],
+        "same": [str(clip), "-o", str(clip)],
+        "no_folder": [str(clip), "-o", str(tmp_path / "no" / "out.mp4")],
+        "read_only": [str(clip), "-o", "/sys/out.mp4"],
+        "bad_ext": [str(clip), "-o", str(tmp_path / "out.avi")],
+        "unreachable": [str(clip), "-o", str(tmp_path / "out.mp4")],
+    }[case]
+    line = one_error_line(restore(*args, "--url", f"127.0.0.1:{free_port()}"))
+    assert re.search(message, line), line
+    assert not (tmp_path / "out.mp4").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "notes.mp4"]  # no debris
+
+
+def test_several_inputs_need_an_output_folder(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", real_frames(2))
+    target = tmp_path / "taken.mp4"
+    target.write_bytes(b"")
+    line = one_error_line(restore(str(clip), str(CARPHONE), "-o", str(target)))
+    assert "need an output folder" in line

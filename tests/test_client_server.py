@@ -1,0 +1,188 @@
+"""The restore command against a real tritonserver: whole files restored end to end, re-ordered
+correctly, many files over several connections, resume after an interruption, and a server
+killed mid-stream. Clips are short real frames (carphone, 176x144) so this stays quick on CPU."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from client.local_server import TritonServer
+from client.server import connect, describe_task
+from client.stream import restore_stream
+from tests.test_client_media import decode_all, make_clip, packets, psnr, real_frames
+
+pytestmark = [pytest.mark.server]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def noisy(frames: list[np.ndarray], sigma: float = 20, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [np.clip(f + rng.normal(0, sigma, f.shape), 0, 255).astype(np.uint8) for f in frames]
+
+
+def cli(*args: str, quiet: bool = True) -> list[str]:
+    return [sys.executable, "-m", "client.restore", *(["--quiet"] if quiet else []), *args]
+
+
+def restore(*args: str, quiet: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(cli(*args, quiet=quiet), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def noisy_clip(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
+    """24 noisy carphone frames, losslessly stored, with an AAC track; and the clean frames."""
+    clean = real_frames(24)
+    path = make_clip(tmp_path_factory.mktemp("clips") / "noisy.mkv", noisy(clean), codec="ffv1", audio=True)
+    return path, clean
+
+
+def test_restores_a_clip_end_to_end(triton_server, noisy_clip, tmp_path):
+    source, clean = noisy_clip
+    out = tmp_path / "restored.mp4"
+    run = restore(str(source), "-o", str(out), "--url", triton_server.grpc_url, "--crf", "12")
+    assert run.returncode == 0, run.stderr
+    frames, times, _ = decode_all(out)
+    assert len(frames) == 24 and times == pytest.approx(decode_all(source)[1], abs=1e-3)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == 25
+    assert packets(out, "audio") == packets(source, "audio")  # the AAC track, packet for packet
+    inputs = decode_all(source)[0]
+    before = np.mean([psnr(n, c) for n, c in zip(inputs, clean)])
+    after = np.mean([psnr(r, c) for r, c in zip(frames, clean)])
+    assert after > before + 1, (before, after)  # denoised, not just copied or garbled
+    assert list(tmp_path.iterdir()) == [out]  # no work folder or temporary left behind
+
+
+def test_output_holds_the_served_frames_in_order(triton_server, noisy_clip, tmp_path):
+    source, _ = noisy_clip
+    out = tmp_path / "restored.mkv"
+    run = restore(str(source), "-o", str(out), "--url", triton_server.grpc_url, "--max-in-flight", "3",
+                  "--segment-frames", "5")
+    assert run.returncode == 0, run.stderr
+    url = triton_server.grpc_url
+    client = connect(url)
+    try:
+        task = describe_task(client, url, "denoise")
+        inputs = decode_all(source)[0]
+        served = list(restore_stream(client, url, task, ((i, f, None) for i, f in enumerate(inputs))))
+    finally:
+        client.close()
+    written = decode_all(out)[0]
+    assert [i for i, _ in served] == list(range(24))
+    assert all(np.abs(w.astype(int) - s).max() <= 1 for w, (_, s) in zip(written, served))
+
+
+def test_image_sequence_in_and_out(triton_server, tmp_path):
+    (tmp_path / "in").mkdir()
+    for i, f in enumerate(noisy(real_frames(7)), start=1):
+        av.VideoFrame.from_ndarray(f, format="rgb24").save(str(tmp_path / "in" / f"{i:05d}.png"))
+    (tmp_path / "out").mkdir()
+    run = restore(str(tmp_path / "in" / "%05d.png"), "-o", str(tmp_path / "out" / "%04d.png"),
+                  "--url", triton_server.grpc_url)
+    assert run.returncode == 0, run.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == [f"{i:04d}.png" for i in range(1, 8)]
+    assert decode_all(tmp_path / "out" / "%04d.png")[0][0].shape == (144, 176, 3)
+
+
+def test_many_files_over_two_connections_come_back_unmixed(triton_server, tmp_path):
+    host, port = triton_server.grpc_url.split(":")
+    (tmp_path / "clips").mkdir()
+    sizes = {"a": (144, 176), "b": (96, 128), "c": (64, 80)}
+    for i, (name, size) in enumerate(sizes.items()):
+        make_clip(tmp_path / "clips" / f"{name}.mkv", noisy(real_frames(6 + 2 * i, size), seed=i), codec="ffv1")
+    run = restore(str(tmp_path / "clips"), "-o", str(tmp_path / "out") + "/", "--format", "mkv",
+                  "--url", f"{host}:{port}", "--url", f"localhost:{port}")
+    assert run.returncode == 0, run.stderr
+    for i, (name, size) in enumerate(sizes.items()):
+        frames = decode_all(tmp_path / "out" / f"{name}.mkv")[0]
+        assert len(frames) == 6 + 2 * i and frames[0].shape == (*size, 3)
+        inputs = decode_all(tmp_path / "clips" / f"{name}.mkv")[0]
+        assert all(psnr(r, n) > 20 for r, n in zip(frames, inputs))  # each output is its own input's
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "nope"], "model 'nope' is not ready on .*; available: "),
+    (["--mask", "x.png"], "task 'denoise' takes no mask"),
+])
+def test_server_side_refusals_are_one_line(triton_server, noisy_clip, tmp_path, args, message):
+    run = restore(str(noisy_clip[0]), "-o", str(tmp_path / "out.mp4"), "--url", triton_server.grpc_url, *args)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode != 0 and len(lines) == 1 and lines[0].startswith("restore: error: ")
+    assert re.search(message, lines[0]), lines[0]
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_zero_frame_video_is_refused(triton_server, tmp_path):
+    empty = tmp_path / "empty.y4m"  # a video stream header, then no frames
+    empty.write_text("YUV4MPEG2 W64 H48 F25:1 Ip A1:1 C420jpeg\n")
+    run = restore(str(empty), "-o", str(tmp_path / "out.mp4"), "--url", triton_server.grpc_url)
+    assert run.returncode != 0 and "no decodable video frames" in run.stderr
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def _wait_for_segments(folder: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(list(folder.glob("seg-*"))) >= count:
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    raise AssertionError(f"no {count} segments in {folder} after {timeout} s")
+
+
+def _interrupted_then_resumed(source: Path, out: Path, url_first: str, url_resume: str, interrupt) -> tuple:
+    """Start a restore, interrupt it after two segments, check the failure, then resume it."""
+    process = subprocess.Popen(cli(str(source), "-o", str(out), "--url", url_first, "--segment-frames", "4"),
+                               cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    _wait_for_segments(out.parent / f".{out.name}.restore", 2, process)
+    interrupted_at = time.monotonic()
+    interrupt(process)
+    _, stderr = process.communicate(timeout=30)
+    failed_after = time.monotonic() - interrupted_at
+    assert process.returncode != 0 and not out.exists()
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("restore: error: ") and "--resume" in lines[0], stderr
+    resumed = restore(str(source), "-o", str(out), "--url", url_resume, "--segment-frames", "4", "--resume",
+                      quiet=False)
+    assert resumed.returncode == 0, resumed.stderr
+    return failed_after, lines[0], resumed.stderr
+
+
+def _same_as_uninterrupted(source: Path, out: Path, url: str) -> None:
+    reference = out.parent / f"reference{out.suffix}"
+    assert restore(str(source), "-o", str(reference), "--url", url, "--segment-frames", "4").returncode == 0
+    a, b = decode_all(out)[0], decode_all(reference)[0]
+    # Lossless output: equal up to ONNX Runtime's batch-size-dependent rounding (<= 1 level, rare).
+    assert len(a) == len(b) == 24
+    assert max(np.abs(x.astype(int) - y).max() for x, y in zip(a, b)) <= 1
+    assert np.mean([np.mean(x != y) for x, y in zip(a, b)]) < 0.001
+
+
+def test_ctrl_c_then_resume_equals_an_uninterrupted_run(triton_server, noisy_clip, tmp_path):
+    url = triton_server.grpc_url
+    out = tmp_path / "restored.mkv"
+    _, message, resumed = _interrupted_then_resumed(noisy_clip[0], out, url, url,
+                                                    lambda p: p.send_signal(signal.SIGINT))
+    assert "interrupted" in message and "restored now" in resumed
+    done_before = int(message.split("; ")[1].split()[0])  # "N frames are kept"
+    assert f"24 frames; {24 - done_before} restored now" in resumed  # finished segments not redone
+    _same_as_uninterrupted(noisy_clip[0], out, url)
+
+
+def test_server_killed_mid_stream_fails_fast_and_resume_finishes(served_repository, triton_server, noisy_clip, tmp_path):
+    out = tmp_path / "restored.mkv"
+    with TritonServer(served_repository, tmp_path / "doomed.log") as doomed:
+        failed_after, message, _ = _interrupted_then_resumed(noisy_clip[0], out, doomed.grpc_url,
+                                                             triton_server.grpc_url, lambda p: doomed.kill())
+    assert failed_after < 10, failed_after
+    assert "failed after" in message or "no answer" in message
+    _same_as_uninterrupted(noisy_clip[0], out, triton_server.grpc_url)
