@@ -110,3 +110,31 @@ def test_restart_replaces_a_stream():
     table.handle(9, True, False, (np.zeros((2, 2, 3), np.uint8),))
     out = table.handle(9, True, True, (np.ones((3, 3, 3), np.uint8),))
     assert [w.index for w in out] == [0] and out[0].planes[0].shape == (3, 3, 3, 3)
+
+
+def test_torch_ring_buffer_matches_numpy():
+    # The GPU path stores torch CUDA tensors; the same code on torch CPU tensors proves the logic.
+    torch = pytest.importorskip("torch")
+    frames = [np.random.default_rng(i).integers(0, 255, (3, 4, 3), dtype=np.uint8) for i in range(6)]
+    as_numpy, as_torch = StreamTable(5, 10), StreamTable(5, 10, stack=torch.stack)
+    for i, f in enumerate(frames):
+        a = as_numpy.handle(1, i == 0, i == 5, (f,))
+        b = as_torch.handle(1, i == 0, i == 5, (torch.from_numpy(f),))
+        assert [w.index for w in a] == [w.index for w in b]
+        for wa, wb in zip(a, b):
+            assert isinstance(wb.planes[0], torch.Tensor)
+            np.testing.assert_array_equal(wa.planes[0], wb.planes[0].numpy())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
+def test_cuda_ring_buffer_stays_on_the_gpu():
+    import torch
+
+    table = StreamTable(5, 10, stack=torch.stack)
+    out = []
+    for i in range(7):
+        out += table.handle(3, i == 0, i == 6, (torch.full((8, 8, 3), i, dtype=torch.uint8, device="cuda"),))
+    assert [w.index for w in out] == list(range(7))
+    assert all(w.planes[0].is_cuda for w in out)
+    assert out[0].planes[0][:, 0, 0, 0].tolist() == [2, 1, 0, 1, 2]

@@ -3,6 +3,10 @@
 Each request carries one frame of a sequence (sequence batcher, `oldest` strategy: at most one
 request per sequence in a batch, in order). For each request this sends zero or more responses
 (WINDOW, FRAME_INDEX[, MASK_WINDOW]) and then the FINAL flag. The logic lives in windowing.py.
+
+Config parameter `device`: "cpu" (default; NumPy ring buffers) or "cuda" (GPU hosts, written by
+`make engine` beside FORCE_CPU_ONLY_INPUT_TENSORS "no"): each frame is copied to the GPU once,
+ring buffers are torch CUDA tensors, and windows leave by DLPack straight to the TensorRT plan.
 """
 from __future__ import annotations
 
@@ -25,7 +29,16 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.model_name = args["model_name"]
         self.inputs = [i["name"] for i in config["input"] if i["name"] in PLANES]
-        self.table = StreamTable(int(params["window"]), float(params.get("idle_timeout_s", "60")))
+        self.device = params.get("device", "cpu")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"{self.model_name}: parameter device must be 'cpu' or 'cuda', got {self.device!r}")
+        stack = np.stack
+        if self.device == "cuda":
+            import torch  # only GPU hosts need torch in the serving environment
+
+            self.torch = torch
+            stack = torch.stack
+        self.table = StreamTable(int(params["window"]), float(params.get("idle_timeout_s", "60")), stack)
         self.lock = threading.Lock()
         # The family must outlive its metrics, so it is kept on self.
         self.metric_family = pb_utils.MetricFamily(
@@ -60,7 +73,7 @@ class TritonPythonModel:
             tensor = pb_utils.get_input_tensor_by_name(request, name)
             if tensor is None:
                 raise StreamError(f"sequence {corrid}: input {name} is missing")
-            array = tensor.as_numpy()
+            array = self._to_device(tensor)
             if array.ndim != 4 or array.shape[0] != 1 or min(array.shape[1:3]) < 1:
                 raise StreamError(f"sequence {corrid}: {name} must be [1, H, W, C] with H, W >= 1, got {list(array.shape)}")
             planes.append(array[0])
@@ -69,10 +82,19 @@ class TritonPythonModel:
             self.active.set(len(self.table.streams))
         return windows
 
+    def _to_device(self, tensor: "pb_utils.Tensor"):
+        if self.device == "cpu":
+            return tensor.as_numpy()
+        # The one host-to-device copy of this frame (a no-op if Triton already placed it there).
+        return self.torch.from_dlpack(tensor.to_dlpack()).to("cuda", non_blocking=True)
+
     def _response(self, window: Window) -> "pb_utils.InferenceResponse":
         tensors = [pb_utils.Tensor("FRAME_INDEX", np.array([[window.index]], dtype=np.int64))]
         for name, plane in zip(self.inputs, window.planes):
-            tensors.append(pb_utils.Tensor(PLANES[name], plane[np.newaxis]))
+            if self.device == "cpu":
+                tensors.append(pb_utils.Tensor(PLANES[name], plane[np.newaxis]))
+            else:
+                tensors.append(pb_utils.Tensor.from_dlpack(PLANES[name], plane.unsqueeze(0).contiguous()))
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def _reap_loop(self) -> None:

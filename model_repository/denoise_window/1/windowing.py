@@ -5,13 +5,18 @@ frame t is complete and is emitted; at the end of the stream the remaining windo
 Frames outside the stream are mirrored about its ends, as FastDVDnet does: frame -1 := frame 1,
 frame n := frame n-2. Only the last T frames are kept, so memory per stream is bounded.
 
+Frames may be NumPy arrays (CPU) or torch CUDA tensors (GPU hosts: the ring buffer then lives
+on the GPU and a frame crosses PCIe once); `stack` is np.stack or torch.stack accordingly.
+
 No Triton imports: model.py adapts this to the Python backend, and tests use it directly.
 """
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +47,7 @@ class Window:
     """The window centred on stream frame `index`: one array (T, ...) per plane (frames, masks)."""
 
     index: int
-    planes: tuple[np.ndarray, ...]
+    planes: tuple[Any, ...]
 
 
 @dataclass
@@ -51,6 +56,7 @@ class StreamWindower:
     (the RGB frame, and for inpainting its mask) that are windowed together."""
 
     window: int
+    stack: Callable[[Sequence[Any]], Any] = np.stack
     received: int = 0
     emitted: int = 0
     last_seen: float = field(default_factory=time.monotonic)
@@ -61,9 +67,9 @@ class StreamWindower:
         if self.window < 1 or self.window % 2 == 0:
             raise ValueError(f"window length must be odd and >= 1, got {self.window}")
 
-    def push(self, *planes: np.ndarray) -> list[Window]:
+    def push(self, *planes: Any) -> list[Window]:
         """Add the next frame; return the windows it completes (none until frame T//2)."""
-        shapes = tuple(p.shape for p in planes)
+        shapes = tuple(tuple(p.shape) for p in planes)
         if self._shapes is None:
             self._shapes = shapes
         elif shapes != self._shapes:
@@ -91,7 +97,7 @@ class StreamWindower:
         indices = window_indices(centre, self.window, length or self.received)
         first = self.received - len(self._ring)
         frames = [self._ring[i - first] for i in indices]
-        planes = tuple(np.stack([f[p] for f in frames]) for p in range(len(frames[0])))
+        planes = tuple(self.stack([f[p] for f in frames]) for p in range(len(frames[0])))
         self.emitted = centre + 1
         return Window(centre, planes)
 
@@ -99,16 +105,17 @@ class StreamWindower:
 class StreamTable:
     """All live streams of one window model, keyed by sequence (correlation) id."""
 
-    def __init__(self, window: int, idle_timeout_s: float) -> None:
+    def __init__(self, window: int, idle_timeout_s: float, stack: Callable[[Sequence[Any]], Any] = np.stack) -> None:
         self.window = window
         self.idle_timeout_s = idle_timeout_s
+        self.stack = stack
         self.streams: dict[int, StreamWindower] = {}
 
-    def handle(self, corrid: int, start: bool, end: bool, planes: tuple[np.ndarray, ...]) -> list[Window]:
+    def handle(self, corrid: int, start: bool, end: bool, planes: tuple[Any, ...]) -> list[Window]:
         """Feed one frame of sequence `corrid`; return the windows to emit, in order.
         A StreamError ends the stream (its state is dropped) and names the frame at fault."""
         if start:
-            self.streams[corrid] = StreamWindower(self.window)
+            self.streams[corrid] = StreamWindower(self.window, self.stack)
         stream = self.streams.get(corrid)
         if stream is None:
             raise StreamError(
