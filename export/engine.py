@@ -25,6 +25,8 @@ from export.triton_config import ONNX_FILE, PLAN_FILE, onnxruntime_config, tenso
 from training.contract import TASKS, Task, get_task
 
 EXIT_BACKEND_UNAVAILABLE = 2
+ADAPTER_HOME = "denoise_net"  # holds the one copy of the Python-backend adapter
+ADAPTER_FILES = ("model.py", "ort_runner.py")
 
 
 class BackendUnavailable(RuntimeError):
@@ -91,6 +93,24 @@ def ensure_onnx(checkpoint: Path, onnx: Path, task: Task, force: bool = False) -
             f"parity vs PyTorch on real windows: max |diff| {report.max_abs_diff} grey level(s)")
 
 
+def link_adapter(repository: Path, task: Task) -> list[Path]:
+    """Symlink the ONNX Runtime Python-backend adapter (model.py, ort_runner.py) of denoise_net
+    into `<task>_net/1/` where missing, as the committed tasks do; return the links made."""
+    version_dir = repository / task.net_model / "1"
+    made = []
+    for name in ADAPTER_FILES:
+        path = version_dir / name
+        if path.exists() or path.is_symlink():
+            continue
+        source = repository / ADAPTER_HOME / "1" / name
+        if not source.is_file():
+            raise FileNotFoundError(f"{path} is missing and there is no {source} to link it to")
+        version_dir.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(Path("..") / ".." / ADAPTER_HOME / "1" / name)
+        made.append(path)
+    return made
+
+
 def install(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     backend, why = choose_backend(args.backend, tensorrt_problem() if args.backend != "onnxruntime" else None)
@@ -111,6 +131,8 @@ def install(args: argparse.Namespace) -> int:
         print(f"engine: {'built' if built else 'kept current'} plan {version_dir / PLAN_FILE} [{meta.tag}]")
         config = write_config(args.repository, task, tensorrt_config(task))
     else:
+        for link in link_adapter(args.repository, task):
+            print(f"engine: linked {link} -> {link.readlink()}")
         config = write_config(args.repository, task, onnxruntime_config(task))
     print(f"engine: wrote {config} ({'platform tensorrt_plan, KIND_GPU' if backend == 'tensorrt' else 'python backend + ONNX Runtime, KIND_CPU'})")
     return 0

@@ -6,6 +6,9 @@ Runtime, committed to git) and the GPU one (platform tensorrt_plan, written only
 `make engine` on a host that built a plan).
 
     python -m export.triton_config [--repository model_repository]   # rewrite the CPU defaults
+
+Only tasks already in the repository are written: a task joins it (with its checkpoint) through
+`make engine`, because tritonserver refuses to start on a model it cannot load.
 """
 from __future__ import annotations
 
@@ -75,12 +78,17 @@ def write_config(repository: Path, task: Task, text: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m export.triton_config",
-        description="Write the CPU-default config.pbtxt (Python backend + ONNX Runtime) of every "
-                    f"<task>_net model ({', '.join(TASKS)}) from training/contract.py.")
+        description="Rewrite the CPU-default config.pbtxt (Python backend + ONNX Runtime) of every "
+                    f"<task>_net model in the repository (tasks: {', '.join(TASKS)}) from "
+                    "training/contract.py.")
     parser.add_argument("--repository", type=Path, default=Path("model_repository"),
                         help="Triton model repository to write into (default: model_repository)")
     args = parser.parse_args(argv)
-    for task in TASKS.values():
+    present = [t for t in TASKS.values() if (args.repository / t.net_model).is_dir()]
+    if not present:
+        print(f"triton_config: no <task>_net model in {args.repository}", file=sys.stderr)
+        return 1
+    for task in present:
         print(f"triton_config: wrote {write_config(args.repository, task, onnxruntime_config(task))}")
     return 0
 

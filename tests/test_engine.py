@@ -4,6 +4,7 @@ and configs for both backends that Triton's own schema accepts."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -43,6 +44,13 @@ def test_tensorrt_demanded_without_it_exits_2(monkeypatch, capsys, tmp_path):
     assert not any(tmp_path.iterdir()), "nothing may be installed when the backend is refused"
 
 
+def committed_adapter(repo: Path) -> Path:
+    """A repository holding the committed denoise_net adapter (no built artefacts)."""
+    shutil.copytree(ROOT / "model_repository" / "denoise_net", repo / "denoise_net", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "model.onnx", "*.json"))
+    return repo
+
+
 @pytest.fixture()
 def cpu_only(monkeypatch):
     monkeypatch.setattr(engine, "tensorrt_problem", lambda: NO_TRT)
@@ -50,7 +58,7 @@ def cpu_only(monkeypatch):
 
 def test_installs_onnx_then_skips_until_the_checkpoint_changes(cpu_only, monkeypatch, capsys, tmp_path):
     checkpoint = tiny_checkpoint(tmp_path / "denoise.pt", "denoise")
-    repo = tmp_path / "repo"
+    repo = committed_adapter(tmp_path / "repo")
     args = ["--task", "denoise", "--checkpoint", str(checkpoint), "--repository", str(repo)]
     assert engine.main(args) == 0
     out = capsys.readouterr().out
@@ -75,6 +83,18 @@ def test_installs_onnx_then_skips_until_the_checkpoint_changes(cpu_only, monkeyp
     assert engine.main(args) == 0
     assert "exported" in capsys.readouterr().out
     assert json.loads((version / "model.onnx.json").read_text())["checkpoint_sha256"] != stamp["checkpoint_sha256"]
+
+
+def test_a_new_task_gets_the_adapter_linked(cpu_only, capsys, tmp_path):
+    repo = committed_adapter(tmp_path / "repo")
+    checkpoint = tiny_checkpoint(tmp_path / "sr4.pt", "sr4")
+    assert engine.main(["--task", "sr4", "--checkpoint", str(checkpoint), "--repository", str(repo)]) == 0
+    version = repo / "sr4_net" / "1"
+    for name in ("model.py", "ort_runner.py"):
+        assert (version / name).readlink() == Path("../../denoise_net/1") / name
+        assert (version / name).read_text() == (repo / "denoise_net" / "1" / name).read_text()
+    assert "engine: linked" in capsys.readouterr().out
+    assert parse((repo / "sr4_net" / "config.pbtxt").read_text()).name == "sr4_net"
 
 
 def test_missing_checkpoint_and_wrong_task_fail_with_status_1(cpu_only, capsys, tmp_path):
