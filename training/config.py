@@ -17,7 +17,8 @@ def _f(default, help: str, **kw):
 
 @dataclass
 class TrainConfig:
-    task: str = _f("denoise", "task to train: denoise, deblur or sr4 (training/contract.py)", choices=("denoise", "deblur", "sr4"))
+    task: str = _f("denoise", "task to train: denoise, deblur, sr4 or inpaint (training/contract.py)",
+                   choices=("denoise", "deblur", "sr4", "inpaint"))
     # network (NetConfig fields; defaults = the default denoise network)
     frames: int = _f(5, "T, frames per window (odd); 1 trains the single-frame ablation")
     channels: int = _f(32, "network width after temporal fusion")
@@ -59,6 +60,7 @@ class TrainConfig:
         return NetConfig(
             frames=self.frames, scale=scale, channels=self.channels, frame_channels=self.frame_channels,
             frame_blocks=self.frame_blocks, fusion_blocks=self.fusion_blocks, unshuffle=self.unshuffle,
+            masked=self.task == "inpaint",
         )
 
     def to_dict(self) -> dict:

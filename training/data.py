@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from training.degradations import degrade_window
+from training.masks import random_mask_window
 
 
 def clip_dir() -> Path:
@@ -115,7 +116,8 @@ def random_flip(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 class WindowDataset(IterableDataset):
     """An endless stream of (degraded window, clean centre) pairs for `task`, as uint8 tensors
-    (T, 3, h, w) and (3, H, W). Each worker of each rank draws from its own seed."""
+    (T, 3, h, w) and (3, H, W), plus masks (T, 1, h, w) for inpaint (training/masks.py). Each
+    worker of each rank draws from its own seed."""
 
     def __init__(
         self,
@@ -141,11 +143,14 @@ class WindowDataset(IterableDataset):
             clip = load_clip(self.clips[int(rng.integers(len(self.clips)))])
             window = sample_clip_window(clip, self.frames, self.crop, rng)
         window = random_flip(window, rng)
+        target = torch.from_numpy(window[self.frames // 2]).permute(2, 0, 1)
+        if self.task == "inpaint":
+            # The degradation is the mask: a third tensor (T, 1, h, w), 255 = fill. The window stays
+            # clean; the network never sees the pixels under the mask (training/network.py).
+            masks = random_mask_window(self.frames, self.crop, self.crop, rng)
+            return torch.from_numpy(window).permute(0, 3, 1, 2), target, torch.from_numpy(masks)[:, None]
         degraded = degrade_window(self.task, window, rng)
-        return (
-            torch.from_numpy(degraded).permute(0, 3, 1, 2),
-            torch.from_numpy(window[self.frames // 2]).permute(2, 0, 1),
-        )
+        return torch.from_numpy(degraded).permute(0, 3, 1, 2), target
 
     def __iter__(self):
         info = get_worker_info()

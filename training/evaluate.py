@@ -14,18 +14,21 @@ from skimage.metrics import structural_similarity
 
 from training.data import VALIDATION_CLIP, load_clip
 from training.degradations import bicubic_downscale, blur, defocus_kernel, gaussian_noise, motion_blur_kernel
+from training.masks import random_mask_window
 from training.network import VideoRestorationNet
 from training.processing import ServingNet
 
 
 @dataclass
 class ValidationSet:
-    """Degraded windows (K, T, h, w, 3) and their clean centre frames (K, H, W, 3), uint8."""
+    """Degraded windows (K, T, h, w, 3) and their clean centre frames (K, H, W, 3), uint8; for
+    inpaint the windows are clean and `masks` (K, T, h, w, 1), 255 = fill, is the degradation."""
 
     task: str
     windows: np.ndarray
     targets: np.ndarray
     centres: list[int]
+    masks: np.ndarray | None = None
 
 
 def mirrored_window(clip: np.ndarray, centre: int, frames: int) -> np.ndarray:
@@ -59,24 +62,37 @@ def validation_set(
     clip_name: str = VALIDATION_CLIP,
 ) -> ValidationSet:
     """`count` windows evenly spaced over the held-out clip, centre-cropped to `crop` (None = full
-    frame, cut to a multiple of 16), each degraded with seed = its centre frame index."""
+    frame, cut to a multiple of 16), each degraded with seed = its centre frame index (inpaint:
+    masks from training/masks.py with that seed)."""
     clip = load_clip(clip_name)
     n, h, w, _ = clip.shape
     ch, cw = (h, w) if crop is None else (min(crop, h), min(crop, w))
     ch, cw = ch - ch % 16, cw - cw % 16
     y, x = (h - ch) // 2, (w - cw) // 2
     centres = [int(c) for c in np.linspace(0, n - 1, count + 2)[1:-1].round()]
-    windows, targets = [], []
+    windows, targets, masks = [], [], []
     for c in centres:
         clean = mirrored_window(clip, c, frames)[:, y : y + ch, x : x + cw]
-        windows.append(degrade_fixed(task, clean, seed=c, sigma=sigma))
+        if task == "inpaint":
+            windows.append(clean)
+            masks.append(random_mask_window(frames, ch, cw, np.random.default_rng(c))[..., None])
+        else:
+            windows.append(degrade_fixed(task, clean, seed=c, sigma=sigma))
         targets.append(clean[frames // 2])
-    return ValidationSet(task, np.stack(windows), np.stack(targets), centres)
+    return ValidationSet(task, np.stack(windows), np.stack(targets), centres, np.stack(masks) if masks else None)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of uint8 images (or stacks), peak 255, over all pixels."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+
+
+def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR in dB of uint8 images (or stacks) (..., H, W, 3) over the pixels where `mask`
+    (..., H, W, 1) is non-zero: the inpainting metric (outside, the frame is returned unchanged)."""
+    inside = np.broadcast_to(mask != 0, a.shape)
+    mse = np.mean((a[inside].astype(np.float64) - b[inside].astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
@@ -87,23 +103,31 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def restore(net: VideoRestorationNet, windows: np.ndarray, batch: int = 2) -> np.ndarray:
-    """Run the uint8 serving path (ServingNet) over windows (K, T, h, w, 3) -> (K, H, W, 3) uint8.
-    A T=1 network gets each window's centre frame only."""
+def restore(
+    net: VideoRestorationNet, windows: np.ndarray, batch: int = 2, masks: np.ndarray | None = None
+) -> np.ndarray:
+    """Run the uint8 serving path (ServingNet) over windows (K, T, h, w, 3) [and inpainting masks
+    (K, T, h, w, 1)] -> (K, H, W, 3) uint8. A T=1 network gets each window's centre frame only."""
     serving = ServingNet(net).eval()
     t = windows.shape[1]
     if net.config.frames != t:
         lo = t // 2 - net.config.frames // 2
         windows = windows[:, lo : lo + net.config.frames]
+        masks = None if masks is None else masks[:, lo : lo + net.config.frames]
     device = next(net.parameters()).device
+    planes = [windows] if masks is None else [windows, masks]
     out = [
-        serving(torch.from_numpy(np.ascontiguousarray(windows[i : i + batch])).to(device)).cpu().numpy()
+        serving(*(torch.from_numpy(np.ascontiguousarray(p[i : i + batch])).to(device) for p in planes)).cpu().numpy()
         for i in range(0, len(windows), batch)
     ]
     return np.concatenate(out)
 
 
 def evaluate(net: VideoRestorationNet, val: ValidationSet) -> tuple[float, float]:
-    """(PSNR, SSIM) of the restored validation frames against the clean ones."""
-    restored = restore(net, val.windows)
+    """(PSNR, SSIM) of the restored validation frames against the clean ones; for inpaint the
+    PSNR is inside the centre frames' masks."""
+    restored = restore(net, val.windows, masks=val.masks)
+    if val.masks is not None:
+        centre = val.masks[:, val.masks.shape[1] // 2]
+        return masked_psnr(restored, val.targets, centre), ssim(restored, val.targets)
     return psnr(restored, val.targets), ssim(restored, val.targets)

@@ -105,6 +105,10 @@ class VideoRestorationNet(nn.Module):
             if masks is None:
                 raise ValueError("this network is masked (inpainting): pass masks (N, T, 1, H, W)")
             x = torch.cat([x * (1 - masks), masks], dim=2)
+            # The global residual must not carry the hidden pixels through either: start from
+            # mid-grey there, so the output never depends on what is under the mask.
+            m = masks[:, t // 2]
+            centre = centre * (1 - m) + 0.5 * m
         x = self.unshuffle(x.reshape(n * t, x.shape[2], h, w))
         feats = self.frame_body(self.act(self.frame_head(x)))
         feats = feats.reshape(n, t * c.frame_channels, h // c.unshuffle, w // c.unshuffle)
@@ -112,6 +116,9 @@ class VideoRestorationNet(nn.Module):
         residual = self.shuffle(self.tail(fused))
         if c.scale > 1:
             centre = F.interpolate(centre, scale_factor=c.scale, mode="bilinear", align_corners=False)
+        if c.masked:
+            # Known pixels pass through unchanged, so the loss only sees (and trains) the hidden ones.
+            return centre * (1 - m) + (centre + residual) * m
         return centre + residual
 
 

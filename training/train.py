@@ -143,14 +143,15 @@ def train(cfg: TrainConfig) -> dict:
     progress = 0.0
     batches = iter(loader)
     while progress < 1.0:
-        degraded, target = next(batches)
+        degraded, target, *masks = next(batches)  # inpaint batches carry masks (255 = fill)
         x = degraded.to(device, non_blocking=True).float() / 255.0
         y = target.to(device, non_blocking=True).float() / 255.0
+        net_inputs = (x, *(m.to(device, non_blocking=True).float() / 255.0 for m in masks))
         lr = learning_rate(cfg, step, progress)
         for group in optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = loss_fn(cfg.loss, ddp(x).float(), y)
+            loss = loss_fn(cfg.loss, ddp(*net_inputs).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:

@@ -1,0 +1,119 @@
+"""Inpainting masks: what the `inpaint` task trains and validates on, one generator per kind.
+
+Every generator returns uint8 masks (T, H, W), 255 = pixel to fill (the contract's MASK), and
+draws randomness only from the `rng` it is given: the same seed gives the same masks.
+
+Kinds (sampled by `random_mask_window`; one or two of them, united):
+  rectangles  the seed's random occlusions: axis-aligned boxes, sides 6..40 px.
+  strokes     free-form brush strokes (DeepFill v2 style random walks of 3..8 segments of 8..32 px,
+              width 3..15 px): scratches, scribbles and watermark-like text strokes.
+  blobs       ellipses (semi-axes 4..20 px) moving on smooth trajectories (velocity up to 5 px/frame
+              plus a little acceleration): moving objects to remove.
+Sizes are in pixels, not fractions of the frame, and the number of shapes (1..3 per 96x96 area)
+grows with the frame, so 96-pixel training crops and full validation frames see the same holes.
+Each shape is drawn once and then translated frame by frame along its own trajectory; rectangles
+and strokes stay static half of the time (a watermark does not move), blobs always move. So the
+network sees both cases: hidden pixels visible in neighbouring frames, and hidden in all of them.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+FILL = 255
+
+
+def _trajectory(frames: int, max_speed: float, rng: np.random.Generator) -> np.ndarray:
+    """(T, 2) x/y offsets of a shape, zero at the centre frame: constant velocity plus a small
+    acceleration, so motion is smooth as real object motion is over a few frames."""
+    velocity = rng.uniform(-max_speed, max_speed, 2)
+    accel = rng.uniform(-0.3, 0.3, 2)
+    k = np.arange(frames, dtype=np.float64)[:, None] - frames // 2
+    return velocity * k + 0.5 * accel * k**2
+
+
+def _move(shape: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Translate a (H, W) mask by each of the (T, 2) offsets -> (T, H, W); parts that leave the
+    frame are dropped. Nearest-neighbour keeps the mask binary."""
+    h, w = shape.shape
+    out = np.empty((len(offsets), h, w), np.uint8)
+    for t, (dx, dy) in enumerate(offsets):
+        m = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+        out[t] = cv2.warpAffine(shape, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+    return out
+
+
+def _maybe_static(frames: int, max_speed: float, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.5:
+        return np.zeros((frames, 2))
+    return _trajectory(frames, max_speed, rng)
+
+
+def _count(height: int, width: int, rng: np.random.Generator) -> int:
+    """How many shapes: 1..3 per 96x96 of frame area (at least one)."""
+    return max(1, round(rng.uniform(1, 3) * height * width / 96**2))
+
+
+def rectangles(frames: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """Random boxes (sides 6..40 px), static or moving; uint8 (T, H, W)."""
+    out = np.zeros((frames, height, width), np.uint8)
+    for _ in range(_count(height, width, rng)):
+        bh, bw = (min(int(rng.integers(6, 41)), side) for side in (height, width))
+        y, x = int(rng.integers(0, height - bh + 1)), int(rng.integers(0, width - bw + 1))
+        shape = np.zeros((height, width), np.uint8)
+        shape[y : y + bh, x : x + bw] = FILL
+        out |= _move(shape, _maybe_static(frames, 4.0, rng))
+    return out
+
+
+def strokes(frames: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """Free-form brush strokes (random walks of 3..8 segments of 8..32 px, width 3..15 px),
+    static or moving; uint8 (T, H, W)."""
+    out = np.zeros((frames, height, width), np.uint8)
+    for _ in range(_count(height, width, rng)):
+        shape = np.zeros((height, width), np.uint8)
+        x, y = rng.uniform(0, width), rng.uniform(0, height)
+        angle = rng.uniform(0, 2 * np.pi)
+        thickness = int(rng.integers(3, 16))
+        for _ in range(int(rng.integers(3, 9))):
+            # Mostly keep heading, sometimes turn sharply: strokes look drawn, not like noise.
+            angle += rng.normal(0, 0.8)
+            length = rng.uniform(8, 32)
+            nx = float(np.clip(x + length * np.cos(angle), 0, width - 1))
+            ny = float(np.clip(y + length * np.sin(angle), 0, height - 1))
+            cv2.line(shape, (int(x), int(y)), (int(nx), int(ny)), FILL, thickness)
+            cv2.circle(shape, (int(nx), int(ny)), thickness // 2, FILL, -1)  # round joints
+            x, y = nx, ny
+        out |= _move(shape, _maybe_static(frames, 3.0, rng))
+    return out
+
+
+def blobs(frames: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """Ellipses (semi-axes 4..20 px) moving smoothly; uint8 (T, H, W)."""
+    out = np.zeros((frames, height, width), np.uint8)
+    for _ in range(_count(height, width, rng)):
+        shape = np.zeros((height, width), np.uint8)
+        centre = (int(rng.uniform(0, width)), int(rng.uniform(0, height)))
+        axes = tuple(int(rng.integers(4, 21)) for _ in range(2))
+        cv2.ellipse(shape, centre, axes, rng.uniform(0, 180), 0, 360, FILL, -1)
+        out |= _move(shape, _trajectory(frames, 5.0, rng))
+    return out
+
+
+KINDS = {"rectangles": rectangles, "strokes": strokes, "blobs": blobs}
+
+
+def random_mask_window(
+    frames: int, height: int, width: int, rng: np.random.Generator, max_coverage: float = 0.5
+) -> np.ndarray:
+    """Masks for one window: one or two kinds united; uint8 (T, H, W), 255 = fill. Redrawn until
+    the centre frame has something to fill and at most `max_coverage` of it is hidden."""
+    names = list(KINDS)
+    while True:
+        chosen = rng.choice(names, size=int(rng.integers(1, 3)), replace=False)
+        out = np.zeros((frames, height, width), np.uint8)
+        for name in chosen:
+            out |= KINDS[str(name)](frames, height, width, rng)
+        coverage = np.count_nonzero(out[frames // 2]) / (height * width)
+        if 0 < coverage <= max_coverage:
+            return out
