@@ -55,7 +55,7 @@ def unsharp(window: np.ndarray, sigma: float, amount: float) -> np.ndarray:
 
 def upscale(window: np.ndarray, interpolation: int) -> np.ndarray:
     """The centre frame upscaled x4 with an OpenCV interpolation (bicubic, Lanczos)."""
-    x = window[len(window) // 2]
+    x = np.ascontiguousarray(window[len(window) // 2])  # OpenCV refuses strided views
     return cv2.resize(x, (x.shape[1] * 4, x.shape[0] * 4), interpolation=interpolation)
 
 

