@@ -105,6 +105,7 @@ def test_train_sr4_outputs_four_times_larger(tmp_path):
     assert net(torch.rand(1, 5, 3, 8, 12)).shape == (1, 3, 32, 48)
 
 
+@pytest.mark.slow
 def test_training_learns_to_denoise(tmp_path):
     """A small network, 600 steps on real frames (about 10 s): validation PSNR must beat the noisy
     input's by 1 dB (the network starts near identity, so this only passes if the loop learns)."""
@@ -115,6 +116,7 @@ def test_training_learns_to_denoise(tmp_path):
     assert result["val_psnr"] > psnr(val.windows[:, 2], val.targets) + 1.0
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path):
     """DDP on CPU: torchrun --nproc_per_node 2 trains a couple of steps and rank 0 writes the model."""
     out = tmp_path / "ddp.pt"
