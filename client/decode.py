@@ -35,6 +35,14 @@ class SourceInfo:
     rate: Fraction           # average frame rate (25 for image sequences, as FFmpeg assumes)
     colour: Colour
     pix_fmt: str
+    duration_s: float | None  # announced length of the video stream (or of the file)
+
+    @property
+    def frames_estimate(self) -> int | None:
+        """The frame count, or failing that the announced duration times the rate (for the ETA)."""
+        if self.frame_count or self.duration_s is None:
+            return self.frame_count
+        return round(self.duration_s * self.rate)
 
 
 @dataclass(frozen=True)
@@ -82,16 +90,15 @@ class Source:
         stream.thread_type = "AUTO"  # frame threads: decoding must keep up with the server
         ctx = stream.codec_context
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        if stream.duration:
+            duration_s: float | None = float(stream.duration * stream.time_base)
+        else:
+            duration_s = self._container.duration / 1e6 if self._container.duration else None
         self.info = SourceInfo(
             path=path, width=ctx.width, height=ctx.height, frame_count=stream.frames or None,
             time_base=stream.time_base or 1 / Fraction(rate), rate=Fraction(rate),
-            colour=Colour.of(ctx), pix_fmt=ctx.format.name if ctx.format else "unknown")
+            colour=Colour.of(ctx), pix_fmt=ctx.format.name if ctx.format else "unknown", duration_s=duration_s)
         self._stream = stream
-        # The announced length, to notice a file that ends early (containers without a frame count).
-        if stream.duration:
-            self._duration_s: float | None = float(stream.duration * stream.time_base)
-        else:
-            self._duration_s = self._container.duration / 1e6 if self._container.duration else None
 
     def frames(self) -> Iterator[Frame]:
         """Every decodable frame in order. A decode error ends the stream with a warning that
@@ -117,10 +124,11 @@ class Source:
         expected = self.info.frame_count
         if expected and index < expected:
             self._warn(f"input ended at frame {index} of the {expected} its header announces (truncated or corrupt?)")
-        elif index and self._duration_s is not None:
+        elif index and self.info.duration_s is not None:
+            # Containers without a frame count still announce a duration to compare with.
             end = float(last_pts * self.info.time_base)
-            if self._duration_s - end > 0.5:
-                self._warn(f"input ended at frame {index} ({end:.2f} s) of a {self._duration_s:.2f} s video "
+            if self.info.duration_s - end > 0.5:
+                self._warn(f"input ended at frame {index} ({end:.2f} s) of a {self.info.duration_s:.2f} s video "
                            f"(truncated or corrupt?)")
 
     def _describe(self, frame: av.VideoFrame) -> None:

@@ -208,7 +208,8 @@ def _restore_frames(job: Job, source: Source, segments: _Segments, url: str,
                 pts[frame.index] = frame.pts
                 yield frame.index, frame.rgb, mask
 
-    bar = tqdm(total=info.frame_count, initial=min(resume_at, info.frame_count or resume_at), unit="frame",
+    estimate = info.frames_estimate
+    bar = tqdm(total=estimate, initial=min(resume_at, estimate or resume_at), unit="frame",
                desc=os.path.basename(job.input), disable=not progress, dynamic_ncols=True, leave=False)
     writer: SegmentWriter | None = None
     restored = 0

@@ -109,16 +109,20 @@ def plan_outputs(inputs: list[str], output: str, fmt: str) -> list[tuple[str, st
 
 
 def _restore_on(url: str, args: argparse.Namespace, todo: queue.Queue, report: Callable[[str, str, str], None],
-                failures: list) -> None:
-    """Worker: restore files from `todo` one after another on the server at `url`."""
+                failures: list, server_problems: list) -> None:
+    """Worker: restore files from `todo` one after another on the server at `url`. A server that
+    cannot serve the task takes no files, so they go to the other workers."""
     try:
         client = connect(url)
-        task = describe_task(client, url, args.task)
     except RestoreError as e:
-        # This server is unusable; its share of the files goes to the others, or fails here.
-        failures.append(("", str(e)))
+        server_problems.append(str(e))
         return
     try:
+        try:
+            task = describe_task(client, url, args.task)
+        except RestoreError as e:
+            server_problems.append(str(e))
+            return
         while True:
             try:
                 source, target = todo.get_nowait()
@@ -143,15 +147,16 @@ def _restore_on(url: str, args: argparse.Namespace, todo: queue.Queue, report: C
 
 
 def _run_workers(urls: list[str], args: argparse.Namespace, todo: queue.Queue,
-                 report: Callable[[str, str, str], None], failures: list) -> None:
+                 report: Callable[[str, str, str], None], failures: list, server_problems: list) -> None:
     """One worker per server URL, all taking files from `todo`."""
     if todo.empty():
         return
     if len(urls) == 1:
         # In the main thread, so Ctrl-C reaches the job, which keeps its completed segments.
-        _restore_on(urls[0], args, todo, report, failures)
+        _restore_on(urls[0], args, todo, report, failures, server_problems)
         return
-    workers = [threading.Thread(target=_restore_on, args=(u, args, todo, report, failures), daemon=True)
+    workers = [threading.Thread(target=_restore_on, args=(u, args, todo, report, failures, server_problems),
+                                daemon=True)
                for u in urls]
     for w in workers:
         w.start()
@@ -191,18 +196,20 @@ def main(argv: list[str] | None = None) -> int:
             failures.append((source, str(e)))
             continue
         todo.put((source, target))
+    server_problems: list[str] = []
     try:
-        _run_workers(args.url[: max(1, todo.qsize())], args, todo, report, failures)
+        _run_workers(args.url, args, todo, report, failures, server_problems)
     except KeyboardInterrupt:
         report("error", "", "interrupted (the same command with --resume continues from the last completed segment)")
         return 130
-    # Files left in the queue had no usable server to go to.
-    unreached = todo.qsize()
+    left = todo.qsize()  # files no server could take
     for source, message in failures:
         report("error", source, message)
-    if unreached and not any(source == "" for source, _ in failures):
-        report("error", "", f"{unreached} file(s) not restored")
-    return 1 if failures or unreached else 0
+    for problem in server_problems:
+        report("error" if left else "warning", "", problem)
+    if left and many:
+        report("error", "", f"{left} file(s) not restored: no server could take them")
+    return 1 if failures or left else 0
 
 
 if __name__ == "__main__":

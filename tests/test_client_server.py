@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
-from client.local_server import TritonServer
+from client.local_server import TritonServer, free_port
 from client.server import connect, describe_task
 from client.stream import restore_stream
 from tests.test_client_media import decode_all, make_clip, packets, psnr, real_frames
@@ -186,3 +187,70 @@ def test_server_killed_mid_stream_fails_fast_and_resume_finishes(served_reposito
     assert failed_after < 10, failed_after
     assert "failed after" in message or "no answer" in message
     _same_as_uninterrupted(noisy_clip[0], out, triton_server.grpc_url)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 7)], ids=["1x1", "7x5"])
+def test_tiny_odd_frames_are_restored_at_their_size(triton_server, tmp_path, size):
+    clip = make_clip(tmp_path / "tiny.mkv", real_frames(4, size), codec="ffv1", pix_fmt="yuv444p")
+    out = tmp_path / "tiny.mp4"
+    run = restore(str(clip), "-o", str(out), "--url", triton_server.grpc_url, quiet=False)
+    assert run.returncode == 0, run.stderr
+    assert "yuv444p" in run.stderr  # said plainly: 4:2:0 cannot hold odd sides
+    frames = decode_all(out)[0]
+    assert len(frames) == 4 and frames[0].shape == (*size, 3)
+
+
+def test_truncated_file_restores_what_decodes(triton_server, tmp_path):
+    clip = make_clip(tmp_path / "full.mkv", real_frames(60, (64, 80)), codec="ffv1")
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    decodable = len(decode_all(cut)[0])
+    out = tmp_path / "out.mkv"
+    run = restore(str(cut), "-o", str(out), "--url", triton_server.grpc_url, quiet=False)
+    assert run.returncode == 0, run.stderr
+    assert f"input ended at frame {decodable}" in run.stderr
+    assert len(decode_all(out)[0]) == decodable
+
+
+def test_an_unreachable_server_among_several_is_skipped(triton_server, tmp_path):
+    for name in "ab":
+        make_clip(tmp_path / f"{name}.mkv", real_frames(5, (48, 64)), codec="ffv1")
+    dead = f"127.0.0.1:{free_port()}"
+    run = restore(str(tmp_path / "a.mkv"), str(tmp_path / "b.mkv"), "-o", str(tmp_path / "out"),
+                  "--url", dead, "--url", triton_server.grpc_url)
+    assert run.returncode == 0, run.stderr
+    assert f"restore: warning: cannot reach Triton at {dead}" in run.stderr
+    assert all(len(decode_all(tmp_path / "out" / f"{n}.mp4")[0]) == 5 for n in "ab")
+
+
+def _children(pid: int) -> list[tuple[int, bytes]]:
+    """(pid, command line) of the processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append((int(entry.name), (entry / "cmdline").read_bytes()))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_a_killed_model_stub_is_reported_not_a_hang(served_repository, tmp_path):
+    # Frames 4x the carphone size make the network slow enough (~1 s a frame) to kill it mid-stream.
+    big = [cv2.resize(f, None, fx=4, fy=4) for f in real_frames(12)]
+    clip = make_clip(tmp_path / "big.mkv", big, codec="ffv1")
+    with TritonServer(served_repository, tmp_path / "server.log") as server:
+        process = subprocess.Popen(cli(str(clip), "-o", str(tmp_path / "out.mkv"), "--url", server.grpc_url,
+                                       "--segment-frames", "1", "--timeout", "20"),
+                                   cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        _wait_for_segments(tmp_path / ".out.mkv.restore", 1, process)
+        stub = next(pid for pid, cmd in _children(server.process.pid) if b"denoise_net" in cmd)
+        os.kill(stub, signal.SIGKILL)
+        killed = time.monotonic()
+        _, stderr = process.communicate(timeout=60)
+        elapsed = time.monotonic() - killed
+    assert process.returncode != 0 and elapsed < 10, (elapsed, stderr)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("restore: error: "), stderr
+    assert "not healthy" in lines[0] or "no answer" in lines[0]
+    assert not (tmp_path / "out.mkv").exists()
