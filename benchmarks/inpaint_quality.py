@@ -1,0 +1,148 @@
+"""Inpainting quality benchmark: PSNR inside the mask on the held-out validation clip.
+
+    python -m benchmarks.inpaint_quality                          # shipped checkpoint, 8 windows
+    python -m benchmarks.inpaint_quality --url 127.0.0.1:8001     # also the served inpaint_net
+    python -m benchmarks.inpaint_quality --out benchmarks/results_inpaint.md
+
+Frames and masks are those of training/evaluate.py: `count` windows of bikes.mp4 (never trained
+on), masks from training/masks.py seeded by the centre frame index. Methods, each filling the
+centre frame's mask:
+  OpenCV Telea / Navier-Stokes  cv2.inpaint on the centre frame alone; the radius is tuned against
+                                the clean frames (an oracle no user has), so the baseline is at its best.
+  temporal median               per hidden pixel, the median of the same pixel over the window's
+                                other frames where it is not hidden; pixels hidden in every frame
+                                fall back to Telea (the better classical fill).
+  ours                          the inpaint network, in-process (ServingNet, as exported) and, with
+                                --url, served by Triton (inpaint_net, unary gRPC).
+PSNR is over the hidden pixels only (the rest is returned bit-exact by every method), split into
+pixels visible in some neighbouring frame and pixels hidden in all T frames.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from training.checkpoint import load_checkpoint
+from training.contract import MASK_WINDOW, RESTORED, WINDOW
+from training.data import VALIDATION_CLIP
+from training.evaluate import ValidationSet, masked_psnr, restore, validation_set
+
+Fill = Callable[[np.ndarray, np.ndarray], np.ndarray]  # window (T,H,W,3), masks (T,H,W,1) -> centre (H,W,3)
+
+
+def opencv_fill(flags: int, radius: float) -> Fill:
+    """cv2.inpaint of the centre frame with `flags` (INPAINT_TELEA or INPAINT_NS)."""
+    def fill(window: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        c = len(window) // 2
+        return cv2.inpaint(np.ascontiguousarray(window[c]), np.ascontiguousarray(masks[c, ..., 0]), radius, flags)
+    return fill
+
+
+def temporal_median_fill(fallback: Fill) -> Fill:
+    """Median over the other frames where the pixel is visible; `fallback` where it never is."""
+    def fill(window: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        c = len(window) // 2
+        others = np.delete(np.arange(len(window)), c)
+        values = np.where(masks[others] == 0, window[others].astype(np.float32), np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: the fallback fills them
+            median = np.nanmedian(values, axis=0)
+        out = fallback(window, masks)
+        use = (masks[c] != 0) & ~np.isnan(median)
+        use = np.broadcast_to(use, out.shape)
+        out[use] = np.rint(median[use]).astype(np.uint8)
+        return out
+    return fill
+
+
+def scores(restored: np.ndarray, val: ValidationSet) -> tuple[float, float, float]:
+    """PSNR inside the centre masks: all hidden pixels, those visible in a neighbour, those never visible."""
+    centre = val.masks[:, val.masks.shape[1] // 2]
+    never = np.all(val.masks != 0, axis=1)
+    seen_elsewhere = (centre != 0) & ~never
+    return (masked_psnr(restored, val.targets, centre), masked_psnr(restored, val.targets, seen_elsewhere),
+            masked_psnr(restored, val.targets, never))
+
+
+def apply(fill: Fill, val: ValidationSet) -> np.ndarray:
+    return np.stack([fill(w, m) for w, m in zip(val.windows, val.masks)])
+
+
+def tuned_opencv(name: str, flags: int, val: ValidationSet, radii=(1, 3, 5, 9)) -> tuple[str, Fill, str]:
+    """The radius with the best PSNR inside the mask (oracle tuning)."""
+    best = max(radii, key=lambda r: scores(apply(opencv_fill(flags, r), val), val)[0])
+    return name, opencv_fill(flags, best), f"radius {best} (best of {list(radii)})"
+
+
+def served_restore(url: str, val: ValidationSet) -> np.ndarray:
+    """The windows through the served inpaint_net (one window per unary gRPC request)."""
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(url)
+    out = []
+    for window, masks in zip(val.windows, val.masks):
+        inputs = []
+        for name, array in ((WINDOW, window), (MASK_WINDOW, masks)):
+            inp = grpcclient.InferInput(name, [1, *array.shape], "UINT8")
+            inp.set_data_from_numpy(np.ascontiguousarray(array[None]))
+            inputs.append(inp)
+        result = client.infer("inpaint_net", inputs, outputs=[grpcclient.InferRequestedOutput(RESTORED)])
+        out.append(result.as_numpy(RESTORED)[0])
+    return np.stack(out)
+
+
+def table(val: ValidationSet, checkpoint: Path, url: str) -> list[str]:
+    telea = tuned_opencv("OpenCV Telea (1 frame)", cv2.INPAINT_TELEA, val)
+    ns = tuned_opencv("OpenCV Navier-Stokes (1 frame)", cv2.INPAINT_NS, val)
+    rows = [(name, apply(fill, val), note) for name, fill, note in (telea, ns)]
+    rows.append(("temporal median (5 frames)", apply(temporal_median_fill(telea[1]), val),
+                 "Telea where hidden in all 5 frames"))
+    net, extra = load_checkpoint(checkpoint)
+    ours = restore(net, val.windows, masks=val.masks)
+    rows.append((f"ours ({checkpoint})", ours, f"step {extra.get('step', '?')}"))
+    if url:
+        served = served_restore(url, val)
+        diff = int(np.abs(served.astype(int) - ours.astype(int)).max())
+        rows.append((f"ours, served by Triton ({url})", served, f"max |served - in-process| = {diff} grey levels"))
+    lines = ["| method | PSNR in mask (dB) | visible in a neighbour | hidden in all 5 frames | note |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {name} | {a:.2f} | {b:.2f} | {c:.2f} | {note} |"
+              for name, out, note in rows for a, b, c in [scores(out, val)]]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.inpaint_quality", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--checkpoint", default="training/checkpoints/inpaint.pt")
+    parser.add_argument("--count", type=int, default=8, help="validation windows, evenly spaced over the clip")
+    parser.add_argument("--crop", type=int, default=0, help="centre crop of the frames (0 = full frame)")
+    parser.add_argument("--url", default="", help="also restore through the served inpaint_net at this gRPC URL")
+    parser.add_argument("--out", default="", help="also write the markdown table to this file")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    val = validation_set("inpaint", 5, args.count, args.crop or None)
+    centre = val.masks[:, 2] != 0
+    never = np.all(val.masks != 0, axis=1)
+    header = (f"Validation clip {VALIDATION_CLIP} (held out), {args.count} windows of {val.windows.shape[3]}x"
+              f"{val.windows.shape[2]}, masks seeded by the centre frame index; {centre.mean():.1%} of the "
+              f"centre pixels hidden, {never.sum() / centre.sum():.0%} of those hidden in all 5 frames; "
+              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+              f"`python -m benchmarks.inpaint_quality {' '.join(sys.argv[1:] if argv is None else argv)}`".rstrip())
+    lines = [header, "", *table(val, Path(args.checkpoint), args.url)]
+    print("\n".join(lines), flush=True)
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
