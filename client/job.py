@@ -138,7 +138,7 @@ class _Segments:
         self._save(self.state)
 
 
-def _masks(path: str | None, size: tuple[int, int], warn: Callable[[str], None]) -> Iterator[np.ndarray | None]:
+def mask_frames(path: str | None, size: tuple[int, int], warn: Callable[[str], None]) -> Iterator[np.ndarray | None]:
     """Per-frame masks (255 = fill) from an image, video or pattern; a still image (or a shorter
     video's last frame) applies to every remaining frame."""
     if path is None:
@@ -199,7 +199,7 @@ def _restore_frames(job: Job, source: Source, segments: _Segments, url: str,
 
     def frames() -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
         nonlocal decoded
-        for frame, mask in zip(source.frames(), _masks(job.mask, size, warn)):
+        for frame, mask in zip(source.frames(), mask_frames(job.mask, size, warn)):
             decoded = frame.index + 1
             if frame.rgb.shape[:2] != size:
                 raise RestoreError(f"frame size changes at frame {frame.index} "

