@@ -90,7 +90,9 @@ class SegmentWriter:
     def write(self, rgb: np.ndarray, pts: int) -> None:
         """Append one frame with the source's timestamp."""
         if self._kind == "png":
-            cv2.imwrite(os.path.join(self._path, f"{self._count:08d}.png"), rgb[:, :, ::-1])
+            path = os.path.join(self._path, f"{self._count:08d}.png")
+            if not cv2.imwrite(path, rgb[:, :, ::-1]):  # OpenCV reports failure only by its result
+                raise RestoreError(f"could not write '{path}'")
         else:
             # Encoders need strictly increasing timestamps; a broken source may repeat one.
             if self._last_pts is not None and pts <= self._last_pts:
@@ -114,7 +116,10 @@ class SegmentWriter:
                 self._container.close()
             except av.FFmpegError:
                 pass
-        (shutil.rmtree if os.path.isdir(self._path) else os.remove)(self._path)
+        if os.path.isdir(self._path):
+            shutil.rmtree(self._path)
+        elif os.path.exists(self._path):
+            os.remove(self._path)
 
 
 def _packets(container: av.container.InputContainer, streams: list) -> Iterator[av.Packet]:

@@ -125,6 +125,15 @@ class _Segments:
     def path(self, number: int, partial: bool = False) -> str:
         return os.path.join(self.folder, f"{'partial-' if partial else ''}seg-{number:06d}{self._ext}")
 
+    def start(self, number: int, settings: EncodeSettings, fmt: VideoFormat) -> SegmentWriter:
+        """A writer for segment `number`, under a temporary name until `seal`."""
+        return SegmentWriter(self.path(number, partial=True), settings, fmt)
+
+    def seal(self, number: int, writer: SegmentWriter) -> None:
+        """Finish segment `number` and give it its final name: from now on it counts as done."""
+        writer.close()
+        os.replace(self.path(number, partial=True), self.path(number))
+
     def completed(self) -> int:
         """How many leading segments are complete."""
         n = 0
@@ -222,19 +231,17 @@ def _restore_frames(job: Job, source: Source, segments: _Segments, url: str,
                 if restored == 0 and fmt.pix_fmt(segments.kind) == "yuv444p":
                     warn(f"odd size {fmt.width}x{fmt.height}: H.264 written as yuv444p (4:2:0 needs even sides); "
                          f"some players only play yuv420p, .mkv avoids the question")
-                writer = SegmentWriter(segments.path(number, partial=True), job.settings, fmt)
+                writer = segments.start(number, job.settings, fmt)
             writer.write(rgb, pts.pop(index))
             restored += 1
             bar.update(1)
             if offset == job.segment_frames - 1:
-                writer.close()
-                os.replace(segments.path(number, partial=True), segments.path(number))
+                segments.seal(number, writer)
                 writer = None
         if decoded == 0:
             raise RestoreError(f"'{job.input}' has no decodable video frames")
-        if writer is not None:
-            writer.close()
-            os.replace(segments.path(number, partial=True), segments.path(number))
+        if writer is not None:  # the last, shorter segment
+            segments.seal(number, writer)
             writer = None
     except (RestoreError, KeyboardInterrupt) as e:
         if writer is not None:

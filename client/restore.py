@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="frames per independently encoded segment: the most work --resume can lose "
                         "(default: %(default)s)")
     p.add_argument("--max-in-flight", type=int, metavar="N",
-                   help="frames sent but not yet answered, which bounds memory (default: 2 x window + 8)")
+                   help="frames sent but not yet answered, which bounds memory (default: 2 x window + 8, "
+                        "fewer for frames so large that this would pass 2 GiB)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="give up when the server sends nothing for S seconds (default: %(default)s)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary lines")

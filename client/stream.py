@@ -40,6 +40,14 @@ def _tensor(name: str, array: np.ndarray, batched: bool) -> grpcclient.InferInpu
     return tensor
 
 
+def default_in_flight(task: TaskInfo, frame_bytes: int, budget_bytes: int = 2 << 30) -> int:
+    """2 windows + 8 frames in flight keeps the server busy; fewer when frames (and their
+    restored, upscaled answers) are so large that this would exceed `budget_bytes` of memory.
+    Never fewer than T//2 + 1: the server answers a frame only after T//2 more have arrived."""
+    per_frame = frame_bytes * (1 + (task.scale or 1) ** 2)
+    return max(task.window // 2 + 1, min(2 * task.window + 8, budget_bytes // per_frame))
+
+
 def restore_stream(client: grpcclient.InferenceServerClient, url: str, task: TaskInfo,
                    frames: Iterable[FrameIn], *, keep_from: int = 0, max_in_flight: int | None = None,
                    stall_timeout_s: float = 60.0) -> Iterator[tuple[int, np.ndarray]]:
@@ -48,8 +56,8 @@ def restore_stream(client: grpcclient.InferenceServerClient, url: str, task: Tas
     Frames before `keep_from` are sent only as context for the window (a resumed restore starts
     T//2 frames early so its first kept frame sees the same window as in an uninterrupted run).
     """
-    limit = max_in_flight or 2 * task.window + 8
-    if limit <= task.window // 2:
+    limit = max_in_flight
+    if limit is not None and limit <= task.window // 2:
         raise RestoreError(f"--max-in-flight must exceed {task.window // 2}: the server answers a frame "
                            f"only after the {task.window // 2} frames following it arrive")
     sequence_id = random.getrandbits(63) or 1
@@ -84,6 +92,7 @@ def restore_stream(client: grpcclient.InferenceServerClient, url: str, task: Tas
         for (index, rgb, mask), last in _with_last(frames):
             if reorder is None:
                 first, reorder = index, ReorderBuffer(index)
+                limit = limit or default_in_flight(task, rgb.nbytes)
             while sent - received >= limit:
                 take_one()
                 yield from ready()

@@ -1,4 +1,5 @@
-"""The client's re-ordering of restored frames (pure, no server)."""
+"""The client's pure streaming logic, no server: re-ordering restored frames, and how many frames
+it keeps in flight."""
 from __future__ import annotations
 
 import random
@@ -7,6 +8,8 @@ import pytest
 
 from client.errors import RestoreError
 from client.reorder import ReorderBuffer
+from client.server import TaskInfo
+from client.stream import default_in_flight
 
 
 def drain(buffer: ReorderBuffer) -> list[int]:
@@ -76,3 +79,13 @@ def test_frames_beyond_the_end_are_reported():
     drain(buffer)
     with pytest.raises(RestoreError, match="beyond the last one sent"):
         buffer.finish(1)
+
+
+def test_frames_in_flight_shrink_for_huge_frames_but_never_deadlock():
+    def task(scale: int) -> TaskInfo:
+        return TaskInfo("t", "FRAME", None, "FRAME_INDEX", "RESTORED", True, window=5, scale=scale)
+
+    assert default_in_flight(task(1), 640 * 360 * 3) == 18
+    assert default_in_flight(task(1), 3840 * 2160 * 3) == 18  # 4K: 18 x 2 x 25 MB < 2 GiB
+    assert default_in_flight(task(4), 3840 * 2160 * 3) == 5   # x4 answers are 16x larger
+    assert default_in_flight(task(4), 7680 * 4320 * 3) == 3   # T//2 + 1: fewer would wait forever
