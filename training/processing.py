@@ -13,14 +13,19 @@ from training.contract import VALUE_MAX
 from training.network import VideoRestorationNet
 
 
+# The casts come first on the way in and last on the way out, so that uint8 exists only at the
+# exported graph's edges (TensorRT takes UINT8 only as network input or output; the exporter's
+# own Shape reads of the inputs are re-routed by export/uint8_edges.py).
+
+
 def window_to_network(window: torch.Tensor) -> torch.Tensor:
     """uint8 (N, T, H, W, C) channels-last -> float (N, T, C, H, W) in [0, 1]."""
-    return window.permute(0, 1, 4, 2, 3).float() / VALUE_MAX
+    return window.float().permute(0, 1, 4, 2, 3) / VALUE_MAX
 
 
 def network_to_frame(frame: torch.Tensor) -> torch.Tensor:
     """float (N, 3, H, W), about [0, 1] -> uint8 (N, H, W, 3): clamp, round, channels-last."""
-    return (frame.clamp(0.0, 1.0) * VALUE_MAX).round().to(torch.uint8).permute(0, 2, 3, 1)
+    return (frame.clamp(0.0, 1.0) * VALUE_MAX).round().permute(0, 2, 3, 1).to(torch.uint8)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -45,18 +50,16 @@ class ServingNet(nn.Module):
         """window: uint8 (N, T, H, W, 3) RGB; mask_window: uint8 (N, T, H, W, 1), 255 = fill
         (inpaint only). Returns uint8 (N, H*s, W*s, 3) RGB, the restored centre frame."""
         cfg = self.net.config
-        h, w = window.shape[2], window.shape[3]
-        x = pad_to_multiple(window_to_network(window), cfg.multiple)
-        if cfg.masked:
-            if mask_window is None:
-                raise ValueError("inpainting network needs mask_window (N, T, H, W, 1)")
-            m = pad_to_multiple((window_to_network(mask_window) > 0.5).float(), cfg.multiple)
-            y = self.net(x, m)
-        else:
-            y = self.net(x)
-        y = network_to_frame(y[:, :, : h * cfg.scale, : w * cfg.scale])
-        if cfg.masked:
-            # Outside the mask the centre frame comes back bit-exact.
-            keep = mask_window[:, cfg.frames // 2] == 0
-            y = torch.where(keep, window[:, cfg.frames // 2], y)
-        return y
+        frames = window_to_network(window)
+        h, w = frames.shape[-2:]
+        if not cfg.masked:
+            y = self.net(pad_to_multiple(frames, cfg.multiple))
+            return network_to_frame(y[:, :, : h * cfg.scale, : w * cfg.scale])
+        if mask_window is None:
+            raise ValueError("inpainting network needs mask_window (N, T, H, W, 1)")
+        masks = (window_to_network(mask_window) > 0.5).float()
+        y = self.net(pad_to_multiple(frames, cfg.multiple), pad_to_multiple(masks, cfg.multiple))[:, :, :h, :w]
+        # Outside the mask the centre frame comes back bit-exact (k / 255 * 255 rounds back to k).
+        centre = cfg.frames // 2
+        y = torch.where(masks[:, centre] > 0, y, frames[:, centre])
+        return network_to_frame(y)
