@@ -140,8 +140,9 @@ def _wait_for_segments(folder: Path, count: int, process: subprocess.Popen, time
     raise AssertionError(f"no {count} segments in {folder} after {timeout} s")
 
 
-def _interrupted_then_resumed(source: Path, out: Path, url_first: str, url_resume: str, interrupt) -> tuple:
-    """Start a restore, interrupt it after two segments, check the failure, then resume it."""
+def _interrupted_then_rerun(source: Path, out: Path, url_first: str, url_again: str, interrupt,
+                            resume: bool) -> tuple:
+    """Start a restore, interrupt it after two segments, check the failure, then run it again."""
     process = subprocess.Popen(cli(str(source), "-o", str(out), "--url", url_first, "--segment-frames", "4"),
                                cwd=ROOT, stderr=subprocess.PIPE, text=True)
     _wait_for_segments(out.parent / f".{out.name}.restore", 2, process)
@@ -152,10 +153,10 @@ def _interrupted_then_resumed(source: Path, out: Path, url_first: str, url_resum
     assert process.returncode != 0 and not out.exists()
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("restore: error: ") and "--resume" in lines[0], stderr
-    resumed = restore(str(source), "-o", str(out), "--url", url_resume, "--segment-frames", "4", "--resume",
-                      quiet=False)
-    assert resumed.returncode == 0, resumed.stderr
-    return failed_after, lines[0], resumed.stderr
+    again = restore(str(source), "-o", str(out), "--url", url_again, "--segment-frames", "4",
+                    *(["--resume"] if resume else []), quiet=False)
+    assert again.returncode == 0, again.stderr
+    return failed_after, lines[0], again.stderr
 
 
 def _same_as_uninterrupted(source: Path, out: Path, url: str) -> None:
@@ -171,21 +172,25 @@ def _same_as_uninterrupted(source: Path, out: Path, url: str) -> None:
 def test_ctrl_c_then_resume_equals_an_uninterrupted_run(triton_server, noisy_clip, tmp_path):
     url = triton_server.grpc_url
     out = tmp_path / "restored.mkv"
-    _, message, resumed = _interrupted_then_resumed(noisy_clip[0], out, url, url,
-                                                    lambda p: p.send_signal(signal.SIGINT))
+    _, message, resumed = _interrupted_then_rerun(noisy_clip[0], out, url, url,
+                                                  lambda p: p.send_signal(signal.SIGINT), resume=True)
     assert "interrupted" in message and "restored now" in resumed
     done_before = int(message.split("; ")[1].split()[0])  # "N frames are kept"
     assert f"24 frames; {24 - done_before} restored now" in resumed  # finished segments not redone
     _same_as_uninterrupted(noisy_clip[0], out, url)
 
 
-def test_server_killed_mid_stream_fails_fast_and_resume_finishes(served_repository, triton_server, noisy_clip, tmp_path):
+def test_server_killed_mid_stream_fails_fast_then_the_same_command_succeeds(served_repository, triton_server,
+                                                                            noisy_clip, tmp_path):
     out = tmp_path / "restored.mkv"
     with TritonServer(served_repository, tmp_path / "doomed.log") as doomed:
-        failed_after, message, _ = _interrupted_then_resumed(noisy_clip[0], out, doomed.grpc_url,
-                                                             triton_server.grpc_url, lambda p: doomed.kill())
+        # "Server back" is the session's server: same repository, another port.
+        failed_after, message, again = _interrupted_then_rerun(noisy_clip[0], out, doomed.grpc_url,
+                                                               triton_server.grpc_url, lambda p: doomed.kill(),
+                                                               resume=False)
     assert failed_after < 10, failed_after
     assert "failed after" in message or "no answer" in message
+    assert "discarded" in again  # without --resume it starts afresh, and says so
     _same_as_uninterrupted(noisy_clip[0], out, triton_server.grpc_url)
 
 
