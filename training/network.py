@@ -105,10 +105,11 @@ class VideoRestorationNet(nn.Module):
             if masks is None:
                 raise ValueError("this network is masked (inpainting): pass masks (N, T, 1, H, W)")
             x = torch.cat([x * (1 - masks), masks], dim=2)
-            # The global residual must not carry the hidden pixels through either: start from
-            # mid-grey there, so the output never depends on what is under the mask.
+            # The global residual must not carry the hidden pixels through either: it starts from a
+            # smooth fill of the hole from its surroundings (the network learns the detail on top),
+            # so the output never depends on what is under the mask.
             m = masks[:, t // 2]
-            centre = centre * (1 - m) + 0.5 * m
+            centre = pull_push_fill(centre * (1 - m), 1 - m)
         x = self.unshuffle(x.reshape(n * t, x.shape[2], h, w))
         feats = self.frame_body(self.act(self.frame_head(x)))
         feats = feats.reshape(n, t * c.frame_channels, h // c.unshuffle, w // c.unshuffle)
@@ -120,6 +121,26 @@ class VideoRestorationNet(nn.Module):
             # Known pixels pass through unchanged, so the loss only sees (and trains) the hidden ones.
             return centre * (1 - m) + (centre + residual) * m
         return centre + residual
+
+
+def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: int = 6) -> torch.Tensor:
+    """Fill holes by pull-push (Gortler et al. 1996): average the known pixels down an image
+    pyramid, then blend the coarser fill back in where a level's pixels are not fully known.
+
+    premultiplied: (N, C, H, W) colours times `weight`; weight: (N, 1, H, W) in [0, 1], 1 = known.
+    Returns (N, C, H, W): the known pixels unchanged, holes smoothly interpolated. Pooling and
+    bilinear resizing only, so it exports to ONNX with dynamic H and W.
+    """
+    if levels == 0 or min(premultiplied.shape[-2:]) < 2:
+        return premultiplied / weight.clamp(min=1e-3)
+    # Pull: a coarse pixel with any known child is known (weight saturates at 1), with the
+    # weighted mean colour of its children; that keeps fills sharp near the hole's edge.
+    total = 4 * F.avg_pool2d(weight, 2)
+    coarse_weight = total.clamp(max=1.0)
+    coarse_colour = 4 * F.avg_pool2d(premultiplied, 2) / total.clamp(min=1e-6)
+    coarse = pull_push_fill(coarse_colour * coarse_weight, coarse_weight, levels - 1)
+    up = F.interpolate(coarse, size=premultiplied.shape[-2:], mode="bilinear", align_corners=False)
+    return premultiplied + (1 - weight) * up
 
 
 def count_parameters(model: nn.Module) -> int:
