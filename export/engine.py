@@ -21,7 +21,8 @@ from pathlib import Path
 
 from export.files import atomic_write, sha256_file
 from export.tensorrt_build import DEFAULT_WORKSPACE_MIB, ProfileSpec
-from export.triton_config import ONNX_FILE, PLAN_FILE, onnxruntime_config, tensorrt_config, write_config
+from export.triton_config import (ONNX_FILE, PLAN_FILE, onnxruntime_config, tensorrt_config, write_config,
+                                  write_window_config)
 from training.contract import TASKS, Task, get_task
 
 EXIT_BACKEND_UNAVAILABLE = 2
@@ -135,6 +136,9 @@ def install(args: argparse.Namespace) -> int:
             print(f"engine: linked {link} -> {link.readlink()}")
         config = write_config(args.repository, task, onnxruntime_config(task))
     print(f"engine: wrote {config} ({'platform tensorrt_plan, KIND_GPU' if backend == 'tensorrt' else 'python backend + ONNX Runtime, KIND_CPU'})")
+    window = write_window_config(args.repository, task, gpu=backend == "tensorrt")
+    if window:
+        print(f"engine: wrote {window} (ring buffers on the {'GPU' if backend == 'tensorrt' else 'CPU'})")
     return 0
 
 

@@ -75,6 +75,33 @@ def write_config(repository: Path, task: Task, text: str) -> Path:
     return atomic_write(config_path(repository, task), text)
 
 
+GPU_WINDOW_PARAMETERS = (
+    'parameters { key: "device" value: { string_value: "cuda" } }\n'
+    'parameters { key: "FORCE_CPU_ONLY_INPUT_TENSORS" value: { string_value: "no" } }\n'
+)
+
+
+def window_config(committed: str, gpu: bool) -> str:
+    """`<task>_window`'s config placed for the net's backend: on GPU hosts its ring buffers live
+    on the GPU (KIND_GPU, device cuda, inputs left where Triton put them) so a frame crosses PCIe
+    once and windows reach the plan by DLPack; otherwise the committed CPU config unchanged."""
+    text = committed.replace(GPU_WINDOW_PARAMETERS, "").replace("KIND_GPU", "KIND_CPU")
+    if gpu:
+        text = text.replace("KIND_CPU", "KIND_GPU") + GPU_WINDOW_PARAMETERS
+    return text
+
+
+def write_window_config(repository: Path, task: Task, gpu: bool) -> Path | None:
+    """Place `<task>_window` for the backend; None where there is no window config to place
+    (a repository being assembled) and the CPU default is wanted anyway."""
+    path = repository / task.window_model / "config.pbtxt"
+    if not path.is_file():
+        if gpu:
+            raise FileNotFoundError(f"{path} is missing: the GPU window model needs its config")
+        return None
+    return atomic_write(path, window_config(path.read_text(), gpu))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m export.triton_config",

@@ -14,7 +14,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 import export.engine as engine
 import export.onnx_export
-from export.triton_config import onnxruntime_config, tensorrt_config
+from export.triton_config import onnxruntime_config, tensorrt_config, window_config
 from training.contract import MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
 from test_export_onnx import tiny_checkpoint
 
@@ -134,3 +134,13 @@ def test_committed_repository_is_the_cpu_default(task):
         "regenerate with: python -m export.triton_config"
     for name in ("model.py", "ort_runner.py"):
         assert (model / "1" / name).resolve() == (ROOT / "model_repository/denoise_net/1" / name).resolve()
+
+
+def test_window_config_moves_to_the_gpu_with_the_plan_and_back():
+    committed = (ROOT / "model_repository" / "denoise_window" / "config.pbtxt").read_text()
+    gpu = parse(window_config(committed, gpu=True))
+    assert [g.kind for g in gpu.instance_group] == [mc.ModelInstanceGroup.KIND_GPU]
+    assert gpu.parameters["device"].string_value == "cuda"
+    assert gpu.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value == "no"
+    assert window_config(window_config(committed, gpu=True), gpu=False) == committed
+    assert window_config(committed, gpu=False) == committed
