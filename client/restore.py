@@ -17,9 +17,9 @@ import av
 from tqdm import tqdm
 from tritonclient.utils import InferenceServerException
 
+from .decode import Source, is_pattern
 from .encode import EncodeSettings, output_kind
 from .errors import RestoreError
-from .decode import Source
 from .job import Job, Result, check_paths, run_job
 from .server import connect, describe_task
 
@@ -102,7 +102,9 @@ def plan_outputs(inputs: list[str], output: str, fmt: str) -> list[tuple[str, st
         raise RestoreError(f"several inputs need an output folder, and '{output}' is a file")
     pairs, seen = [], {}
     for path in files:
-        stem = os.path.splitext(os.path.basename(path.rstrip(os.sep)))[0].replace("%", "_")
+        # An image sequence is named after its folder: frames/%05d.png -> frames.
+        named = os.path.dirname(os.path.abspath(path)) if is_pattern(path) else path
+        stem = os.path.splitext(os.path.basename(named))[0]
         if stem in seen:
             raise RestoreError(f"'{seen[stem]}' and '{path}' would both be written as '{stem}' in '{output}'")
         seen[stem] = path

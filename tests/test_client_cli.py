@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from client.errors import RestoreError
 from client.local_server import free_port
+from client.restore import plan_outputs
 from tests.test_client_media import CARPHONE, make_clip, real_frames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,3 +72,18 @@ def test_several_inputs_need_an_output_folder(tmp_path):
     target.write_bytes(b"")
     line = one_error_line(restore(str(clip), str(CARPHONE), "-o", str(target)))
     assert "need an output folder" in line
+
+
+def test_many_inputs_and_folders_map_to_one_output_each(tmp_path):
+    (tmp_path / "clips").mkdir()
+    for name in ("b.mkv", "a.mp4", "notes.txt"):
+        (tmp_path / "clips" / name).write_bytes(b"")
+    (tmp_path / "frames").mkdir()
+    pairs = plan_outputs([str(tmp_path / "clips"), str(tmp_path / "frames" / "%05d.png")],
+                         str(tmp_path / "out"), "mkv")
+    assert [(Path(i).name, Path(o).relative_to(tmp_path).as_posix()) for i, o in pairs] == [
+        ("a.mp4", "out/a.mkv"), ("b.mkv", "out/b.mkv"), ("%05d.png", "out/frames.mkv")]
+    png = plan_outputs([str(tmp_path / "clips")], str(tmp_path / "pngs"), "png")
+    assert Path(png[0][1]).relative_to(tmp_path).as_posix() == "pngs/a/%05d.png" and (tmp_path / "pngs" / "a").is_dir()
+    with pytest.raises(RestoreError, match="would both be written as 'a'"):
+        plan_outputs([str(tmp_path / "clips" / "a.mp4"), str(tmp_path / "a.mkv")], str(tmp_path / "out"), "mp4")
