@@ -54,7 +54,8 @@ class Frame:
     rgb: np.ndarray
 
 
-def _open(path: str) -> av.container.InputContainer:
+def open_input(path: str) -> av.container.InputContainer:
+    """Open a video file or image-sequence pattern; a one-line RestoreError if it cannot be read."""
     if is_pattern(path):
         folder = os.path.dirname(path) or "."
         if not os.path.isdir(folder):
@@ -81,7 +82,7 @@ class Source:
     """
 
     def __init__(self, path: str, warn: Callable[[str], None] = lambda msg: None) -> None:
-        self._container = _open(path)
+        self._container = open_input(path)
         self._warn = warn
         if not self._container.streams.video:
             self._container.close()

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from .colour import Colour, rgb_to_frame, tags
-from .decode import is_pattern
+from .decode import is_pattern, open_input
 from .errors import RestoreError
 
 _CONTAINERS = {"mp4": "mp4", "mkv": "matroska"}
@@ -122,12 +122,20 @@ class SegmentWriter:
             os.remove(self._path)
 
 
-def _packets(container: av.container.InputContainer, streams: list) -> Iterator[av.Packet]:
+def _packets(container: av.container.InputContainer, streams: list,
+             warn: Callable[[str], None] | None = None) -> Iterator[av.Packet]:
+    """The packets of `streams` in file order; with `warn`, a read error ends them with a warning
+    (a truncated source still gets the audio that is there)."""
     if not streams:  # demux() with no streams would read every stream
         return
-    for packet in container.demux(*streams):
-        if packet.dts is not None and packet.size:  # skip the demuxer's empty flush packets
-            yield packet
+    try:
+        for packet in container.demux(*streams):
+            if packet.dts is not None and packet.size:  # skip the demuxer's empty flush packets
+                yield packet
+    except av.FFmpegError as e:
+        if warn is None:
+            raise
+        warn(f"copying audio/subtitles stopped early: {e}")
 
 
 def _seconds(packet: av.Packet) -> float:
@@ -151,28 +159,55 @@ def _copyable_streams(source: av.container.InputContainer, out: av.container.Out
     return keep
 
 
+# Tags a muxer writes for itself; copying the source's would describe the wrong file.
+_MUXER_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration"}
+
+
+def _copy_tags(source_path: str, out: av.container.OutputContainer, video: av.VideoStream) -> None:
+    """Carry over what describes the content: container and video stream tags (title, language,
+    creation time...) and the display rotation (phone videos are stored sideways)."""
+    # A container of its own: decoding a frame here must not move the packet copy's position.
+    with open_input(source_path) as source:
+        out.metadata.update({k: v for k, v in source.metadata.items() if k not in _MUXER_TAGS})
+        src_video = source.streams.video[0]
+        video.metadata.update({k: v for k, v in src_video.metadata.items() if k not in _MUXER_TAGS})
+        try:
+            first = next(source.decode(src_video), None)
+        except av.FFmpegError:  # an unreadable first frame: nothing to carry over
+            first = None
+        if first is not None and first.rotation:
+            video.set_display_rotation(first.rotation)
+
+
+def _assemble_images(segments: list[str], output_tmp: str, source_path: str, warn: Callable[[str], None]) -> None:
+    with open_input(source_path) as source:
+        _copyable_streams(source, None, warn)
+    os.makedirs(output_tmp)
+    n = 0
+    for segment in segments:
+        for name in sorted(os.listdir(segment)):
+            n += 1
+            os.replace(os.path.join(segment, name), os.path.join(output_tmp, f"{n:08d}.png"))
+
+
 def assemble(segments: list[str], output_tmp: str, kind: str, source_path: str,
              warn: Callable[[str], None]) -> None:
     """Join the segments by packet copy into `output_tmp` (a folder for 'png') and mux the
     source's audio and subtitle packets in without re-encoding, interleaved by time."""
     if kind == "png":
-        with av.open(source_path, format="image2" if is_pattern(source_path) else None) as source:
-            _copyable_streams(source, None, warn)
-        os.makedirs(output_tmp)
-        n = 0
-        for segment in segments:
-            for name in sorted(os.listdir(segment)):
-                n += 1
-                os.replace(os.path.join(segment, name), os.path.join(output_tmp, f"{n:08d}.png"))
+        _assemble_images(segments, output_tmp, source_path, warn)
         return
-    with av.open(output_tmp, "w", format=_CONTAINERS[kind]) as out, \
-            av.open(source_path) as source:
+    with av.open(output_tmp, "w", format=_CONTAINERS[kind]) as out, open_input(source_path) as source:
         inputs = [av.open(s) for s in segments]
         try:
             video = out.add_stream_from_template(inputs[0].streams.video[0])
+            _copy_tags(source_path, out, video)
             copied = _copyable_streams(source, out, warn)
-            targets = {s.index: out.add_stream_from_template(s) for s in copied}
-            side = _packets(source, copied)
+            targets = {}
+            for stream in copied:
+                targets[stream.index] = out.add_stream_from_template(stream)
+                targets[stream.index].metadata.update(stream.metadata)  # language, title
+            side = _packets(source, copied, warn)
             pending = next(side, None)
             last_dts = None
             for segment in inputs:

@@ -39,7 +39,7 @@ def real_frames(count: int, size: tuple[int, int] | None = None) -> list[np.ndar
 def make_clip(path: Path, frames: list[np.ndarray], *, codec: str = "libx264", pix_fmt: str = "yuv420p",
               rate: int = 25, pts: list[int] | None = None, time_base: Fraction | None = None,
               audio: bool = False, subtitles: bool = False, colour: Colour | None = None,
-              options: dict | None = None) -> Path:
+              options: dict | None = None, rotation: int = 0, title: str | None = None) -> Path:
     """Encode RGB `frames` into `path` (container from the extension), optionally with an AAC
     sine track, SubRip subtitles (mkv), explicit timestamps and colour tags."""
     container_format = "matroska" if path.suffix == ".mkv" else None
@@ -47,6 +47,10 @@ def make_clip(path: Path, frames: list[np.ndarray], *, codec: str = "libx264", p
         video = out.add_stream(codec, rate=rate, options=options or {})
         video.height, video.width = frames[0].shape[:2]
         video.pix_fmt = pix_fmt
+        if rotation:
+            video.set_display_rotation(rotation)
+        if title:
+            out.metadata["title"] = title
         tb = time_base or Fraction(1, rate)
         video.codec_context.time_base = tb
         if colour:
@@ -266,3 +270,22 @@ def test_a_mask_of_another_size_is_refused(tmp_path):
     cv2.imwrite(str(tmp_path / "mask.png"), np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(RestoreError, match="mask .* is 10x10, the video is 176x144"):
         next(mask_frames(str(tmp_path / "mask.png"), (144, 176), print))
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mkv"])
+def test_title_and_display_rotation_are_kept(tmp_path, kind):
+    clip = make_clip(tmp_path / "phone.mp4", real_frames(3), rotation=90, title="At the beach")
+    out = tmp_path / f"out.{kind}"
+    passthrough(clip, out, kind)
+    with av.open(str(out)) as c:
+        assert c.metadata.get("title", c.metadata.get("TITLE")) == "At the beach"
+        assert next(c.decode(video=0)).rotation == 90
+
+
+def test_image_sequence_input_to_a_video_file(tmp_path):
+    for i, f in enumerate(real_frames(4), start=1):
+        cv2.imwrite(str(tmp_path / f"{i:05d}.png"), f[:, :, ::-1])
+    out = tmp_path / "out.mkv"
+    passthrough(tmp_path / "%05d.png", out, "mkv")
+    frames, times, _ = decode_all(out)
+    assert all((a == b).all() for a, b in zip(frames, real_frames(4))) and times == pytest.approx([0, .04, .08, .12])
