@@ -130,7 +130,7 @@ def install(args: argparse.Namespace) -> int:
         meta, built = ensure_plan(onnx, version_dir / PLAN_FILE, task, spec, args.precision,
                                   args.workspace_mib, args.timing_cache, args.force)
         print(f"engine: {'built' if built else 'kept current'} plan {version_dir / PLAN_FILE} [{meta.tag}]")
-        config = write_config(args.repository, task, tensorrt_config(task))
+        config = write_config(args.repository, task, tensorrt_config(task, max_side=args.max_side))
     else:
         for link in link_adapter(args.repository, task):
             print(f"engine: linked {link} -> {link.readlink()}")

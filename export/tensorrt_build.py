@@ -21,7 +21,7 @@ import numpy as np
 
 from export.files import atomic_write, sha256_file
 from export.parity import ParityError, psnr
-from training.contract import MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, WINDOW, Task
+from training.contract import MASK_WINDOW, MAX_BATCH_SIZE, MAX_SIDE, RESTORED, WINDOW, Task
 
 NEEDS_TENSORRT = "needs TensorRT and a CUDA GPU (TensorRT is not installable in this workplace)"
 PSNR_MIN_DB = 45.0          # plan vs ONNX Runtime; FP16 rounding alone stays well above this
@@ -36,7 +36,7 @@ class ProfileSpec:
 
     max_batch: int = MAX_BATCH_SIZE
     min_side: int = 64
-    max_side: int = 2160
+    max_side: int = MAX_SIDE
     opt_height: int = 1080
     opt_width: int = 1920
     opt_batch: int = 1  # one 1080p window already fills a data-centre GPU

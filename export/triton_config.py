@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from export.files import atomic_write
-from training.contract import MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW, Task
+from training.contract import MASK_WINDOW, MAX_BATCH_SIZE, MAX_SIDE, RESTORED, TASKS, WINDOW, Task
 
 ONNX_FILE = "model.onnx"
 PLAN_FILE = "model.plan"
@@ -48,22 +48,28 @@ def _instance_group(kind: str) -> str:
     return f"instance_group [\n  {{\n    count: 1\n    kind: {kind}\n  }}\n]\n"
 
 
-def onnxruntime_config(task: Task, onnx_file: str = ONNX_FILE, intra_op_threads: int = 0) -> str:
+def _parameter(key: str, value: object) -> str:
+    return f"  {{\n    key: \"{key}\"\n    value: {{ string_value: \"{value}\" }}\n  }}"
+
+
+def onnxruntime_config(task: Task, onnx_file: str = ONNX_FILE, intra_op_threads: int = 0,
+                       max_side: int = MAX_SIDE) -> str:
     """CPU config: Python backend (1/model.py) running `onnx_file` with ONNX Runtime.
     intra_op_threads 0 means every core the server process may use."""
     return (HEADER + f"name: \"{task.net_model}\"\nbackend: \"python\"\n" + tensor_block(task)
             + _instance_group("KIND_CPU")
-            + "parameters [\n"
-            f"  {{\n    key: \"onnx_file\"\n    value: {{ string_value: \"{onnx_file}\" }}\n  }},\n"
-            f"  {{\n    key: \"intra_op_threads\"\n    value: {{ string_value: \"{intra_op_threads}\" }}\n  }}\n"
-            "]\n")
+            + "parameters [\n" + ",\n".join([_parameter("onnx_file", onnx_file),
+                                                _parameter("intra_op_threads", intra_op_threads),
+                                                _parameter("max_side", max_side)]) + "\n]\n")
 
 
-def tensorrt_config(task: Task, plan_file: str = PLAN_FILE) -> str:
-    """GPU config: Triton's TensorRT backend loading `plan_file` from the version directory."""
+def tensorrt_config(task: Task, plan_file: str = PLAN_FILE, max_side: int = MAX_SIDE) -> str:
+    """GPU config: Triton's TensorRT backend loading `plan_file` from the version directory;
+    max_side is the plan's profile maximum (clients tile larger frames)."""
     return (HEADER + f"name: \"{task.net_model}\"\nplatform: \"tensorrt_plan\"\n"
             f"default_model_filename: \"{plan_file}\"\n" + tensor_block(task)
-            + _instance_group("KIND_GPU"))
+            + _instance_group("KIND_GPU")
+            + "parameters [\n" + _parameter("max_side", max_side) + "\n]\n")
 
 
 def config_path(repository: Path, task: Task) -> Path:

@@ -75,3 +75,9 @@ def test_net_model_matches_contract(task):
     assert dims(config, "output") == {contract.RESTORED: ("TYPE_UINT8", [-1, -1, 3])}
     assert config.max_batch_size == contract.MAX_BATCH_SIZE
     assert config.HasField("dynamic_batching")
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
+def test_net_declares_the_largest_side_it_takes(task):
+    # The client reads this to tile larger frames; the TensorRT profile is built to the same value.
+    assert int(load_config(task.net_model).parameters["max_side"].string_value) == contract.MAX_SIDE

@@ -22,6 +22,8 @@ WIRE_DTYPE = "UINT8"         # uint8 at the network's edges; the graph converts 
 VALUE_MAX = 255.0            # network-side values are wire values / VALUE_MAX, in [0, 1]
 ONNX_OPSET = 17
 MAX_BATCH_SIZE = 8           # dynamic batching across streams in <task>_net
+MAX_SIDE = 2160              # largest H or W <task>_net takes (the TensorRT profile's maximum);
+                             # the client tiles larger frames, learning this from the net's config
 
 
 @dataclass(frozen=True)
