@@ -144,6 +144,7 @@ def _seconds(packet: av.Packet) -> float:
 
 def _copyable_streams(source: av.container.InputContainer, out: av.container.OutputContainer | None,
                       warn: Callable[[str], None]) -> list:
+    """The source's audio and subtitle streams the output can hold untouched; a warning for each other."""
     keep = []
     for stream in source.streams:
         if stream.type not in ("audio", "subtitle"):
@@ -197,12 +198,25 @@ def assemble(segments: list[str], output_tmp: str, kind: str, source_path: str,
     if kind == "png":
         _assemble_images(segments, output_tmp, source_path, warn)
         return
+    try:
+        _assemble_video(segments, output_tmp, kind, source_path, warn, copy_side_streams=True)
+    except av.FFmpegError as e:
+        # The muxer's codec list is not the last word (mp4 lists PCM, then may refuse its channel
+        # layout when finishing the file): keep the restored video rather than lose everything.
+        os.remove(output_tmp)
+        warn(f"the source's audio/subtitles could not be copied into .{kind} ({e}); written without them "
+             f"(.mkv keeps them)")
+        _assemble_video(segments, output_tmp, kind, source_path, warn, copy_side_streams=False)
+
+
+def _assemble_video(segments: list[str], output_tmp: str, kind: str, source_path: str,
+                    warn: Callable[[str], None], copy_side_streams: bool) -> None:
     with av.open(output_tmp, "w", format=_CONTAINERS[kind]) as out, open_input(source_path) as source:
         inputs = [av.open(s) for s in segments]
         try:
             video = out.add_stream_from_template(inputs[0].streams.video[0])
             _copy_tags(source_path, out, video)
-            copied = _copyable_streams(source, out, warn)
+            copied = _copyable_streams(source, out, warn) if copy_side_streams else []
             targets = {}
             for stream in copied:
                 targets[stream.index] = out.add_stream_from_template(stream)

@@ -26,7 +26,7 @@ from .decode import Source, is_pattern
 from .encode import EncodeSettings, SegmentWriter, VideoFormat, assemble, output_kind
 from .errors import RestoreError
 from .server import TaskInfo
-from .stream import restore_stream
+from .tiling import restore_frames
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,7 @@ def _restore_frames(job: Job, source: Source, segments: _Segments, url: str,
     writer: SegmentWriter | None = None
     restored = 0
     try:
-        for index, rgb in restore_stream(client, url, task, frames(), keep_from=resume_at,
+        for index, rgb in restore_frames(client, url, task, frames(), size, keep_from=resume_at,
                                          max_in_flight=job.max_in_flight, stall_timeout_s=job.stall_timeout_s):
             number, offset = divmod(index, job.segment_frames)
             if writer is None:

@@ -24,6 +24,7 @@ class TaskInfo:
     batched: bool            # tensors carry a leading batch dim of 1
     window: int              # frames per window T: responses lag T//2 frames
     scale: int | None        # None: the server does not say; read it off the first response
+    max_side: int | None = None  # largest H or W the network takes; larger frames are tiled
 
 
 def _reason(e: InferenceServerException) -> str:
@@ -90,13 +91,15 @@ def _describe(client: grpcclient.InferenceServerClient, url: str, task: str) -> 
     if not (frame and index and restored):
         raise RestoreError(f"model '{task}' on {url} is not a restore task: it needs a UINT8 [H, W, 3] input and "
                            f"UINT8 + INT64 outputs, it has {meta['inputs']} -> {meta['outputs']}")
-    window = scale = None
+    window = scale = max_side = None
     for step in config.get("ensemble_scheduling", {}).get("step", []):
         step_config = client.get_model_config(step["model_name"], as_json=True)["config"]
         window = window or _parameter(step_config, "window")
         scale = scale or _parameter(step_config, "scale")
+        max_side = max_side or _parameter(step_config, "max_side")
     if window is None:
         raise RestoreError(f"model '{task}' on {url} does not say its window length "
                            f"(parameter 'window' in its window model's config)")
     return TaskInfo(task, frame, find(meta["inputs"], "UINT8", "1"), index, restored,
-                    batched=int(config.get("max_batch_size", 0)) > 0, window=window, scale=scale)
+                    batched=int(config.get("max_batch_size", 0)) > 0, window=window, scale=scale,
+                    max_side=max_side)

@@ -1,11 +1,18 @@
 """Tiles for frames larger than the server's network accepts (its `max_side`): overlapping tiles
-are restored as separate streams and blended back with linear ramps across each overlap, so
-there are no seams. Pure NumPy; the streaming code decides when to tile."""
+are restored as separate streams (one sequence and connection each, all to the same server, so
+every tile keeps its own temporal window) and blended back with linear ramps across each
+overlap, so there are no seams."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
 
 import numpy as np
+import tritonclient.grpc as grpcclient
+
+from .server import TaskInfo
+from .stream import FrameIn, restore_stream
 
 
 @dataclass(frozen=True)
@@ -84,3 +91,34 @@ class Stitcher:
         if not np.all(self.weight > 0):
             raise ValueError("not every pixel is covered by a restored tile")
         return np.clip(np.rint(self.sum / self.weight), 0, 255).astype(np.uint8)
+
+
+def restore_frames(client: grpcclient.InferenceServerClient, url: str, task: TaskInfo,
+                   frames: Iterable[FrameIn], size: tuple[int, int], overlap: int = 32,
+                   **stream_args: Any) -> Iterator[tuple[int, np.ndarray]]:
+    """restore_stream, tiled when a side of `size` (H, W) exceeds the task's max_side."""
+    height, width = size
+    if not task.max_side or max(height, width) <= task.max_side:
+        yield from restore_stream(client, url, task, frames, **stream_args)
+        return
+    tiles = plan_tiles(height, width, task.max_side, overlap)
+    copies = itertools.tee(frames, len(tiles))  # buffers only what the slowest tile has not sent
+    clients = [client] + [grpcclient.InferenceServerClient(url) for _ in tiles[1:]]
+
+    def cropped(tile: Tile, source: Iterable[FrameIn]) -> Iterator[FrameIn]:
+        for index, rgb, mask in source:
+            yield index, tile.crop(rgb), None if mask is None else tile.crop(mask)
+
+    streams = [restore_stream(c, url, task, cropped(t, s), **stream_args) for c, t, s in zip(clients, tiles, copies)]
+    try:
+        for parts in zip(*streams):
+            scale = parts[0][1].shape[0] // (tiles[0].y1 - tiles[0].y0)
+            stitcher = Stitcher(height, width, scale, tiles)
+            for tile, (_, restored) in zip(tiles, parts):
+                stitcher.add(tile, restored)
+            yield parts[0][0], stitcher.result()
+    finally:
+        for stream in streams:
+            stream.close()
+        for extra in clients[1:]:
+            extra.close()

@@ -289,3 +289,27 @@ def test_image_sequence_input_to_a_video_file(tmp_path):
     passthrough(tmp_path / "%05d.png", out, "mkv")
     frames, times, _ = decode_all(out)
     assert all((a == b).all() for a, b in zip(frames, real_frames(4))) and times == pytest.approx([0, .04, .08, .12])
+
+
+def test_audio_an_mp4_cannot_hold_is_dropped_with_a_warning_and_mkv_keeps_it(tmp_path):
+    clip = tmp_path / "pcm.mkv"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("ffv1", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("pcm_s16le", rate=48000)
+        sound.layout = "stereo"  # stored in mkv as "2 channels", a layout the mp4 muxer refuses
+        for i, rgb in enumerate(real_frames(5, (48, 64))):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        samples = av.AudioFrame.from_ndarray(np.zeros((1, 19200), np.int16), format="s16", layout="stereo")
+        samples.sample_rate, samples.pts = 48000, 0
+        out.mux(sound.encode(samples))
+        out.mux(sound.encode(None))
+        out.mux(video.encode(None))
+    warnings = passthrough(clip, tmp_path / "out.mp4", "mp4")
+    assert any("audio" in w and "without them" in w and ".mkv keeps them" in w for w in warnings), warnings
+    assert packets(tmp_path / "out.mp4", "audio") == []
+    assert len(decode_all(tmp_path / "out.mp4")[0]) == 5
+    assert passthrough(clip, tmp_path / "out.mkv", "mkv") == []
+    assert packets(tmp_path / "out.mkv", "audio") == packets(clip, "audio")
