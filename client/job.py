@@ -168,7 +168,7 @@ def mask_frames(path: str | None, size: tuple[int, int], warn: Callable[[str], N
 
 
 def run_job(job: Job, client: grpcclient.InferenceServerClient, url: str, task: TaskInfo,
-            warn: Callable[[str], None], progress: bool = True) -> Result:
+            warn: Callable[[str], None], progress: bool = True, bar_position: int = 0) -> Result:
     """Restore `job.input` into `job.output` through `task` on the server at `url`."""
     started = time.monotonic()
     kind = check_paths(job.input, job.output)
@@ -185,7 +185,8 @@ def run_job(job: Job, client: grpcclient.InferenceServerClient, url: str, task: 
             warn(f"--resume: {done} segment(s) ({min(resume_at, total or resume_at)} frames) already restored; continuing")
         restored_now = 0
         if total is None:
-            restored_now, total = _restore_frames(job, source, segments, url, client, task, resume_at, warn, progress)
+            restored_now, total = _restore_frames(job, source, segments, url, client, task, resume_at, warn,
+                                                  progress, bar_position)
             segments.finished(total)
         assembled = os.path.join(segments.folder, "assembled" + ("" if kind == "png" else f".{kind}"))
         count = -(-total // job.segment_frames)
@@ -197,7 +198,7 @@ def run_job(job: Job, client: grpcclient.InferenceServerClient, url: str, task: 
 
 def _restore_frames(job: Job, source: Source, segments: _Segments, url: str,
                     client: grpcclient.InferenceServerClient, task: TaskInfo, resume_at: int,
-                    warn: Callable[[str], None], progress: bool) -> tuple[int, int]:
+                    warn: Callable[[str], None], progress: bool, bar_position: int) -> tuple[int, int]:
     """Stream the frames from `resume_at` on and write them into segments; return (frames
     restored now, frames in the file)."""
     info = source.info
@@ -219,7 +220,8 @@ def _restore_frames(job: Job, source: Source, segments: _Segments, url: str,
 
     estimate = info.frames_estimate
     bar = tqdm(total=estimate, initial=min(resume_at, estimate or resume_at), unit="frame",
-               desc=os.path.basename(job.input), disable=not progress, dynamic_ncols=True, leave=False)
+               desc=os.path.basename(job.input), disable=not progress, dynamic_ncols=True, leave=False,
+               position=bar_position)
     writer: SegmentWriter | None = None
     restored = 0
     try:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import queue
 import re
+import shutil
+import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 import skvideo
@@ -21,6 +24,7 @@ import tritonclient.grpc as grpcclient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from client.local_server import TritonServer
 from training.checkpoint import load_checkpoint
 from training.processing import ServingNet
 
@@ -219,3 +223,29 @@ def test_window_model_survives_random_tensors(triton_server, dtype, shape):
     assert (len(errors) == 0) == valid, (shape, dtype, errors)
     assert triton_server.process.poll() is None
     assert grpcclient.InferenceServerClient(triton_server.grpc_url).is_model_ready("denoise_window")
+
+
+def test_frames_larger_than_max_side_are_tiled_without_seams(served_repository, tmp_path):
+    # A server whose network takes at most 96 px a side; the client must tile 176x144 frames.
+    repo = tmp_path / "repository"
+    shutil.copytree(served_repository, repo, symlinks=True)
+    config = repo / "denoise_net" / "config.pbtxt"
+    text = re.sub(r'(key: "max_side"\s*value: \{ string_value: )"\d+"', r'\1"96"', config.read_text())
+    assert '"96"' in text
+    config.write_text(text)
+    frames = decode("carphone_pristine.mp4", 6)
+    (tmp_path / "in").mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(tmp_path / "in" / f"{i:05d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    (tmp_path / "out").mkdir()
+    with TritonServer(repo, tmp_path / "server.log") as server:
+        run = subprocess.run([sys.executable, "-m", "client.restore", "--quiet", str(tmp_path / "in" / "%05d.png"),
+                              "-o", str(tmp_path / "out" / "%05d.png"), "--task", "denoise", "--url", server.grpc_url],
+                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 0, run.stderr
+    outputs = sorted((tmp_path / "out").glob("*.png"))
+    assert len(outputs) == len(frames)
+    for i, (expected, path) in enumerate(zip(in_process(frames), outputs)):
+        tiled = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        mse = np.mean((tiled.astype(float) - expected.astype(float)) ** 2)
+        assert 10 * np.log10(255**2 / max(mse, 1e-10)) >= 45, f"frame {i}: tiled vs untiled below 45 dB"
