@@ -3,8 +3,11 @@ validation set."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from export.onnx_export import check_against_torch, export_serving_net
+from training.contract import MASK_WINDOW, WINDOW
 from training.data import WindowDataset, load_clip
 from training.evaluate import masked_psnr, validation_set
 from training.masks import random_mask_window
@@ -75,3 +78,15 @@ def test_validation_set_is_fixed_and_psnr_is_measured_inside_the_mask():
     assert np.array_equal(restored[outside], a.targets[outside])
     expected = masked_psnr(np.zeros_like(a.targets), a.targets, centre)
     assert masked_psnr(restored, a.targets, centre) == expected < 15
+
+
+@pytest.mark.slow
+def test_onnx_graph_fills_frames_of_any_size(tmp_path):
+    """The pull-push pyramid has a fixed depth: frames smaller than 2**levels must still work."""
+    serving = ServingNet(_net())
+    window, masks = _real_window()
+    path = tmp_path / "inpaint.onnx"
+    export_serving_net(serving, {WINDOW: window.numpy(), MASK_WINDOW: masks.numpy()}, path)
+    cases = [{WINDOW: np.ascontiguousarray(window[..., :h, :w, :].numpy()),
+              MASK_WINDOW: np.ascontiguousarray(masks[..., :h, :w, :].numpy())} for h, w in ((1, 1), (3, 5), (9, 2))]
+    assert check_against_torch(path, serving, cases) <= 1

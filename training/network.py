@@ -129,15 +129,19 @@ def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: in
 
     premultiplied: (N, C, H, W) colours times `weight`; weight: (N, 1, H, W) in [0, 1], 1 = known.
     Returns (N, C, H, W): the known pixels unchanged, holes smoothly interpolated. Pooling and
-    bilinear resizing only, so it exports to ONNX with dynamic H and W.
+    bilinear resizing only, always `levels` of them (odd sizes are replicate-padded, so a level is
+    never empty): the exported ONNX graph works for any H and W.
     """
-    if levels == 0 or min(premultiplied.shape[-2:]) < 2:
+    if levels == 0:
         return premultiplied / weight.clamp(min=1e-3)
+    h, w = premultiplied.shape[-2:]
+    both = F.pad(torch.cat([premultiplied, weight], dim=1), (0, w % 2, 0, h % 2), mode="replicate")
+    pooled = 4 * F.avg_pool2d(both, 2)
     # Pull: a coarse pixel with any known child is known (weight saturates at 1), with the
     # weighted mean colour of its children; that keeps fills sharp near the hole's edge.
-    total = 4 * F.avg_pool2d(weight, 2)
+    total = pooled[:, -1:]
     coarse_weight = total.clamp(max=1.0)
-    coarse_colour = 4 * F.avg_pool2d(premultiplied, 2) / total.clamp(min=1e-6)
+    coarse_colour = pooled[:, :-1] / total.clamp(min=1e-6)
     coarse = pull_push_fill(coarse_colour * coarse_weight, coarse_weight, levels - 1)
     up = F.interpolate(coarse, size=premultiplied.shape[-2:], mode="bilinear", align_corners=False)
     return premultiplied + (1 - weight) * up
