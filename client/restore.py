@@ -115,8 +115,8 @@ def plan_outputs(inputs: list[str], output: str, fmt: str) -> list[tuple[str, st
     return pairs
 
 
-def _restore_on(url: str, args: argparse.Namespace, todo: queue.Queue, report: Callable[[str, str, str], None],
-                failures: list, server_problems: list) -> None:
+def _restore_on(worker: int, url: str, args: argparse.Namespace, todo: queue.Queue,
+                report: Callable[[str, str, str], None], failures: list, server_problems: list) -> None:
     """Worker: restore files from `todo` one after another on the server at `url`. A server that
     cannot serve the task takes no files, so they go to the other workers."""
     try:
@@ -140,7 +140,7 @@ def _restore_on(url: str, args: argparse.Namespace, todo: queue.Queue, report: C
                           mask=args.mask, resume=args.resume, segment_frames=args.segment_frames,
                           max_in_flight=args.max_in_flight, stall_timeout_s=args.timeout)
                 result = run_job(job, client, url, task, lambda msg: report("warning", source, msg),
-                                 progress=not args.quiet)
+                                 progress=not args.quiet, bar_position=worker)
             except RestoreError as e:
                 failures.append((source, str(e)))
                 continue
@@ -160,11 +160,11 @@ def _run_workers(urls: list[str], args: argparse.Namespace, todo: queue.Queue,
         return
     if len(urls) == 1:
         # In the main thread, so Ctrl-C reaches the job, which keeps its completed segments.
-        _restore_on(urls[0], args, todo, report, failures, server_problems)
+        _restore_on(0, urls[0], args, todo, report, failures, server_problems)
         return
-    workers = [threading.Thread(target=_restore_on, args=(u, args, todo, report, failures, server_problems),
+    workers = [threading.Thread(target=_restore_on, args=(i, u, args, todo, report, failures, server_problems),
                                 daemon=True)
-               for u in urls]
+               for i, u in enumerate(urls)]
     for w in workers:
         w.start()
     for w in workers:

@@ -75,6 +75,8 @@ def restore_stream(client: grpcclient.InferenceServerClient, url: str, task: Tas
                                f"(server stuck or a model stub died? see the server log)") from None
         if error is not None:
             reason = (error.message() if isinstance(error, InferenceServerException) else str(error)).split("\n")[0]
+            if "START flag" in reason:  # Triton no longer knows the sequence: it timed out as idle
+                reason += " (the server dropped this stream as idle: frames take longer than its sequence idle timeout)"
             raise RestoreError(f"server {url} failed after {received} of {sent} frames sent: {reason}")
         restored = result.as_numpy(task.restored_output)
         if restored is None:  # the empty final response closing a request that restored nothing
