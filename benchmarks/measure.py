@@ -24,8 +24,16 @@ class Result:
     p99_ms: float
     machine_cores: float = float("nan")   # CPU in use on the whole machine meanwhile (cores)
     server_cores: float = float("nan")    # of which tritonserver + stubs
+    client_cores: float = float("nan")    # of which the benchmark process (client or in-process run)
     training_cores: float = float("nan")  # of which a concurrent training job
     note: str = ""
+
+    @property
+    def frames_per_core_s(self) -> float:
+        """Frames per CPU-second spent by this path (server + client): unlike frames/s, this
+        hardly depends on how much CPU other processes leave over."""
+        used = self.server_cores + self.client_cores
+        return self.fps / used if used > 0 else float("nan")
 
 
 def from_latencies(config: str, concurrency: int, resolution: str, latencies_s: list[float], seconds: float,
@@ -39,7 +47,8 @@ def from_latencies(config: str, concurrency: int, resolution: str, latencies_s: 
 def with_cpu(result: Result, cpu: CpuUse | None) -> Result:
     """`result` with the CPU use measured while it ran filled in."""
     if cpu is not None:
-        result.machine_cores, result.server_cores, result.training_cores = cpu.machine_cores, cpu.server_cores, cpu.training_cores
+        result.machine_cores, result.server_cores, result.client_cores, result.training_cores = (
+            cpu.machine_cores, cpu.server_cores, cpu.client_cores, cpu.training_cores)
     return result
 
 
@@ -54,18 +63,20 @@ def write_csv(path: Path, results: list[Result]) -> None:
         writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(Result)])
         writer.writeheader()
         for r in results:
-            writer.writerow(asdict(r))
+            writer.writerow(asdict(r))  # frames per CPU-s follows from fps and the cores columns
 
 
 def markdown_table(results: list[Result], baseline: Result | None = None) -> str:
     """A markdown table of `results`; with `baseline`, a column of fps relative to it."""
-    head = ["configuration", "concurrency", "resolution", "frames", "frames/s", "p50 ms", "p99 ms", "CPU busy (cores)", "server", "training"]
+    head = ["configuration", "concurrency", "resolution", "frames", "frames/s", "p50 ms", "p99 ms",
+            "frames per CPU-s", "CPU busy (cores)", "server", "client", "training"]
     if baseline is not None:
         head.insert(5, f"vs {baseline.config}")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         row = [r.config + (f" ({r.note})" if r.note else ""), str(r.concurrency), r.resolution, str(r.frames or "-"), f"{r.fps:.2f}",
-               f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", f"{r.machine_cores:.2f}", f"{r.server_cores:.2f}", f"{r.training_cores:.2f}"]
+               f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", f"{r.frames_per_core_s:.2f}", f"{r.machine_cores:.2f}",
+               f"{r.server_cores:.2f}", f"{r.client_cores:.2f}", f"{r.training_cores:.2f}"]
         if baseline is not None:
             row.insert(5, f"{100 * r.fps / baseline.fps:.0f}%")
         lines.append("| " + " | ".join(row) + " |")

@@ -91,7 +91,7 @@ class CpuUse:
 
     machine_cores: float   # everything on the machine
     server_cores: float    # tritonserver + its stubs
-    client_cores: float    # this benchmark process (clients, in-process baselines)
+    client_cores: float    # this process (clients, in-process baselines) + children it waited for
     training_cores: float  # any `training.train` processes running meanwhile
     cores: int             # cores of the machine
 
@@ -105,7 +105,8 @@ class CpuMeter:
 
     def _sample(self) -> tuple:
         server = cpu_seconds_each(process_tree(self.server_pid)) if self.server_pid else {}
-        return (time.monotonic(), _machine_ticks(), server, cpu_seconds_each([os.getpid()]),
+        times = os.times()  # this process and its waited-for children (perf_analyzer)
+        return (time.monotonic(), _machine_ticks(), server, {0: sum(times[:4])},
                 cpu_seconds_each(pids_matching("training.train")))
 
     def __enter__(self) -> "CpuMeter":

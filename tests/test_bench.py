@@ -1,0 +1,45 @@
+"""The benchmark code against a real tritonserver: `benchmarks.run --smoke` end to end (so it
+never rots; it is also `make bench-smoke`), and a bounded version of the load benchmark
+(issue 6 item 5: 3 concurrent clients on 3 different clips)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.load import MAX_GROWTH, load_clips, run_load
+
+pytestmark = [pytest.mark.server]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_smoke_runs_end_to_end(served_repository: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--smoke", "--workdir", str(tmp_path), "--repository", str(served_repository)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in ("smoke_side_by_side.csv", "smoke_perf_analyzer.csv", "smoke_scaling.csv",
+                 "smoke_throughput_latency.png", "smoke_fps_vs_resolution.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    report = (tmp_path / "RESULTS.md").read_text()
+    for expected in ("served ensemble", "in-process ONNX Runtime", "in-process PyTorch", "client file restore",
+                     "dynamic batching", "no batching", "system shm", "p99 ms"):
+        assert expected in report, expected
+    # Every configuration reports a p99 latency (the file restore excepted: not observable).
+    rows = [line for line in report.splitlines() if line.startswith("| ") and "configuration" not in line
+            and "client file restore" not in line]
+    assert rows and all("nan" not in line.split("|")[8] for line in rows)
+
+
+def test_concurrent_clients_get_their_own_frames_and_memory_stays_flat(triton_server) -> None:
+    clips = load_clips(3, 16, (320, 180))
+    assert len({c[0].shape for c in clips}) == 3, "the three clips differ in size"
+    report = run_load(triton_server.grpc_url, triton_server.process.pid, clips, rounds=6, warmup_rounds=3)
+    print(report.summary())
+    assert report.problems == []
+    assert report.frames == 6 * sum(len(c) for c in clips)
+    assert report.percentile_ms(99) > 0
+    assert report.growth < MAX_GROWTH, report.summary()
