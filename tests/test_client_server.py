@@ -46,6 +46,13 @@ def noisy_clip(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
     return path, clean
 
 
+@pytest.fixture(scope="module")
+def slow_clip(tmp_path_factory) -> Path:
+    """30 noisy frames at twice the carphone size: slow enough (~0.1 s a frame) to interrupt."""
+    frames = [cv2.resize(f, None, fx=2, fy=2) for f in noisy(real_frames(30))]
+    return make_clip(tmp_path_factory.mktemp("clips") / "slow.mkv", frames, codec="ffv1", audio=True)
+
+
 def test_restores_a_clip_end_to_end(triton_server, noisy_clip, tmp_path):
     source, clean = noisy_clip
     out = tmp_path / "restored.mp4"
@@ -164,34 +171,34 @@ def _same_as_uninterrupted(source: Path, out: Path, url: str) -> None:
     assert restore(str(source), "-o", str(reference), "--url", url, "--segment-frames", "4").returncode == 0
     a, b = decode_all(out)[0], decode_all(reference)[0]
     # Lossless output: equal up to ONNX Runtime's batch-size-dependent rounding (<= 1 level, rare).
-    assert len(a) == len(b) == 24
+    assert len(a) == len(b) == 30
     assert max(np.abs(x.astype(int) - y).max() for x, y in zip(a, b)) <= 1
     assert np.mean([np.mean(x != y) for x, y in zip(a, b)]) < 0.001
 
 
-def test_ctrl_c_then_resume_equals_an_uninterrupted_run(triton_server, noisy_clip, tmp_path):
+def test_ctrl_c_then_resume_equals_an_uninterrupted_run(triton_server, slow_clip, tmp_path):
     url = triton_server.grpc_url
     out = tmp_path / "restored.mkv"
-    _, message, resumed = _interrupted_then_rerun(noisy_clip[0], out, url, url,
+    _, message, resumed = _interrupted_then_rerun(slow_clip, out, url, url,
                                                   lambda p: p.send_signal(signal.SIGINT), resume=True)
     assert "interrupted" in message and "restored now" in resumed
     done_before = int(message.split("; ")[1].split()[0])  # "N frames are kept"
-    assert f"24 frames; {24 - done_before} restored now" in resumed  # finished segments not redone
-    _same_as_uninterrupted(noisy_clip[0], out, url)
+    assert f"30 frames; {30 - done_before} restored now" in resumed  # finished segments not redone
+    _same_as_uninterrupted(slow_clip, out, url)
 
 
 def test_server_killed_mid_stream_fails_fast_then_the_same_command_succeeds(served_repository, triton_server,
-                                                                            noisy_clip, tmp_path):
+                                                                            slow_clip, tmp_path):
     out = tmp_path / "restored.mkv"
     with TritonServer(served_repository, tmp_path / "doomed.log") as doomed:
         # "Server back" is the session's server: same repository, another port.
-        failed_after, message, again = _interrupted_then_rerun(noisy_clip[0], out, doomed.grpc_url,
+        failed_after, message, again = _interrupted_then_rerun(slow_clip, out, doomed.grpc_url,
                                                                triton_server.grpc_url, lambda p: doomed.kill(),
                                                                resume=False)
     assert failed_after < 10, failed_after
     assert "failed after" in message or "no answer" in message
     assert "discarded" in again  # without --resume it starts afresh, and says so
-    _same_as_uninterrupted(noisy_clip[0], out, triton_server.grpc_url)
+    _same_as_uninterrupted(slow_clip, out, triton_server.grpc_url)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (5, 7)], ids=["1x1", "7x5"])
