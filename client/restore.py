@@ -178,7 +178,17 @@ def _summary(result: Result) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; the exit status: 0 all restored, 1 something failed, 130 interrupted."""
     args = parse_args(argv)
+    try:
+        return _restore_all(args)
+    except KeyboardInterrupt:
+        print("restore: error: interrupted (the same command with --resume continues from the last completed "
+              "segment)", file=sys.stderr)
+        return 130
+
+
+def _restore_all(args: argparse.Namespace) -> int:
     try:
         pairs = plan_outputs(args.inputs, args.output, args.format)
     except (RestoreError, OSError) as e:
@@ -204,11 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         todo.put((source, target))
     server_problems: list[str] = []
-    try:
-        _run_workers(args.url, args, todo, report, failures, server_problems)
-    except KeyboardInterrupt:
-        report("error", "", "interrupted (the same command with --resume continues from the last completed segment)")
-        return 130
+    _run_workers(args.url, args, todo, report, failures, server_problems)
     left = todo.qsize()  # files no server could take
     for source, message in failures:
         report("error", source, message)
