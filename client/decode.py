@@ -27,14 +27,12 @@ def is_pattern(path: str) -> bool:
 class SourceInfo:
     """What the encoder must reproduce, read once from the input's video stream."""
 
-    path: str
     width: int
     height: int
     frame_count: int | None  # from the container; None when it does not say
     time_base: Fraction
     rate: Fraction           # average frame rate (25 for image sequences, as FFmpeg assumes)
     colour: Colour
-    pix_fmt: str
     duration_s: float | None  # announced length of the video stream (or of the file)
 
     @property
@@ -96,9 +94,9 @@ class Source:
         else:
             duration_s = self._container.duration / 1e6 if self._container.duration else None
         self.info = SourceInfo(
-            path=path, width=ctx.width, height=ctx.height, frame_count=stream.frames or None,
+            width=ctx.width, height=ctx.height, frame_count=stream.frames or None,
             time_base=stream.time_base or 1 / Fraction(rate), rate=Fraction(rate),
-            colour=Colour.of(ctx), pix_fmt=ctx.format.name if ctx.format else "unknown", duration_s=duration_s)
+            colour=Colour.of(ctx), duration_s=duration_s)
         self._stream = stream
 
     def frames(self) -> Iterator[Frame]:

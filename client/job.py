@@ -46,6 +46,8 @@ class Job:
 
 @dataclass(frozen=True)
 class Result:
+    """What a finished restore reports."""
+
     output: str
     frames: int
     restored_now: int  # frames restored in this run (fewer than `frames` after --resume)
