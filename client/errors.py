@@ -5,3 +5,7 @@ from __future__ import annotations
 
 class RestoreError(Exception):
     """A failure explained in one line, ready to show to the user."""
+
+
+class Interrupted(RestoreError):
+    """The user pressed Ctrl-C: stop everything (exit status 130), keeping finished segments."""

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from .decode import Source, is_pattern
 from .encode import EncodeSettings, SegmentWriter, VideoFormat, assemble, output_kind
-from .errors import RestoreError
+from .errors import Interrupted, RestoreError
 from .server import TaskInfo
 from .tiling import restore_frames
 
@@ -254,7 +254,7 @@ def _restore_frames(job: Job, source: Source, segments: _Segments, url: str,
         hint = (f"; {kept} frames are kept: the same command with --resume continues from frame {kept}"
                 if kept else "")
         if isinstance(e, KeyboardInterrupt):
-            raise RestoreError(f"interrupted{hint}") from None
+            raise Interrupted(f"interrupted{hint}") from None
         raise RestoreError(f"{e}{hint}") from None
     finally:
         bar.close()

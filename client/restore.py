@@ -19,7 +19,7 @@ from tritonclient.utils import InferenceServerException
 
 from .decode import Source, is_pattern
 from .encode import EncodeSettings, output_kind
-from .errors import RestoreError
+from .errors import Interrupted, RestoreError
 from .job import Job, Result, check_paths, run_job
 from .server import connect, describe_task
 
@@ -141,6 +141,8 @@ def _restore_on(worker: int, url: str, args: argparse.Namespace, todo: queue.Que
                           max_in_flight=args.max_in_flight, stall_timeout_s=args.timeout)
                 result = run_job(job, client, url, task, lambda msg: report("warning", source, msg),
                                  progress=not args.quiet, bar_position=worker)
+            except Interrupted:
+                raise  # Ctrl-C: no further files either
             except RestoreError as e:
                 failures.append((source, str(e)))
                 continue
@@ -182,10 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return _restore_all(args)
+    except Interrupted as e:  # Ctrl-C inside a job, which says what it kept
+        print(f"restore: error: {e}", file=sys.stderr)
     except KeyboardInterrupt:
         print("restore: error: interrupted (the same command with --resume continues from the last completed "
               "segment)", file=sys.stderr)
-        return 130
+    return 130
 
 
 def _restore_all(args: argparse.Namespace) -> int:

@@ -163,7 +163,7 @@ def _interrupted_then_rerun(source: Path, out: Path, url_first: str, url_again: 
     again = restore(str(source), "-o", str(out), "--url", url_again, "--segment-frames", "4",
                     *(["--resume"] if resume else []), quiet=False)
     assert again.returncode == 0, again.stderr
-    return failed_after, lines[0], again.stderr
+    return failed_after, lines[0], again.stderr, process.returncode
 
 
 def _same_as_uninterrupted(source: Path, out: Path, url: str) -> None:
@@ -179,9 +179,10 @@ def _same_as_uninterrupted(source: Path, out: Path, url: str) -> None:
 def test_ctrl_c_then_resume_equals_an_uninterrupted_run(triton_server, slow_clip, tmp_path):
     url = triton_server.grpc_url
     out = tmp_path / "restored.mkv"
-    _, message, resumed = _interrupted_then_rerun(slow_clip, out, url, url,
-                                                  lambda p: p.send_signal(signal.SIGINT), resume=True)
-    assert "interrupted" in message and "restored now" in resumed
+    _, message, resumed, status = _interrupted_then_rerun(slow_clip, out, url, url,
+                                                          lambda p: p.send_signal(signal.SIGINT), resume=True)
+    assert status == 130
+    assert message.startswith("restore: error: interrupted; ") and "restored now" in resumed
     done_before = int(message.split("; ")[1].split()[0])  # "N frames are kept"
     assert f"30 frames; {30 - done_before} restored now" in resumed  # finished segments not redone
     _same_as_uninterrupted(slow_clip, out, url)
@@ -192,7 +193,7 @@ def test_server_killed_mid_stream_fails_fast_then_the_same_command_succeeds(serv
     out = tmp_path / "restored.mkv"
     with TritonServer(served_repository, tmp_path / "doomed.log") as doomed:
         # "Server back" is the session's server: same repository, another port.
-        failed_after, message, again = _interrupted_then_rerun(slow_clip, out, doomed.grpc_url,
+        failed_after, message, again, _ = _interrupted_then_rerun(slow_clip, out, doomed.grpc_url,
                                                                triton_server.grpc_url, lambda p: doomed.kill(),
                                                                resume=False)
     assert failed_after < 10, failed_after
