@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -16,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from client.colour import Colour
 from client.local_server import TritonServer, free_port
 from client.server import connect, describe_task
 from client.stream import restore_stream
@@ -267,3 +269,24 @@ def test_a_killed_model_stub_is_reported_not_a_hang(served_repository, tmp_path)
     assert len(lines) == 1 and lines[0].startswith("restore: error: "), stderr
     assert "not healthy" in lines[0] or "no answer" in lines[0]
     assert not (tmp_path / "out.mkv").exists()
+
+
+def test_faithful_output_through_the_server(triton_server, tmp_path):
+    """Variable frame rate, colour tags, audio and subtitles survive the whole served path."""
+    pts = [0, 40, 80, 200, 240, 400, 440, 480, 700, 740]  # ms
+    colour = Colour(matrix=1, range=2, primaries=1, trc=1)  # BT.709, full range
+    clip = make_clip(tmp_path / "in.mkv", noisy(real_frames(10, (64, 96))), codec="libx264", pts=pts,
+                     time_base=Fraction(1, 1000), colour=colour, audio=True, subtitles=True)
+    for kind in ("mp4", "mkv"):
+        out = tmp_path / f"out.{kind}"
+        run = restore(str(clip), "-o", str(out), "--url", triton_server.grpc_url, quiet=False)
+        assert run.returncode == 0, run.stderr
+        assert decode_all(out)[1] == pytest.approx([p / 1000 for p in pts], abs=1e-3)
+        assert packets(out, "audio") == packets(clip, "audio")
+        with av.open(str(out)) as c:
+            tags = Colour.of(c.streams.video[0].codec_context)
+        if kind == "mp4":
+            assert tags == colour and "subtitle" in run.stderr and "dropped" in run.stderr
+        else:  # lossless RGB: tagged as RGB, with the source's primaries and transfer
+            assert (tags.primaries, tags.trc) == (1, 1)
+            assert packets(out, "subtitle") == packets(clip, "subtitle")
