@@ -94,6 +94,7 @@ def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed)  # same init on every rank (DDP also broadcasts it)
     run_dir = Path(cfg.run_dir.format(task=cfg.task))
     run_dir.mkdir(parents=True, exist_ok=True)
+    commit = git_commit()  # the code this run started from (HEAD moves while long runs train)
     scale = 4 if cfg.task == "sr4" else 1
     if cfg.crop % (scale * cfg.unshuffle):
         raise ValueError(f"--crop {cfg.crop} must be a multiple of scale*unshuffle = {scale * cfg.unshuffle}")
@@ -123,7 +124,7 @@ def train(cfg: TrainConfig) -> dict:
     val = validation_set(cfg.task, cfg.frames, cfg.val_count, cfg.val_crop or None) if rank == 0 else None
 
     if rank == 0:
-        header = {"config": cfg.to_dict(), "git": git_commit(), "world_size": world, "device": str(device),
+        header = {"config": cfg.to_dict(), "git": commit, "world_size": world, "device": str(device),
                   "parameters": count_parameters(model), "validation_clip": VALIDATION_CLIP}
         print("training.train start " + json.dumps(header), flush=True)
         (run_dir / "config.json").write_text(json.dumps(header, indent=2))
@@ -135,7 +136,7 @@ def train(cfg: TrainConfig) -> dict:
 
     def checkpoint_extra() -> dict:
         return {"task": cfg.task, "step": step, "elapsed": elapsed_before + time.time() - start,
-                "train_config": cfg.to_dict(), "git": git_commit()}
+                "train_config": cfg.to_dict(), "git": commit}
 
     start = time.time()
     bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0, dynamic_ncols=True, mininterval=5)
