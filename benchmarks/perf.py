@@ -3,10 +3,11 @@ sequences (one sequence per stream, sequence length = clip length) for the decou
 (`--streaming --async` over gRPC). One perf_analyzer process per concurrency level, so the CPU
 used meanwhile is known per row.
 
-Each run is one fixed-size measurement (`--request-count`) rather than perf_analyzer's search
-for three stable windows: another process (training) shares the 2 cores, and the stability
-search then fails or runs for minutes. perf_analyzer reads server statistics, a restricted
-protocol here, so it is given the server's admin key.
+Each run measures windows of a fixed request count (`count_windows`) and accepts the first
+three (`-s 1000`): another process (training) shares the 2 cores, and the default stability
+search (3 windows within 10%) then fails or runs for minutes; p50/p99 show the spread.
+(`--request-count` is no substitute: 2.51 divides the count by whole seconds.) perf_analyzer
+reads server statistics, a restricted protocol here, so it is given the server's admin key.
 """
 from __future__ import annotations
 
@@ -57,10 +58,11 @@ def write_sequence_data(path: Path, clips: list[list[np.ndarray]], name: str = "
 
 def run_perf_analyzer(url: str, admin_key: str, model: str, data: Path, concurrency: int, requests: int,
                       csv_path: Path, extra: tuple[str, ...] = (), timeout_s: float = 600) -> dict[str, str]:
-    """One perf_analyzer measurement of `requests` requests at `concurrency`; its CSV row
-    (latencies in microseconds)."""
+    """One perf_analyzer measurement at `concurrency`, three windows of `requests` requests each;
+    its CSV row (latencies in microseconds)."""
     cmd = [perf_analyzer_executable(), "-m", model, "-i", "grpc", "-u", url, "--input-data", str(data),
-           "--concurrency-range", f"{concurrency}:{concurrency}", "--request-count", str(requests),
+           "--concurrency-range", f"{concurrency}:{concurrency}", "--measurement-mode", "count_windows",
+           "--measurement-request-count", str(requests), "--stability-percentage", "1000", "--max-trials", "3",
            "-H", f"triton-grpc-protocol-{ADMIN_HEADER}:{admin_key}", "-f", str(csv_path), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     if proc.returncode != 0 or not csv_path.exists():

@@ -55,13 +55,13 @@ class Plan:
     frames: int | None                      # frames of the clip (None: all of it)
     rounds: int                             # side-by-side rounds (medians are reported)
     streams: int                            # most concurrent streams / requests
-    perf_requests: int                      # perf_analyzer requests per stream or request slot
+    perf_requests: int                      # perf_analyzer requests per window (x3 windows) per stream
     scaling: tuple[tuple[str, int], ...]    # (resolution, frames) of the scaling table
     warmup: int                             # untimed in-process calls before timing
 
 
-FULL = Plan((640, 360), None, 3, 4, 40, (("360p", 40), ("540p", 24), ("720p", 16), ("1080p", 8)), 10)
-SMOKE = Plan((96, 64), 12, 1, 2, 6, (("96x64", 8), ("128x96", 8)), 2)
+FULL = Plan((640, 360), None, 3, 4, 10, (("360p", 40), ("540p", 24), ("720p", 16), ("1080p", 8)), 10)
+SMOKE = Plan((96, 64), 12, 1, 2, 4, (("96x64", 8), ("128x96", 8)), 2)
 
 
 def machine() -> str:
@@ -162,14 +162,15 @@ def report(args: argparse.Namespace, plan: Plan, frames: list[np.ndarray], check
         f"## {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, task `{args.task}`{' (smoke)' if args.smoke else ''}",
         "",
         f"- Command: `python -m benchmarks.run {' '.join(shlex.quote(a) for a in sys.argv[1:])}`",
-        f"- Machine: {machine()}; {load}. Columns \"CPU busy / server / training\" are cores in use on "
-        f"the machine, by tritonserver + stubs, and by training, during that measurement.",
+        f"- Machine: {machine()}; {load}. CPU columns: cores in use during that measurement on the "
+        f"whole machine, by tritonserver + stubs, by the benchmark process, by training.",
         f"- Network: {checkpoint.relative_to(ROOT) if checkpoint.is_relative_to(ROOT) else checkpoint} "
         f"({net.config}), {gflops_per_frame(net.config, h, w):.1f} GFLOP per {w}x{h} frame.",
         f"- Frames: {len(frames)} frames of {DEFAULT_CLIP} scaled to {w}x{h}; the served ensemble keeps at "
         f"most 4 frames per stream awaiting their final response; {plan.streams} streams = the clip split in {plan.streams}.",
         "",
-        f"### Side by side, same frames, median of {plan.rounds} round(s)",
+        f"### Side by side, same frames ({plan.rounds} round(s); per configuration the round with the median frames/s; "
+        f"the ratios below are per round, then their median)",
         "",
         markdown_table(medians, baseline),
         "",
