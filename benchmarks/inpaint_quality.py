@@ -111,7 +111,7 @@ def table(val: ValidationSet, checkpoint: Path, url: str) -> list[str]:
     if url:
         served = served_restore(url, val)
         diff = int(np.abs(served.astype(int) - ours.astype(int)).max())
-        rows.append((f"ours, served by Triton ({url})", served, f"max |served - in-process| = {diff} grey levels"))
+        rows.append((f"ours, served by Triton ({url})", served, f"largest difference from in-process: {diff} grey level(s)"))
     lines = ["| method | PSNR in mask (dB) | visible in a neighbour | hidden in all 5 frames | note |",
              "|---|---|---|---|---|"]
     lines += [f"| {name} | {a:.2f} | {b:.2f} | {c:.2f} | {note} |"
