@@ -25,7 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from client.local_server import TritonServer
+from conftest import served_tasks
 from training.checkpoint import load_checkpoint
+from training.contract import TASKS
 from training.processing import ServingNet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model_repository" / "denoise_window" / "1"))
@@ -69,14 +71,15 @@ def frame_input(frame: np.ndarray, dtype: str = "UINT8") -> grpcclient.InferInpu
 class Stream:
     """One gRPC stream; collects responses per sequence until every request got its FINAL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, task: str = "denoise") -> None:
+        self.task = task
         self.client = grpcclient.InferenceServerClient(url)
         self.responses: queue.Queue = queue.Queue()
         self.client.start_stream(callback=lambda result, error: self.responses.put((result, error)))
         self.sent = 0
 
     def send(self, seq: int, frame: np.ndarray, index: int, start: bool, end: bool, dtype: str = "UINT8") -> None:
-        self.client.async_stream_infer("denoise", [frame_input(frame, dtype)], request_id=f"{seq}:{index}",
+        self.client.async_stream_infer(self.task, [frame_input(frame, dtype)], request_id=f"{seq}:{index}",
                                        sequence_id=seq, sequence_start=start, sequence_end=end,
                                        enable_empty_final_response=True)
         self.sent += 1
@@ -126,14 +129,15 @@ def assert_close(served: dict[int, np.ndarray], expected: list[np.ndarray]) -> N
         assert diff <= 1, f"frame {i}: served differs from in-process PyTorch by {diff} grey levels"
 
 
-def test_served_frames_match_in_process_pytorch(triton_server):
-    frames = decode("carphone_pristine.mp4", 9)
-    stream = Stream(triton_server.grpc_url)
+@pytest.mark.parametrize("task", [t for t in served_tasks() if not TASKS[t].masked])
+def test_served_frames_match_in_process_pytorch(triton_server, task):
+    frames = decode("carphone_pristine.mp4", 9 if TASKS[task].scale == 1 else 6)
+    stream = Stream(triton_server.grpc_url, task)
     send_all(stream, 11, frames)
     results, errors = stream.collect()
     stream.close()
     assert errors == []
-    assert_close(results[11], in_process(frames))
+    assert_close(results[11], in_process(frames, task))
 
 
 def test_two_interleaved_streams_of_different_sizes_come_back_unmixed(triton_server):
