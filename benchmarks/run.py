@@ -11,7 +11,7 @@ One run starts its own tritonserver on free ports (on a repository built in --wo
      1..N streams, without and with system shared memory;
   3. scaling: frames/s and p50/p99 latency at 360p, 540p, 720p and 1080p.
 Writes CSV files and PNG plots into --out and appends a markdown section to --results.
---smoke does all of it on tiny frames in seconds and writes only into --workdir.
+--smoke does all of it on 96x64 frames in tens of seconds and writes only into --workdir.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import platform
 import shlex
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import median
 
@@ -195,7 +195,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="denoise", help="task to benchmark (default: denoise)")
     parser.add_argument("--smoke", action="store_true",
-                        help="tiny frames, one round, concurrency 1..2: checks the benchmark code in seconds; "
+                        help="96x64 frames, one round, concurrency 1..2: checks the benchmark code in tens of seconds; "
                              "writes only into --workdir")
     parser.add_argument("--checkpoint", type=Path, help="checkpoint (default: training/checkpoints/<task>.pt)")
     parser.add_argument("--repository", type=Path,
@@ -224,7 +224,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = SMOKE if args.smoke else FULL
-    plan = Plan(plan.size, args.frames or plan.frames, args.rounds or plan.rounds, *list(vars(plan).values())[3:])
+    plan = replace(plan, frames=args.frames or plan.frames, rounds=args.rounds or plan.rounds)
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M}"
