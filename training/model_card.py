@@ -55,7 +55,8 @@ def write_card(task: str, checkpoint: Path, out: Path, count: int = 6) -> str:
         # sr4's input is 4x smaller: it has no PSNR against the target (bicubic is in the benchmark).
         degraded = "n/a" if task == "sr4" else f"{psnr(centre, val.targets):.2f} / {ssim(centre, val.targets):.4f}"
         ours = evaluate(net, val)
-        label = f"Gaussian sigma={sigma:g}" if task == "denoise" else "fixed-seed validation degradation"
+        label = {"denoise": f"Gaussian sigma={sigma:g}", "sr4": "antialiased bicubic x4 downscale",
+                 "deblur": "motion blur (15 px kernel) or defocus (radius 3), alternating, + sigma=1 noise"}[task]
         rows.append(f"| {label} | {degraded} | {ours[0]:.2f} / {ours[1]:.4f} |")
     task_lines = degradation_lines(task)
     wall = extra.get("wall_time_s", extra.get("elapsed", float("nan")))
