@@ -53,7 +53,7 @@ def _frames_and_masks(count: int) -> tuple[np.ndarray, np.ndarray]:
     return frames, masks[..., None]
 
 
-def _in_process(frames: np.ndarray, masks: np.ndarray) -> list[np.ndarray]:
+def in_process(frames: np.ndarray, masks: np.ndarray) -> list[np.ndarray]:
     model, _ = load_checkpoint(ROOT / "training" / "checkpoints" / "inpaint.pt")
     net = ServingNet(model)
     out = []
@@ -94,7 +94,7 @@ def test_served_inpainting_matches_in_process_and_keeps_unmasked_pixels(triton_s
     frames, masks = _frames_and_masks(7)
     served = _stream(triton_server.grpc_url, frames, masks, seq=701)
     assert sorted(served) == list(range(len(frames)))
-    for i, expected in enumerate(_in_process(frames, masks)):
+    for i, expected in enumerate(in_process(frames, masks)):
         keep = masks[i, ..., 0] == 0
         assert np.array_equal(served[i][keep], frames[i][keep]), f"frame {i}: a pixel outside the mask changed"
         diff = np.abs(served[i].astype(int) - expected.astype(int)).max()
