@@ -89,7 +89,10 @@ def run_requests(run: Callable[[dict[str, np.ndarray]], np.ndarray], requests: S
 
 def _run_group(run: Callable[[dict[str, np.ndarray]], np.ndarray], requests: Sequence[Arrays],
                names: Sequence[str], group: list[int]) -> list[np.ndarray | str]:
-    feeds = {name: np.concatenate([requests[i][name] for i in group]) for name in names}
+    if len(group) == 1:  # no copy for an unbatched request
+        feeds = {name: requests[group[0]][name] for name in names}
+    else:
+        feeds = {name: np.concatenate([requests[i][name] for i in group]) for name in names}
     try:
         outputs = run(feeds)
     except Exception as err:  # noqa: BLE001 - any runtime failure becomes that request's error
@@ -129,6 +132,9 @@ class OrtRunner:
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1  # one conv chain: parallelism is within ops
+        # Idle worker threads must not busy-wait: they would steal the CPU the window stub,
+        # tritonserver and the client need (+27% served frames per CPU-second, RESULTS.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.specs = [InputSpec(i.name, _ORT_TYPES[i.type], tuple(i.shape)) for i in self.session.get_inputs()]
         self.output_name = self.session.get_outputs()[0].name

@@ -78,9 +78,13 @@ class TritonPythonModel:
                 raise StreamError(f"sequence {corrid}: {name} must be [1, H, W, C] with H, W >= 1, got {list(array.shape)}")
             planes.append(array[0])
         with self.lock:
-            windows = self.table.handle(corrid, start, end, tuple(planes))
-            self.active.set(len(self.table.streams))
-        return windows
+            before = len(self.table.streams)
+            try:
+                return self.table.handle(corrid, start, end, tuple(planes))
+            finally:
+                # A metric update is an IPC round trip: only when the number of streams changed.
+                if len(self.table.streams) != before:
+                    self.active.set(len(self.table.streams))
 
     def _to_device(self, tensor: "pb_utils.Tensor"):
         if self.device == "cpu":
@@ -102,7 +106,8 @@ class TritonPythonModel:
         while not self.stop.wait(interval):
             with self.lock:
                 dead = self.table.reap()
-                self.active.set(len(self.table.streams))
+                if dead:
+                    self.active.set(len(self.table.streams))
             for corrid in dead:
                 pb_utils.Logger.log_warn(f"{self.model_name}: reaped sequence {corrid} (idle > {self.table.idle_timeout_s:g} s)")
 
