@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.frames import fit_size, load_frames
-from benchmarks.procstat import process_tree, rss_kib
+from benchmarks.procstat import CpuMeter, machine, process_tree, rss_kib
 from benchmarks.repository import prepare_repository
 from benchmarks.stream import StreamOutcome, run_streams, thumbnail
 from client.local_server import TritonServer
@@ -150,11 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     width, _, height = args.max_size.partition("x")
     clips = load_clips(args.clients, args.frames, (int(width), int(height)))
     repository = prepare_repository(args.workdir / "repository", args.task, args.repository)
-    with TritonServer(repository, args.workdir / "tritonserver.log") as server:
+    with CpuMeter() as cpu, TritonServer(repository, args.workdir / "tritonserver.log") as server:
         report = run_load(server.grpc_url, server.process.pid, clips, args.task, duration_s=args.duration, warmup_s=args.warmup)
     sizes = ", ".join(f"{c[0].shape[1]}x{c[0].shape[0]}" for c in clips)
     lines = [f"## {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, load: task `{args.task}`", "",
              f"- Command: `python -m benchmarks.load {' '.join(sys.argv[1:])}`",
+             f"- Machine: {machine()}; a concurrent training job used {cpu.use.training_cores:.2f} cores on average",
              f"- Clips ({args.frames} frames each): {sizes}; {report.warmup_rounds} warm-up rounds ({args.warmup:g} s)",
              f"- {'PASS' if report.ok else 'FAIL'}: {report.summary()}",
              f"- Server RSS after each round (MiB): {', '.join(f'{k / 1024:.0f}' for k in report.rss_kib)}",

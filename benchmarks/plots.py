@@ -50,8 +50,9 @@ def fps_vs_resolution(results: list[Result], path: Path, title: str) -> Path:
     for name, rows in _series(results, lambda r: f"{r.config} x{r.concurrency}").items():
         rows = sorted(rows, key=megapixels)
         ax.plot([megapixels(r) for r in rows], [r.fps for r in rows], marker="o", label=name)
-    for r in results:
-        ax.annotate(r.resolution, (megapixels(r), r.fps), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for resolution, rows in _series(results, lambda r: r.resolution).items():  # one label per size
+        top = max(rows, key=lambda r: r.fps)
+        ax.annotate(resolution, (megapixels(top), top.fps), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel("megapixels per frame")
     ax.set_ylabel("frames/s")
     ax.set_yscale("log")

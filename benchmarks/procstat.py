@@ -7,6 +7,8 @@ tritonserver process plus all its descendants.
 from __future__ import annotations
 
 import os
+import platform
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +72,13 @@ def _machine_ticks() -> tuple[int, int]:
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = values[3] + values[4]  # idle + iowait
     return sum(values) - idle, sum(values)
+
+
+def machine() -> str:
+    """E.g. "2-core x86_64 CPU, 24 GiB, no GPU"."""
+    gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    gpu = "GPU present" if shutil.which("nvidia-smi") else "no GPU"
+    return f"{os.cpu_count()}-core {platform.machine()} CPU, {gib:.0f} GiB, {gpu}"
 
 
 def pids_matching(text: str) -> list[int]:

@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import shlex
-import shutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,7 +32,7 @@ from benchmarks.inprocess import onnxruntime_result, pytorch_result, windows
 from benchmarks.measure import Result, markdown_table, write_csv
 from benchmarks.perf import perf_result, write_sequence_data, write_window_data
 from benchmarks.plots import fps_vs_resolution, throughput_latency
-from benchmarks.procstat import CpuMeter
+from benchmarks.procstat import CpuMeter, machine
 from benchmarks.repository import NOBATCH, prepare_repository
 from benchmarks.stream import served_result
 from client.local_server import TritonServer
@@ -62,12 +60,6 @@ class Plan:
 
 FULL = Plan((640, 360), None, 3, 4, 10, (("360p", 40), ("540p", 24), ("720p", 16), ("1080p", 8)), 10)
 SMOKE = Plan((96, 64), 12, 1, 2, 4, (("96x64", 8), ("128x96", 8)), 2)
-
-
-def machine() -> str:
-    gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    gpu = "GPU present" if shutil.which("nvidia-smi") else "no GPU"
-    return f"{os.cpu_count()}-core {platform.machine()} CPU, {gib:.0f} GiB, {gpu}"
 
 
 def pick_median(results: list[Result]) -> list[Result]:
