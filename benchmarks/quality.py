@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [f"Validation clip {VALIDATION_CLIP} (held out), {args.count} windows, "
              f"{'full frame' if crop is None else f'{crop}x{crop} centre crop'}; "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
-             f"`python -m benchmarks.quality {' '.join(argv) if argv is not None else ''}`".rstrip()]
+             f"`python -m benchmarks.quality {' '.join(sys.argv[1:] if argv is None else argv)}`"]
     torch.set_num_threads(max(1, torch.get_num_threads()))
     for task in tasks:
         ckpt = Path(args.checkpoints) / f"{task}.pt"
