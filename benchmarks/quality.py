@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 import tempfile
 import time
@@ -165,8 +166,9 @@ def format_rows(title: str, rows: list[Row]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", default=None,
-                        help="tasks to benchmark (default: every training/checkpoints/<task>.pt of denoise, deblur, sr4)")
+    parser.add_argument("--tasks", nargs="*", default=None,
+                        help="tasks to benchmark (default: every training/checkpoints/<task>.pt of denoise, deblur, "
+                        "sr4; none: only the --speed table)")
     parser.add_argument("--checkpoints", default="training/checkpoints", help="folder with <task>.pt")
     parser.add_argument("--count", type=int, default=6, help="validation windows, evenly spaced over the clip")
     parser.add_argument("--crop", type=int, default=0, help="centre crop of the frames (0 = full frame)")
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="", help="also write the markdown tables to this file")
     args = parser.parse_args(argv)
 
-    tasks = args.tasks or [t for t in ("denoise", "deblur", "sr4") if (Path(args.checkpoints) / f"{t}.pt").is_file()]
+    tasks = args.tasks if args.tasks is not None else [t for t in ("denoise", "deblur", "sr4") if (Path(args.checkpoints) / f"{t}.pt").is_file()]
     crop = args.crop or None
     lines = [f"Validation clip {VALIDATION_CLIP} (held out), {args.count} windows, "
              f"{'full frame' if crop is None else f'{crop}x{crop} centre crop'}; "
@@ -209,7 +211,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.speed:
         val = validation_set("denoise", 5, args.count, crop, 25.0)
         table = speed_table([(label, Path(path)) for label, path in (s.split("=", 1) for s in args.speed)], val)
-        lines += ["\n**speed / quality (denoise)**\n", *table]
+        # Other work on a shared machine slows ONNX Runtime: say how busy it was.
+        load = os.getloadavg()[0]
+        lines += [f"\n**speed / quality (denoise)**: ONNX Runtime CPU, batch 1, 10 warm-up calls then 20 timed; "
+                  f"1-min load average {load:.1f} at the end\n", *table]
         print("\n".join(table))
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")
