@@ -290,3 +290,15 @@ def test_faithful_output_through_the_server(triton_server, tmp_path):
         else:  # lossless RGB: tagged as RGB, with the source's primaries and transfer
             assert (tags.primaries, tags.trc) == (1, 1)
             assert packets(out, "subtitle") == packets(clip, "subtitle")
+
+
+@pytest.mark.slow
+def test_4k_frames_are_tiled_to_the_network_max_side(triton_server, tmp_path):
+    # 3840 > max_side 2160: the client streams two overlapping tiles and stitches them.
+    uhd = [cv2.resize(f, (3840, 2160), interpolation=cv2.INTER_CUBIC) for f in real_frames(2)]
+    clip = make_clip(tmp_path / "uhd.mkv", uhd, codec="ffv1")
+    out = tmp_path / "uhd_restored.mkv"
+    run = restore(str(clip), "-o", str(out), "--url", triton_server.grpc_url, timeout=600)
+    assert run.returncode == 0, run.stderr
+    frames = decode_all(out)[0]
+    assert len(frames) == 2 and frames[0].shape == (2160, 3840, 3)
