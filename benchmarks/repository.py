@@ -3,7 +3,7 @@ ONNX Runtime runner) loaded into this process so in-process baselines run exactl
 server runs.
 
 The repository is built in the benchmark's work folder (never in the committed one): either
-exported from the task's checkpoint by tests/conftest.py's `build_repository` (which runs
+exported from the task's checkpoint by export/repository.py's `build_repository` (which runs
 `export.engine`), or copied from an already-built repository. A `<task>_net_nobatch` copy
 without dynamic batching is added, so perf_analyzer can compare both in one server.
 """
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from tests.conftest import build_repository
+from export.repository import build_repository
 from training.contract import get_task
 
 ROOT = Path(__file__).resolve().parents[1]

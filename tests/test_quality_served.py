@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import quality as q
-from tests.conftest import CHECKPOINTS, served_tasks
+from export.repository import CHECKPOINTS, served_tasks
 from training.checkpoint import load_checkpoint
 from training.evaluate import restore, validation_set
 
