@@ -15,7 +15,9 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass
+from itertools import chain
 from typing import Callable, Iterator
 
 import numpy as np
@@ -149,24 +151,40 @@ class _Segments:
         self._save(self.state)
 
 
+VIDEO_ENDED = "video ended"  # sent into mask_frames() once the video has no more frames
+
+
 def mask_frames(path: str | None, size: tuple[int, int], warn: Callable[[str], None]) -> Iterator[np.ndarray | None]:
-    """Per-frame masks (255 = fill) from an image, video or pattern; a still image (or a shorter
-    video's last frame) applies to every remaining frame."""
+    """Per-frame masks (255 = fill) from an image, video or pattern. A still image (one frame)
+    applies to every frame; a mask video needs exactly one frame per video frame: asking past its
+    end raises RestoreError, and so does send(VIDEO_ENDED) while it has frames left."""
     if path is None:
         while True:
             yield None
+
+    def binarised(frame) -> np.ndarray:
+        if frame.rgb.shape[:2] != size:
+            raise RestoreError(f"mask '{path}' is {frame.rgb.shape[1]}x{frame.rgb.shape[0]}, "
+                               f"the video is {size[1]}x{size[0]}")
+        return np.where(frame.rgb[:, :, :1] >= 128, 255, 0).astype(np.uint8)
+
     with Source(path, warn) as source:
-        mask = None
-        for frame in source.frames():
-            if frame.rgb.shape[:2] != size:
-                raise RestoreError(f"mask '{path}' is {frame.rgb.shape[1]}x{frame.rgb.shape[0]}, "
-                                   f"the video is {size[1]}x{size[0]}")
-            mask = np.where(frame.rgb[:, :, :1] >= 128, 255, 0).astype(np.uint8)
-            yield mask
-    if mask is None:
-        raise RestoreError(f"mask '{path}' has no frames")
-    while True:
-        yield mask
+        frames = source.frames()
+        first, second = next(frames, None), next(frames, None)
+        if first is None:
+            raise RestoreError(f"mask '{path}' has no frames")
+        if second is None:  # a still image: the same mask for every frame
+            still = binarised(first)
+            while True:
+                yield still
+        for count, frame in enumerate(chain((first, second), frames), start=1):
+            if (yield binarised(frame)) == VIDEO_ENDED:
+                if next(frames, None) is not None:
+                    raise RestoreError(f"mask '{path}' has more frames than the video, which has {count}: "
+                                       f"a mask video needs one frame per video frame")
+                return
+    raise RestoreError(f"mask '{path}' has {count} frames, the video has more: a mask video needs "
+                       f"one frame per video frame (a still image applies to all)")
 
 
 def run_job(job: Job, client: grpcclient.InferenceServerClient, url: str, task: TaskInfo,
@@ -211,7 +229,8 @@ def _restore_frames(job: Job, source: Source, segments: _Segments, url: str,
 
     def frames() -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
         nonlocal decoded
-        for frame, mask in zip(source.frames(), mask_frames(job.mask, size, warn)):
+        masks = mask_frames(job.mask, size, warn)
+        for frame, mask in zip(source.frames(), masks):
             decoded = frame.index + 1
             if frame.rgb.shape[:2] != size:
                 raise RestoreError(f"frame size changes at frame {frame.index} "
@@ -219,6 +238,9 @@ def _restore_frames(job: Job, source: Source, segments: _Segments, url: str,
             if frame.index >= first_sent:
                 pts[frame.index] = frame.pts
                 yield frame.index, frame.rgb, mask
+        if decoded:
+            with suppress(StopIteration):  # a mask video that ends with the video is done
+                masks.send(VIDEO_ENDED)
 
     estimate = info.frames_estimate
     bar = tqdm(total=estimate, initial=min(resume_at, estimate or resume_at), unit="frame",

@@ -3,6 +3,7 @@ a still mask (a static watermark) and a mask sequence (a moving object), lossles
 that "pixels outside the mask come back unchanged" can be checked bit for bit."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,21 @@ def test_mask_sequence_follows_a_moving_object(triton_server, tmp_path):
         keep = mask[..., 0] == 0
         assert np.array_equal(restored[keep], source[keep])
         assert np.abs(restored.astype(int) - expected).max() <= 1
+
+
+@needs_inpaint
+@pytest.mark.parametrize("mask_count, message", [
+    (5, r"mask '.*' has 5 frames, the video has more"),
+    (9, r"mask '.*' has more frames than the video, which has 7"),
+    (1, r"mask '.*' is 10x10, the video is 176x144"),
+], ids=["shorter", "longer", "other-size"])
+def test_a_mask_that_does_not_fit_the_video_is_a_one_line_error(triton_server, tmp_path, mask_count, message):
+    frames = real_frames(7)
+    size = (10, 10) if mask_count == 1 else frames[0].shape[:2]
+    masks = blobs(mask_count, *size, np.random.default_rng(0))[..., None]
+    mask = _write_pngs(tmp_path / "mask", list(masks))
+    run = _restore(tmp_path, triton_server.grpc_url, frames, mask)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode != 0 and len(lines) == 1 and lines[0].startswith("restore: error: "), run.stderr
+    assert re.search(message, lines[0]), lines[0]
+    assert not list((tmp_path / "out").glob("*.png"))  # no output (only the work folder, for --resume)
