@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--format", choices=("mp4", "mkv", "png"), default="mp4",
                    help="output format when OUTPUT is a folder (default: %(default)s)")
     p.add_argument("--mask", help="inpaint only: mask image, video or pattern, white = pixels to fill "
-                                  "(a still image applies to every frame)")
+                                  "(a still image applies to every frame; a mask video needs one frame per frame)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted restore of the same input and output from its last "
                         "completed segment (the result equals an uninterrupted run)")
