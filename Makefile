@@ -46,8 +46,9 @@ train: setup  ## train TASK (TRAIN_ARGS passes flags; see python -m training.tra
 bench: engine  ## perf_analyzer and side-by-side throughput; appends to benchmarks/RESULTS.md
 	$(PY) -m benchmarks.run --task $(TASK)
 
-bench-quality: setup  ## quality table vs classical baselines on the validation clip
+bench-quality: setup  ## quality tables vs classical baselines on the validation clip (all tasks, inpaint too)
 	$(PY) -m benchmarks.quality
+	$(PY) -m benchmarks.inpaint_quality
 
 bench-smoke: setup  ## a few-second run of the benchmark code (part of make test)
 	$(PY) -m benchmarks.run --task $(TASK) --smoke
