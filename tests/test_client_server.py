@@ -152,8 +152,11 @@ def _wait_for_segments(folder: Path, count: int, process: subprocess.Popen, time
 def _interrupted_then_rerun(source: Path, out: Path, url_first: str, url_again: str, interrupt,
                             resume: bool) -> tuple:
     """Start a restore, interrupt it after two segments, check the failure, then run it again."""
+    # A shell without job control (CI running us in the background) starts children with SIGINT
+    # ignored; a user's Ctrl-C reaches a foreground process with the default disposition.
     process = subprocess.Popen(cli(str(source), "-o", str(out), "--url", url_first, "--segment-frames", "4"),
-                               cwd=ROOT, stderr=subprocess.PIPE, text=True)
+                               cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for_segments(out.parent / f".{out.name}.restore", 2, process)
     interrupted_at = time.monotonic()
     interrupt(process)
