@@ -42,7 +42,9 @@ def test_bench_smoke_runs_end_to_end(served_repository: Path, tmp_path: Path) ->
 def test_concurrent_clients_get_their_own_frames_and_memory_stays_flat(triton_server) -> None:
     clips = load_clips(3, 16, (320, 180))
     assert len({c[0].shape for c in clips}) == 3, "the three clips differ in size"
-    report = run_load(triton_server.grpc_url, triton_server.process.pid, clips, rounds=6, warmup_rounds=3)
+    # ONNX Runtime's arena grows while dynamic batching meets new batch mixes: warm up longer
+    # than that (a few seconds here) before measuring.
+    report = run_load(triton_server.grpc_url, triton_server.process.pid, clips, rounds=6, warmup_rounds=10)
     print(report.summary())
     assert report.problems == []
     assert report.frames == 6 * sum(len(c) for c in clips)
