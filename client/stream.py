@@ -101,11 +101,18 @@ def restore_stream(client: grpcclient.InferenceServerClient, url: str, task: Tas
             inputs = [_tensor(task.frame_input, rgb, task.batched)]
             if task.mask_input:
                 inputs.append(_tensor(task.mask_input, mask, task.batched))
-            client.async_stream_infer(
-                task.name, inputs, request_id=str(index), sequence_id=sequence_id,
-                sequence_start=sent == 0, sequence_end=last, enable_empty_final_response=True,
-                outputs=[grpcclient.InferRequestedOutput(task.index_output),
-                         grpcclient.InferRequestedOutput(task.restored_output)])
+            try:
+                client.async_stream_infer(
+                    task.name, inputs, request_id=str(index), sequence_id=sequence_id,
+                    sequence_start=sent == 0, sequence_end=last, enable_empty_final_response=True,
+                    outputs=[grpcclient.InferRequestedOutput(task.index_output),
+                             grpcclient.InferRequestedOutput(task.restored_output)])
+            except InferenceServerException:
+                # The stream broke (server gone) between two sends: the cause came through the callback.
+                while not responses.empty():
+                    take_one()
+                raise RestoreError(f"server {url} failed after {received} of {sent} frames sent: "
+                                   f"the stream broke") from None
             sent += 1
             while not responses.empty():
                 take_one()
