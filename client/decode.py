@@ -23,6 +23,12 @@ def is_pattern(path: str) -> bool:
     return bool(_PATTERN.search(os.path.basename(path)))
 
 
+def first_number(pattern: str) -> int:
+    """The number of an image sequence's first file: the first of 0..4 that exists, as FFmpeg's
+    image2 reader looks for it (its start_number_range), else 1."""
+    return next((n for n in range(5) if os.path.exists(pattern % n)), 1)
+
+
 @dataclass(frozen=True)
 class SourceInfo:
     """What the encoder must reproduce, read once from the input's video stream."""

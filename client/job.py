@@ -24,7 +24,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tqdm import tqdm
 
-from .decode import Source, is_pattern
+from .decode import Source, first_number, is_pattern
 from .encode import EncodeSettings, SegmentWriter, VideoFormat, assemble, output_kind
 from .errors import Interrupted, RestoreError
 from .server import TaskInfo
@@ -211,7 +211,7 @@ def run_job(job: Job, client: grpcclient.InferenceServerClient, url: str, task: 
         assembled = os.path.join(segments.folder, "assembled" + ("" if kind == "png" else f".{kind}"))
         count = -(-total // job.segment_frames)
         assemble([segments.path(n) for n in range(count)], assembled, kind, job.input, warn)
-    _publish(assembled, job.output, kind)
+    _publish(assembled, job.output, kind, first_number(job.input) if is_pattern(job.input) else 1)
     shutil.rmtree(segments.folder)
     return Result(job.output, total, restored_now, time.monotonic() - started)
 
@@ -283,10 +283,11 @@ def _restore_frames(job: Job, source: Source, segments: _Segments, url: str,
     return restored, decoded
 
 
-def _publish(assembled: str, output: str, kind: str) -> None:
-    """Move the finished output into place (for a PNG pattern, each numbered file)."""
+def _publish(assembled: str, output: str, kind: str, first: int) -> None:
+    """Move the finished output into place (for a PNG pattern, each numbered file from `first`,
+    so frames/00000.png comes back as out/00000.png)."""
     if kind != "png":
         os.replace(assembled, output)
         return
-    for n, name in enumerate(sorted(os.listdir(assembled)), start=1):
+    for n, name in enumerate(sorted(os.listdir(assembled)), start=first):
         os.replace(os.path.join(assembled, name), output % n)

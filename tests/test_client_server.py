@@ -91,15 +91,17 @@ def test_output_holds_the_served_frames_in_order(triton_server, noisy_clip, tmp_
     assert all(np.abs(w.astype(int) - s).max() <= 1 for w, (_, s) in zip(written, served))
 
 
-def test_image_sequence_in_and_out(triton_server, tmp_path):
+@pytest.mark.parametrize("first", [0, 1])
+def test_image_sequence_in_and_out(triton_server, tmp_path, first):
+    """The output sequence is numbered like the input (FFmpeg's image2 starts at 0..4)."""
     (tmp_path / "in").mkdir()
-    for i, f in enumerate(noisy(real_frames(7)), start=1):
+    for i, f in enumerate(noisy(real_frames(7)), start=first):
         av.VideoFrame.from_ndarray(f, format="rgb24").save(str(tmp_path / "in" / f"{i:05d}.png"))
     (tmp_path / "out").mkdir()
     run = restore(str(tmp_path / "in" / "%05d.png"), "-o", str(tmp_path / "out" / "%04d.png"),
                   "--url", triton_server.grpc_url)
     assert run.returncode == 0, run.stderr
-    assert sorted(os.listdir(tmp_path / "out")) == [f"{i:04d}.png" for i in range(1, 8)]
+    assert sorted(os.listdir(tmp_path / "out")) == [f"{i:04d}.png" for i in range(first, first + 7)]
     assert decode_all(tmp_path / "out" / "%04d.png")[0][0].shape == (144, 176, 3)
 
 
