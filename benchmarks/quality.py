@@ -151,6 +151,7 @@ def speed_table(entries: list[tuple[str, Path]], val: ValidationSet) -> list[str
         (_, p, _, _), _ = network_row(label, net, val)
         fps = onnx_frames_per_second(net)
         shape = f"T={c.frames} C={c.channels} Cf={c.frame_channels} blocks={c.frame_blocks}+{c.fusion_blocks} r={c.unshuffle}"
+        shape += f" U-Net {c.levels}x{c.level_blocks}" if c.levels else ""
         trained = f"{extra.get('step', '?')} steps, {extra.get('wall_time_s', extra.get('elapsed', float('nan'))) / 60:.0f} min"
         lines.append(f"| {label} | {shape} | {count_parameters(net) / 1e3:.0f}k | {gflops_per_frame(c, 360, 640):.1f} "
                      f"| {p:.2f} | {fps:.1f} | {trained} |")

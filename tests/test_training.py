@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, parse_args
 from training.data import VALIDATION_CLIP, WindowDataset, animate_still, load_clip, sample_clip_window
 from training.evaluate import mirrored_window, psnr, validation_set
+from training.network import NetConfig, VideoRestorationNet, gflops_per_frame
 from training.train import learning_rate, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,7 +112,7 @@ def test_training_learns_to_denoise(tmp_path):
     """A small network, 600 steps on real frames (about 10 s): validation PSNR must beat the noisy
     input's by 1 dB (the network starts near identity, so this only passes if the loop learns)."""
     result = train(parse_args(["--task", "denoise", *TINY, "--channels", "16", "--frame-channels", "8",
-                               "--steps", "600", "--val-every", "1000", "--lr", "3e-3", "--batch-size", "4",
+                               "--steps", "600", "--val-every", "1000", "--lr", "3e-3", "--batch-size", "4", "--ema", "0",
                                "--run-dir", str(tmp_path), "--out", ""]))
     val = validation_set("denoise", 5, count=1, crop=64)
     assert result["val_psnr"] > psnr(val.windows[:, 2], val.targets) + 1.0
@@ -128,3 +130,32 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     _, extra = load_checkpoint(out)
     assert extra["step"] == 3 and "world size 2" in extra["machine"]
+
+
+@pytest.mark.parametrize("task", ["denoise", "deblur", "sr4", "inpaint"])
+def test_task_defaults_are_the_shipped_network(task):
+    """`make train TASK=...` (no network flags) builds the network of the shipped checkpoint."""
+    shipped, _ = load_checkpoint(ROOT / "training" / "checkpoints" / f"{task}.pt")
+    assert parse_args(["--task", task]).net_config() == shipped.config
+
+
+@pytest.mark.parametrize("config", [
+    NetConfig(),
+    NetConfig(levels=2, level_blocks=1),
+    NetConfig(scale=4, unshuffle=1, levels=1),
+    NetConfig(masked=True, unshuffle=4, frame_blocks=0, levels=3, level_blocks=2),
+])
+def test_gflops_formula_matches_torch_flop_counter(config):
+    net = VideoRestorationNet(config)
+    masks = torch.zeros(1, config.frames, 1, 64, 128) if config.masked else None
+    with FlopCounterMode(display=False) as counter:
+        out = net(torch.rand(1, config.frames, 3, 64, 128), masks)
+    assert out.shape == (1, 3, 64 * config.scale, 128 * config.scale)
+    assert gflops_per_frame(config, 64, 128) == pytest.approx(counter.get_total_flops() / 1e9, rel=1e-6)
+
+
+def test_u_net_sets_the_size_multiple_and_limits_levels():
+    config = NetConfig(unshuffle=2, levels=2)
+    assert config.multiple == 8
+    with pytest.raises(ValueError, match="levels"):
+        NetConfig(levels=5)

@@ -1,7 +1,9 @@
 """Training configuration: one dataclass whose fields are the command-line flags.
 
 Each field's `help` metadata is its flag's help text, so `python -m training.train --help`
-explains every flag and the logged configuration is exactly this dataclass.
+explains every flag and the logged configuration is exactly this dataclass. Fields left at None
+take the task's value from TASK_DEFAULTS (the settings its shipped checkpoint was trained with),
+so `make train TASK=deblur` reproduces the shipped deblur network without extra flags.
 """
 from __future__ import annotations
 
@@ -15,32 +17,51 @@ def _f(default, help: str, **kw):
     return field(default=default, metadata={"help": help, **kw})
 
 
+# Per-task settings that differ from the general defaults: the shipped checkpoints' training flags.
+TASK_DEFAULTS: dict[str, dict] = {
+    "denoise": {"ema": 0.999},
+    "deblur": {"channels": 48, "frame_channels": 48, "frame_blocks": 0, "fusion_blocks": 5, "unshuffle": 4,
+               "crop": 128},
+    "sr4": {"channels": 48, "fusion_blocks": 6, "unshuffle": 1, "crop": 128, "ema": 0.999},
+    "inpaint": {"fusion_blocks": 5, "ema": 0.999},
+}
+# General defaults of the fields that some task overrides (None in the dataclass = "task default").
+GENERAL_DEFAULTS: dict[str, object] = {
+    "frames": 5, "channels": 32, "frame_channels": 16, "frame_blocks": 1, "fusion_blocks": 3, "unshuffle": 2,
+    "levels": 0, "level_blocks": 2, "aligned": False, "crop": 96, "ema": 0.0, "still_prob": 0.3,
+}
+
+
 @dataclass
 class TrainConfig:
     task: str = _f("denoise", "task to train: denoise, deblur, sr4 or inpaint (training/contract.py)",
                    choices=("denoise", "deblur", "sr4", "inpaint"))
-    # network (NetConfig fields; defaults = the default denoise network)
-    frames: int = _f(5, "T, frames per window (odd); 1 trains the single-frame ablation")
-    channels: int = _f(32, "network width after temporal fusion")
-    frame_channels: int = _f(16, "width of the per-frame features")
-    frame_blocks: int = _f(1, "residual blocks per frame, before fusion")
-    fusion_blocks: int = _f(3, "residual blocks after fusion")
-    unshuffle: int = _f(2, "work at 1/r resolution (PixelUnshuffle r): 1, 2 or 4")
+    # network (NetConfig fields; None = the task's default, TASK_DEFAULTS then GENERAL_DEFAULTS)
+    frames: int = _f(None, "T, frames per window (odd); 1 trains the single-frame ablation")
+    channels: int = _f(None, "network width after temporal fusion")
+    frame_channels: int = _f(None, "width of the per-frame features")
+    frame_blocks: int = _f(None, "residual blocks per frame, before fusion")
+    fusion_blocks: int = _f(None, "residual blocks after fusion")
+    unshuffle: int = _f(None, "work at 1/r resolution (PixelUnshuffle r): 1, 2 or 4")
+    levels: int = _f(None, "U-Net levels after fusion (0 = none; each halves resolution, doubles width)")
+    level_blocks: int = _f(None, "residual blocks per U-Net level")
+    aligned: bool = _f(None, "warp the neighbours onto the centre frame by optical flow before the network "
+                       "(training/alignment.py; serving does the same in the window model)")
     # optimisation
     steps: int = _f(4000, "optimizer steps (the cosine schedule spans them)")
     time_limit: float = _f(0.0, "minutes; if > 0, stop when reached and let the schedule span the budget: "
                            "progress = max(step/steps, elapsed/time_limit)")
     batch_size: int = _f(8, "windows per step per process")
-    crop: int = _f(96, "training crop size (target pixels; sr4 inputs are crop/4)")
+    crop: int = _f(None, "training crop size (target pixels; sr4 inputs are crop/4)")
     lr: float = _f(1e-3, "peak AdamW learning rate")
     min_lr: float = _f(1e-5, "learning rate at the end of the cosine schedule")
     warmup: int = _f(100, "linear warm-up steps")
     weight_decay: float = _f(1e-4, "AdamW weight decay")
     loss: str = _f("charbonnier", "loss: charbonnier, l1 or mse", choices=("charbonnier", "l1", "mse"))
     grad_clip: float = _f(1.0, "clip the global gradient norm to this (0 = off)")
-    ema: float = _f(0.0, "EMA decay of the weights (e.g. 0.999; 0 = off); validated and shipped if on")
+    ema: float = _f(None, "EMA decay of the weights (e.g. 0.999; 0 = off); validated and shipped if on")
     # data
-    still_prob: float = _f(0.3, "probability a window comes from an animated still instead of a clip")
+    still_prob: float = _f(None, "probability a window comes from an animated still instead of a clip")
     workers: int = _f(1, "DataLoader worker processes preparing batches")
     threads: int = _f(1, "torch CPU threads in the training process (the machine is shared)")
     seed: int = _f(0, "random seed (data, init)")
@@ -55,12 +76,18 @@ class TrainConfig:
                   "'' = do not write one)")
     device: str = _f("auto", "auto (cuda if available), cpu or cuda")
 
+    def __post_init__(self) -> None:
+        for name, value in {**GENERAL_DEFAULTS, **TASK_DEFAULTS.get(self.task, {})}.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+
     def net_config(self) -> NetConfig:
         scale = 4 if self.task == "sr4" else 1
         return NetConfig(
             frames=self.frames, scale=scale, channels=self.channels, frame_channels=self.frame_channels,
             frame_blocks=self.frame_blocks, fusion_blocks=self.fusion_blocks, unshuffle=self.unshuffle,
-            masked=self.task == "inpaint",
+            masked=self.task == "inpaint", levels=self.levels, level_blocks=self.level_blocks,
+            aligned=self.aligned,
         )
 
     def to_dict(self) -> dict:
@@ -77,8 +104,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         kw = {"help": f.metadata["help"], "default": f.default if f.default is not MISSING else None}
+        if f.name in GENERAL_DEFAULTS:
+            per_task = [f"{t} {d[f.name]}" for t, d in TASK_DEFAULTS.items() if f.name in d]
+            kw["help"] += f" (default: {'; '.join([str(GENERAL_DEFAULTS[f.name]), *per_task])})"
+            kw["default"] = argparse.SUPPRESS  # absent -> None -> filled from the task in __post_init__
         if f.type in ("bool", bool):
-            parser.add_argument(flag, action="store_true", help=kw["help"])
+            action = argparse.BooleanOptionalAction if f.name in GENERAL_DEFAULTS else "store_true"
+            parser.add_argument(flag, action=action, help=kw["help"], default=kw["default"])
             continue
         kw["type"] = {"int": int, "float": float, "str": str}[f.type]
         if "choices" in f.metadata:

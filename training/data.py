@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from training.alignment import align_window
 from training.degradations import degrade_window
 from training.masks import random_mask_window
 
@@ -36,8 +37,10 @@ def clip_dir() -> Path:
 
 TRAIN_CLIPS = ("bigbuckbunny.mp4", "carphone_pristine.mp4")
 VALIDATION_CLIP = "bikes.mp4"
-# Colour stills that ship inside scikit-image (no download needed).
-STILLS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry")
+# Stills that ship inside scikit-image (no download needed): photographs and micrographs in
+# colour, and grey natural textures (replicated to RGB) for the fine detail cartoons lack.
+STILLS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
+          "stereo_motorcycle", "camera", "brick", "grass", "gravel")
 
 
 @functools.lru_cache(maxsize=8)
@@ -61,7 +64,14 @@ def load_clip(name_or_path: str, max_frames: int | None = None) -> np.ndarray:
 def load_stills() -> tuple[np.ndarray, ...]:
     import skimage.data
 
-    return tuple(np.ascontiguousarray(getattr(skimage.data, name)()[..., :3]) for name in STILLS)
+    images = []
+    for name in STILLS:
+        image = getattr(skimage.data, name)()
+        if isinstance(image, tuple):  # stereo_motorcycle: (left, right, disparity)
+            image = image[0]
+        image = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
+        images.append(np.ascontiguousarray(image))
+    return tuple(images)
 
 
 def sample_clip_window(
@@ -83,8 +93,9 @@ def animate_still(image: np.ndarray, frames: int, crop: int, rng: np.random.Gene
     """T crops of a still image under a smooth random camera motion: pan (up to 4 px/frame),
     zoom (up to 2%/frame) and a little roll, so the network sees sub-pixel motion it must align."""
     h, w = image.shape[:2]
-    scale0 = rng.uniform(0.6, 1.0) * min(h, w) / crop / 1.5  # source pixels per output pixel
-    scale0 = max(scale0, 0.5)
+    # Source pixels per output pixel: near native resolution (0.5-2), so the crops keep the
+    # image's real fine detail instead of an aliased thumbnail of a large image.
+    scale0 = max(min(rng.uniform(0.5, 2.0), min(h, w) / crop / 1.5), 0.5)
     cy = rng.uniform(crop * scale0, h - crop * scale0) if h > 2 * crop * scale0 else h / 2
     cx = rng.uniform(crop * scale0, w - crop * scale0) if w > 2 * crop * scale0 else w / 2
     velocity = rng.uniform(-4, 4, 2)
@@ -131,12 +142,13 @@ class WindowDataset(IterableDataset):
         still_prob: float = 0.3,
         seed: int = 0,
         clips: tuple[str, ...] = TRAIN_CLIPS,
+        aligned: bool = False,
     ) -> None:
         super().__init__()
         if VALIDATION_CLIP in clips:
             raise ValueError(f"{VALIDATION_CLIP} is the held-out validation clip; do not train on it")
-        self.task, self.frames, self.crop, self.still_prob, self.seed, self.clips = (
-            task, frames, crop, still_prob, seed, clips
+        self.task, self.frames, self.crop, self.still_prob, self.seed, self.clips, self.aligned = (
+            task, frames, crop, still_prob, seed, clips, aligned
         )
 
     def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,9 +163,13 @@ class WindowDataset(IterableDataset):
         if self.task == "inpaint":
             # The degradation is the mask: a third tensor (T, 1, h, w), 255 = fill. The window stays
             # clean; the network never sees the pixels under the mask (training/network.py).
-            masks = random_mask_window(self.frames, self.crop, self.crop, rng)
-            return torch.from_numpy(window).permute(0, 3, 1, 2), target, torch.from_numpy(masks)[:, None]
+            masks = random_mask_window(self.frames, self.crop, self.crop, rng)[..., None]
+            if self.aligned:
+                window, masks = align_window(window, masks)
+            return torch.from_numpy(window).permute(0, 3, 1, 2), target, torch.from_numpy(masks).permute(0, 3, 1, 2)
         degraded = degrade_window(self.task, window, rng)
+        if self.aligned:
+            degraded, _ = align_window(degraded)
         return torch.from_numpy(degraded).permute(0, 3, 1, 2), target
 
     def __iter__(self):

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
+from training.alignment import align_window
 from training.data import VALIDATION_CLIP, load_clip
 from training.degradations import bicubic_downscale, blur, defocus_kernel, gaussian_noise, motion_blur_kernel
 from training.masks import random_mask_window
@@ -106,14 +107,19 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 def restore(
     net: VideoRestorationNet, windows: np.ndarray, batch: int = 2, masks: np.ndarray | None = None
 ) -> np.ndarray:
-    """Run the uint8 serving path (ServingNet) over windows (K, T, h, w, 3) [and inpainting masks
-    (K, T, h, w, 1)] -> (K, H, W, 3) uint8. A T=1 network gets each window's centre frame only."""
+    """Run the uint8 serving path (alignment if the network wants it, then ServingNet) over windows
+    (K, T, h, w, 3) [and inpainting masks (K, T, h, w, 1)] -> (K, H, W, 3) uint8. A T=1 network
+    gets each window's centre frame only."""
     serving = ServingNet(net).eval()
     t = windows.shape[1]
     if net.config.frames != t:
         lo = t // 2 - net.config.frames // 2
         windows = windows[:, lo : lo + net.config.frames]
         masks = None if masks is None else masks[:, lo : lo + net.config.frames]
+    if net.config.aligned:  # as the window model does before the served network
+        pairs = [align_window(w, None if masks is None else masks[i]) for i, w in enumerate(windows)]
+        windows = np.stack([w for w, _ in pairs])
+        masks = None if masks is None else np.stack([m for _, m in pairs])
     device = next(net.parameters()).device
     planes = [windows] if masks is None else [windows, masks]
     out = [

@@ -24,7 +24,7 @@ from training.network import count_parameters, gflops_per_frame
 
 def train_command(config: dict) -> str:
     """The `python -m training.train` command line that reproduces `config` (non-default flags)."""
-    defaults = TrainConfig()
+    defaults = TrainConfig(task=config.get("task", "denoise"))
     flags = []
     for f in fields(TrainConfig):
         value = config.get(f.name, getattr(defaults, f.name))

@@ -4,8 +4,13 @@ Shape of the computation (T frames in, the centre frame out, at scale s):
 
     each frame --PixelUnshuffle(r)--> conv --> `frame_blocks` residual blocks   (shared weights:
                                                                                  per-frame features)
-    concat over T --> 1x1 conv (temporal fusion) --> `fusion_blocks` residual blocks
-    conv --> PixelShuffle(r*s) --> + upsampled centre frame                     (global residual)
+    concat over T --> 1x1 conv (temporal fusion) --> [U-Net of `levels` levels] --> `fusion_blocks`
+    residual blocks --> conv --> PixelShuffle(r*s) --> + upsampled centre frame  (global residual)
+
+The optional U-Net (levels > 0) halves the resolution and doubles the width per level (stride-2
+conv, `level_blocks` residual blocks), then comes back up (1x1 conv + PixelShuffle(2), added to the
+skip): a receptive field of tens of pixels at little cost, which is what large motion between
+frames, long blur kernels and wide holes need.
 
 Working at 1/r resolution after PixelUnshuffle keeps it fast on CPU; the residual blocks are
 EDSR-style (conv, LeakyReLU, conv, skip) with the last conv of each branch scaled down at init,
@@ -33,6 +38,9 @@ class NetConfig:
     fusion_blocks: int = 3     # residual blocks after fusion
     unshuffle: int = 2         # r: work at 1/r resolution
     masked: bool = False       # inpainting: each frame carries a 4th channel, its mask
+    levels: int = 0            # U-Net levels after fusion (0 = none); H, W multiples of r*2**levels
+    level_blocks: int = 2      # residual blocks per U-Net level
+    aligned: bool = False      # neighbours arrive motion-compensated onto the centre (training/alignment.py)
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.frames % 2 == 0:
@@ -41,11 +49,13 @@ class NetConfig:
             raise ValueError(f"NetConfig.scale must be 1, 2 or 4, got {self.scale}")
         if self.unshuffle not in (1, 2, 4):
             raise ValueError(f"NetConfig.unshuffle must be 1, 2 or 4, got {self.unshuffle}")
+        if not 0 <= self.levels <= 4:
+            raise ValueError(f"NetConfig.levels must be in 0..4, got {self.levels}")
 
     @property
     def multiple(self) -> int:
         """H and W must be multiples of this; the serving graph pads to it."""
-        return self.unshuffle
+        return self.unshuffle * 2**self.levels
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,6 +82,16 @@ class VideoRestorationNet(nn.Module):
         self.frame_head = nn.Conv2d(in_per_frame, c.frame_channels, 3, padding=1)
         self.frame_body = nn.Sequential(*[ResidualBlock(c.frame_channels) for _ in range(c.frame_blocks)])
         self.fuse = nn.Conv2d(c.frames * c.frame_channels, c.channels, 1)
+        widths = [c.channels * 2**level for level in range(c.levels + 1)]
+        self.downs = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(widths, widths[1:]))
+        self.encoders = nn.ModuleList(
+            nn.Sequential(*[ResidualBlock(b) for _ in range(c.level_blocks)]) for b in widths[1:]
+        )
+        self.ups = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(b, 4 * a, 1), nn.PixelShuffle(2)) for a, b in zip(widths, widths[1:])
+        )
+        # After each merge above the bottom, one block mixes the coarse context into the skip.
+        self.decoders = nn.ModuleList(ResidualBlock(a) for a in widths[1:-1])
         self.fusion_body = nn.Sequential(*[ResidualBlock(c.channels) for _ in range(c.fusion_blocks)])
         self.tail = nn.Conv2d(c.channels, 3 * (r * s) ** 2, 3, padding=1)
         self.shuffle = nn.PixelShuffle(r * s)
@@ -84,8 +104,11 @@ class VideoRestorationNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, a=0.1, nonlinearity="leaky_relu")
                 nn.init.zeros_(m.bias)
         # Branch ends start small so every block, and the whole net, starts near identity.
-        for block in [*self.frame_body, *self.fusion_body]:
+        blocks = [*self.frame_body, *self.fusion_body, *self.decoders, *(b for e in self.encoders for b in e)]
+        for block in blocks:
             block.conv2.weight.data.mul_(0.1)
+        for up in self.ups:
+            up[0].weight.data.mul_(0.1)
         self.tail.weight.data.mul_(0.1)
 
     def forward(self, frames: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
@@ -113,7 +136,7 @@ class VideoRestorationNet(nn.Module):
         x = self.unshuffle(x.reshape(n * t, x.shape[2], h, w))
         feats = self.frame_body(self.act(self.frame_head(x)))
         feats = feats.reshape(n, t * c.frame_channels, h // c.unshuffle, w // c.unshuffle)
-        fused = self.fusion_body(self.act(self.fuse(feats)))
+        fused = self.fusion_body(self.u_net(self.act(self.fuse(feats))))
         residual = self.shuffle(self.tail(fused))
         if c.scale > 1:
             centre = F.interpolate(centre, scale_factor=c.scale, mode="bilinear", align_corners=False)
@@ -121,6 +144,19 @@ class VideoRestorationNet(nn.Module):
             # Known pixels pass through unchanged, so the loss only sees (and trains) the hidden ones.
             return centre * (1 - m) + (centre + residual) * m
         return centre + residual
+
+
+    def u_net(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) -> (N, C, h, w), h and w multiples of 2**levels; identity when levels = 0."""
+        skips = []
+        for down, encoder in zip(self.downs, self.encoders):
+            skips.append(x)
+            x = encoder(self.act(down(x)))
+        for level in reversed(range(len(skips))):
+            x = skips[level] + self.ups[level](x)
+            if level > 0:
+                x = self.decoders[level - 1](x)
+        return x
 
 
 def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: int = 6) -> torch.Tensor:
@@ -159,5 +195,10 @@ def gflops_per_frame(config: NetConfig, height: int, width: int) -> float:
     fc, cc = config.frame_channels, config.channels
     macs = config.frames * hw * 9 * (in_per_frame * fc + config.frame_blocks * 2 * fc * fc)
     macs += hw * (config.frames * fc * cc + config.fusion_blocks * 2 * 9 * cc * cc)
+    for level in range(1, config.levels + 1):
+        w_in, w_out, hw_level = cc * 2 ** (level - 1), cc * 2**level, hw / 4**level
+        macs += hw_level * (9 * w_in * w_out + config.level_blocks * 2 * 9 * w_out * w_out + w_out * 4 * w_in)
+        if level < config.levels:
+            macs += hw_level * 2 * 9 * w_out * w_out  # the decoder block at this level
     macs += hw * 9 * cc * 3 * (r * s) ** 2
     return 2 * macs / 1e9

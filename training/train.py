@@ -96,10 +96,12 @@ def train(cfg: TrainConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     commit = git_commit()  # the code this run started from (HEAD moves while long runs train)
     scale = 4 if cfg.task == "sr4" else 1
-    if cfg.crop % (scale * cfg.unshuffle):
-        raise ValueError(f"--crop {cfg.crop} must be a multiple of scale*unshuffle = {scale * cfg.unshuffle}")
+    net_config = cfg.net_config()
+    if cfg.crop % (scale * net_config.multiple):
+        raise ValueError(f"--crop {cfg.crop} must be a multiple of scale*unshuffle*2**levels = "
+                         f"{scale * net_config.multiple}")
 
-    model = VideoRestorationNet(cfg.net_config()).to(device)
+    model = VideoRestorationNet(net_config).to(device)
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed_before = 0, 0.0
@@ -116,7 +118,8 @@ def train(cfg: TrainConfig) -> dict:
     ddp = DistributedDataParallel(model) if world > 1 else model
 
     # Data: each rank and worker draws its own stream; a resumed run continues with fresh seeds.
-    dataset = WindowDataset(cfg.task, cfg.frames, cfg.crop, cfg.still_prob, seed=cfg.seed + 1000 * rank + 7 * step)
+    dataset = WindowDataset(cfg.task, cfg.frames, cfg.crop, cfg.still_prob, seed=cfg.seed + 1000 * rank + 7 * step,
+                            aligned=cfg.aligned)
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
