@@ -28,6 +28,7 @@ from training.contract import TASKS, Task, get_task
 EXIT_BACKEND_UNAVAILABLE = 2
 ADAPTER_HOME = "denoise_net"  # holds the one copy of the Python-backend adapter
 ADAPTER_FILES = ("model.py", "ort_runner.py")
+ALIGNMENT_SOURCE = Path(__file__).resolve().parents[1] / "training" / "alignment.py"
 
 
 class BackendUnavailable(RuntimeError):
@@ -112,6 +113,20 @@ def link_adapter(repository: Path, task: Task) -> list[Path]:
     return made
 
 
+def checkpoint_is_aligned(checkpoint: Path) -> bool:
+    """Whether the network wants motion-compensated windows (NetConfig.aligned)."""
+    import torch  # only here: the rest of the engine runs without importing torch
+
+    return bool(torch.load(checkpoint, map_location="cpu", weights_only=False)["config"].get("aligned", False))
+
+
+def install_alignment(repository: Path, task: Task) -> Path:
+    """Copy training/alignment.py beside the window model (a copy, not a link: the repository is
+    often copied to a server whole), so serving aligns exactly as training did."""
+    target = repository / task.window_model / "1" / "alignment.py"
+    return atomic_write(target, ALIGNMENT_SOURCE.read_text())
+
+
 def install(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     backend, why = choose_backend(args.backend, tensorrt_problem() if args.backend != "onnxruntime" else None)
@@ -136,9 +151,12 @@ def install(args: argparse.Namespace) -> int:
             print(f"engine: linked {link} -> {link.readlink()}")
         config = write_config(args.repository, task, onnxruntime_config(task))
     print(f"engine: wrote {config} ({'platform tensorrt_plan, KIND_GPU' if backend == 'tensorrt' else 'python backend + ONNX Runtime, KIND_CPU'})")
-    window = write_window_config(args.repository, task, gpu=backend == "tensorrt")
+    aligned = checkpoint_is_aligned(checkpoint)
+    window = write_window_config(args.repository, task, gpu=backend == "tensorrt", align=aligned)
     if window:
-        print(f"engine: wrote {window} (ring buffers on the {'GPU' if backend == 'tensorrt' else 'CPU'})")
+        print(f"engine: wrote {window} (ring buffers on the {'GPU' if backend == 'tensorrt' else 'CPU'}; "
+              f"{'neighbours aligned by optical flow' if aligned else 'no alignment'})")
+        print(f"engine: copied {install_alignment(args.repository, task)}")
     return 0
 
 

@@ -13,6 +13,7 @@ Only tasks already in the repository are written: a task joins it (with its chec
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -87,25 +88,32 @@ GPU_WINDOW_PARAMETERS = (
 )
 
 
-def window_config(committed: str, gpu: bool) -> str:
+ALIGN_PARAMETER = 'parameters {{ key: "align" value: {{ string_value: "{}" }} }}\n'
+_ALIGN_LINE = re.compile(r'parameters \{ key: "align" value: \{ string_value: "[^"]*" \} \}\n?')
+
+
+def window_config(committed: str, gpu: bool, align: bool = False) -> str:
     """`<task>_window`'s config placed for the net's backend: on GPU hosts its ring buffers live
     on the GPU (KIND_GPU, device cuda, inputs left where Triton put them) so a frame crosses PCIe
-    once and windows reach the plan by DLPack; otherwise the committed CPU config unchanged."""
-    text = committed.replace(GPU_WINDOW_PARAMETERS, "").replace("KIND_GPU", "KIND_CPU")
+    once and windows reach the plan by DLPack; otherwise the committed CPU config. `align`: the
+    network wants its neighbours motion-compensated (NetConfig.aligned), which the window model
+    then does (training/alignment.py, copied beside it by `make engine`)."""
+    text = _ALIGN_LINE.sub("", committed.replace(GPU_WINDOW_PARAMETERS, "")).replace("KIND_GPU", "KIND_CPU")
+    text += ALIGN_PARAMETER.format("true" if align else "false")
     if gpu:
         text = text.replace("KIND_CPU", "KIND_GPU") + GPU_WINDOW_PARAMETERS
     return text
 
 
-def write_window_config(repository: Path, task: Task, gpu: bool) -> Path | None:
-    """Place `<task>_window` for the backend; None where there is no window config to place
-    (a repository being assembled) and the CPU default is wanted anyway."""
+def write_window_config(repository: Path, task: Task, gpu: bool, align: bool = False) -> Path | None:
+    """Place `<task>_window` for the backend and the network's alignment; None where there is no
+    window config to place (a repository being assembled) and the CPU default is wanted anyway."""
     path = repository / task.window_model / "config.pbtxt"
     if not path.is_file():
-        if gpu:
-            raise FileNotFoundError(f"{path} is missing: the GPU window model needs its config")
+        if gpu or align:
+            raise FileNotFoundError(f"{path} is missing: the window model needs its config")
         return None
-    return atomic_write(path, window_config(path.read_text(), gpu))
+    return atomic_write(path, window_config(path.read_text(), gpu, align))
 
 
 def main(argv: list[str] | None = None) -> int:

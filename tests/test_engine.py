@@ -144,3 +144,11 @@ def test_window_config_moves_to_the_gpu_with_the_plan_and_back():
     assert gpu.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value == "no"
     assert window_config(window_config(committed, gpu=True), gpu=False) == committed
     assert window_config(committed, gpu=False) == committed
+
+
+def test_window_config_says_whether_to_align():
+    committed = (ROOT / "model_repository" / "denoise_window" / "config.pbtxt").read_text()
+    aligned = window_config(committed, gpu=True, align=True)
+    assert parse(aligned).parameters["align"].string_value == "true"
+    assert parse(window_config(aligned, gpu=False)).parameters["align"].string_value == "false"
+    assert window_config(window_config(committed, gpu=False, align=True), gpu=False, align=False) == committed

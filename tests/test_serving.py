@@ -18,7 +18,6 @@ import av
 import cv2
 import numpy as np
 import pytest
-import torch
 import tritonclient.grpc as grpcclient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,7 +27,7 @@ from export.repository import served_tasks
 from training.checkpoint import load_checkpoint
 from training.data import clip_dir
 from training.contract import TASKS
-from training.processing import ServingNet
+from training.evaluate import restore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model_repository" / "denoise_window" / "1"))
 from windowing import window_indices  # noqa: E402
@@ -51,15 +50,12 @@ def decode(name: str, count: int, crop: tuple[int, int] | None = None) -> list[n
 
 
 def in_process(frames: list[np.ndarray], task: str = "denoise") -> list[np.ndarray]:
+    """The shipped network in-process on the same mirrored windows, through training's restore
+    (alignment when the network wants it, then the uint8 ServingNet)."""
     model, _ = load_checkpoint(ROOT / "training" / "checkpoints" / f"{task}.pt")
-    net = ServingNet(model)
     t = model.config.frames
-    out = []
-    with torch.no_grad():
-        for centre in range(len(frames)):
-            window = np.stack([frames[i] for i in window_indices(centre, t, len(frames))])
-            out.append(net(torch.from_numpy(window[None]))[0].numpy())
-    return out
+    windows = np.stack([np.stack([frames[i] for i in window_indices(c, t, len(frames))]) for c in range(len(frames))])
+    return list(restore(model, windows, batch=1))
 
 
 def frame_input(frame: np.ndarray, dtype: str = "UINT8") -> grpcclient.InferInput:

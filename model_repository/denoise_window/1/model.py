@@ -7,9 +7,13 @@ request per sequence in a batch, in order). For each request this sends zero or 
 Config parameter `device`: "cpu" (default; NumPy ring buffers) or "cuda" (GPU hosts, written by
 `make engine` beside FORCE_CPU_ONLY_INPUT_TENSORS "no"): each frame is copied to the GPU once,
 ring buffers are torch CUDA tensors, and windows leave by DLPack straight to the TensorRT plan.
+Config parameter `align` ("true" when the network was trained on motion-compensated windows,
+written by `make engine`): each window's neighbours are warped onto its centre frame by
+alignment.py (a copy of training/alignment.py) before it is sent, outside the stream-table lock.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 
@@ -38,6 +42,11 @@ class TritonPythonModel:
 
             self.torch = torch
             stack = torch.stack
+        self.align = None
+        if params.get("align", "false") == "true":
+            from alignment import align_window  # copied beside this file by `make engine`
+
+            self.align = align_window
         self.table = StreamTable(int(params["window"]), float(params.get("idle_timeout_s", "60")), stack)
         self.lock = threading.Lock()
         # The family must outlive its metrics, so it is kept on self.
@@ -57,6 +66,8 @@ class TritonPythonModel:
             sender = request.get_response_sender()
             try:
                 for window in self._handle(request):
+                    if self.align is not None:
+                        window = self._aligned(window)
                     sender.send(self._response(window))
                 sender.send(flags=FINAL)
             except Exception as exc:  # one bad request must not take down the batch or the stub
@@ -91,6 +102,14 @@ class TritonPythonModel:
             return tensor.as_numpy()
         # The one host-to-device copy of this frame (a no-op if Triton already placed it there).
         return self.torch.from_dlpack(tensor.to_dlpack()).to("cuda", non_blocking=True)
+
+    def _aligned(self, window: Window) -> Window:
+        """The window with its neighbours (and masks) warped onto the centre frame (OpenCV, CPU)."""
+        planes = [p if self.device == "cpu" else p.cpu().numpy() for p in window.planes]
+        aligned = self.align(*planes)[: len(planes)]
+        if self.device == "cuda":
+            aligned = tuple(self.torch.from_numpy(p).to("cuda") for p in aligned)
+        return dataclasses.replace(window, planes=tuple(aligned))
 
     def _response(self, window: Window) -> "pb_utils.InferenceResponse":
         tensors = [pb_utils.Tensor("FRAME_INDEX", np.array([[window.index]], dtype=np.int64))]
