@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import torch
 
+from training.alignment import align_window
 from training.checkpoint import load_checkpoint
 from training.contract import RESTORED, WINDOW
 from training.data import VALIDATION_CLIP
@@ -142,19 +143,34 @@ def onnx_frames_per_second(net: VideoRestorationNet, height: int = 360, width: i
     return calls / (time.perf_counter() - start)
 
 
+def alignment_seconds(window: np.ndarray, height: int = 360, width: int = 640, calls: int = 10) -> float:
+    """Seconds per align_window call on `window` (a real degraded window) resized to height x width."""
+    frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in window])
+    align_window(frames)  # warm-up
+    start = time.perf_counter()
+    for _ in range(calls):
+        align_window(frames)
+    return (time.perf_counter() - start) / calls
+
+
 def speed_table(entries: list[tuple[str, Path]], val: ValidationSet) -> list[str]:
-    lines = ["| network | config | params | GFLOPs/frame @640x360 | PSNR sigma=25 (dB) | frames/s ONNX Runtime @640x360 | trained |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| network | config | params | GFLOPs/frame @640x360 | PSNR sigma=25 (dB) | frames/s ONNX Runtime @640x360 "
+             "| frames/s incl. alignment | trained |",
+             "|---|---|---|---|---|---|---|---|"]
     for label, path in entries:
         net, extra = load_checkpoint(path)
         c = net.config
         (_, p, _, _), _ = network_row(label, net, val)
         fps = onnx_frames_per_second(net)
+        # Flow alignment (window model, CPU) then the network, one after the other: the
+        # conservative figure (served, the two run in different processes and overlap).
+        with_alignment = f"{1 / (1 / fps + alignment_seconds(val.windows[0])):.1f}" if c.aligned else "(not aligned)"
         shape = f"T={c.frames} C={c.channels} Cf={c.frame_channels} blocks={c.frame_blocks}+{c.fusion_blocks} r={c.unshuffle}"
         shape += f" U-Net {c.levels}x{c.level_blocks}" if c.levels else ""
+        shape += " aligned" if c.aligned else ""
         trained = f"{extra.get('step', '?')} steps, {extra.get('wall_time_s', extra.get('elapsed', float('nan'))) / 60:.0f} min"
         lines.append(f"| {label} | {shape} | {count_parameters(net) / 1e3:.0f}k | {gflops_per_frame(c, 360, 640):.1f} "
-                     f"| {p:.2f} | {fps:.1f} | {trained} |")
+                     f"| {p:.2f} | {fps:.1f} | {with_alignment} | {trained} |")
     return lines
 
 

@@ -54,3 +54,14 @@ def test_benchmark_and_card_end_to_end(tmp_path):
     card = write_card("denoise", tmp_path / "denoise.pt", tmp_path / "denoise.md", count=1)
     assert "bikes.mp4" in card and card.count("| Gaussian sigma=") == 3
     assert "--channels 8" in train_command({"task": "denoise", "channels": 8})
+
+
+def test_speed_table_counts_the_alignment_of_an_aligned_network(tmp_path):
+    aligned = NetConfig(**{**TINY.to_dict(), "aligned": True})
+    save_checkpoint(tmp_path / "a.pt", VideoRestorationNet(aligned), step=1)
+    save_checkpoint(tmp_path / "p.pt", VideoRestorationNet(TINY), step=1)
+    val = validation_set("denoise", 5, count=1, crop=64)
+    plain_row, aligned_row = q.speed_table([("p", tmp_path / "p.pt"), ("a", tmp_path / "a.pt")], val)[2:]
+    assert "(not aligned)" in plain_row
+    cells = [c.strip() for c in aligned_row.split("|")]
+    assert "aligned" in cells[2] and 0 < float(cells[7]) < float(cells[6])
