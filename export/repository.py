@@ -19,16 +19,18 @@ def served_tasks() -> list[str]:
     return sorted(p.stem for p in CHECKPOINTS.glob("*.pt") if (REPOSITORY / p.stem).is_dir())
 
 
-def build_repository(dest: Path, tasks: list[str], idle_timeout_s: float | None = None) -> Path:
-    """Copy the committed entries of `tasks` into `dest`, export their networks into it (ONNX
-    Runtime backend), and set the window models' idle-sequence timeout if given."""
+def build_repository(dest: Path, tasks: list[str], idle_timeout_s: float | None = None,
+                     checkpoints: Path = CHECKPOINTS) -> Path:
+    """Copy the committed entries of `tasks` into `dest`, export their networks (`checkpoints`/
+    <task>.pt) into it (ONNX Runtime backend), and set the window models' idle-sequence timeout
+    if given."""
     for task in tasks:
         for name in (task, f"{task}_window", f"{task}_net"):
             shutil.copytree(REPOSITORY / name, dest / name, symlinks=True,
                             ignore=shutil.ignore_patterns("__pycache__", "model.onnx", "*.json"))
         subprocess.run(
             [sys.executable, "-m", "export.engine", "--task", task, "--backend", "onnxruntime",
-             "--checkpoint", str(CHECKPOINTS / f"{task}.pt"), "--repository", str(dest)],
+             "--checkpoint", str(checkpoints / f"{task}.pt"), "--repository", str(dest)],
             check=True, cwd=ROOT,
         )
         if idle_timeout_s is not None:

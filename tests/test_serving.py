@@ -18,16 +18,19 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 import tritonclient.grpc as grpcclient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from client.local_server import TritonServer
-from export.repository import served_tasks
-from training.checkpoint import load_checkpoint
+from conftest import TEST_IDLE_TIMEOUT_S
+from export.repository import build_repository, served_tasks
+from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import clip_dir
 from training.contract import TASKS
 from training.evaluate import restore
+from training.network import NetConfig, VideoRestorationNet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model_repository" / "denoise_window" / "1"))
 from windowing import window_indices  # noqa: E402
@@ -49,10 +52,10 @@ def decode(name: str, count: int, crop: tuple[int, int] | None = None) -> list[n
     return [np.clip(f + rng.normal(0, 20, f.shape), 0, 255).astype(np.uint8) for f in frames]
 
 
-def in_process(frames: list[np.ndarray], task: str = "denoise") -> list[np.ndarray]:
-    """The shipped network in-process on the same mirrored windows, through training's restore
-    (alignment when the network wants it, then the uint8 ServingNet)."""
-    model, _ = load_checkpoint(ROOT / "training" / "checkpoints" / f"{task}.pt")
+def in_process(frames: list[np.ndarray], task: str = "denoise", checkpoint: Path | None = None) -> list[np.ndarray]:
+    """The shipped network (or `checkpoint`) in-process on the same mirrored windows, through
+    training's restore (alignment when the network wants it, then the uint8 ServingNet)."""
+    model, _ = load_checkpoint(checkpoint or ROOT / "training" / "checkpoints" / f"{task}.pt")
     t = model.config.frames
     windows = np.stack([np.stack([frames[i] for i in window_indices(c, t, len(frames))]) for c in range(len(frames))])
     return list(restore(model, windows, batch=1))
@@ -249,3 +252,29 @@ def test_frames_larger_than_max_side_are_tiled_without_seams(served_repository, 
         tiled = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
         mse = np.mean((tiled.astype(float) - expected.astype(float)) ** 2)
         assert 10 * np.log10(255**2 / max(mse, 1e-10)) >= 45, f"frame {i}: tiled vs untiled below 45 dB"
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_an_aligned_network_is_served_with_the_alignment_it_was_trained_with(tmp_path):
+    """NetConfig.aligned: `make engine` turns the window model's alignment on, and the served
+    frames equal training's restore (optical-flow alignment, then the network) within 1 level."""
+    torch.manual_seed(0)
+    net = VideoRestorationNet(NetConfig(channels=8, frame_channels=4, fusion_blocks=1, aligned=True))
+    net.tail.weight.data.mul_(30)  # a residual large enough that the neighbours visibly matter
+    save_checkpoint(tmp_path / "ckpt" / "denoise.pt", net, task="denoise")
+    repo = build_repository(tmp_path / "repo", ["denoise"], TEST_IDLE_TIMEOUT_S, checkpoints=tmp_path / "ckpt")
+    assert 'key: "align" value: { string_value: "true" }' in (repo / "denoise_window" / "config.pbtxt").read_text()
+    frames = decode("carphone_pristine.mp4", 7)
+    expected = in_process(frames, checkpoint=tmp_path / "ckpt" / "denoise.pt")
+    net.config.aligned = False
+    unaligned = list(restore(net.eval(), np.stack([np.stack([frames[i] for i in window_indices(c, 5, 7)])
+                                                  for c in range(7)])))
+    assert max(np.abs(e.astype(int) - u).max() for e, u in zip(expected, unaligned)) > 5
+    with TritonServer(repo, tmp_path / "tritonserver.log") as server:
+        stream = Stream(server.grpc_url)
+        send_all(stream, 3, frames)
+        results, errors = stream.collect()
+        stream.close()
+    assert errors == []
+    assert_close(results[3], expected)
