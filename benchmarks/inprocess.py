@@ -22,11 +22,16 @@ WARMUP_CALLS = 10
 
 
 def windows(repository: Path, task: str, frames: list[np.ndarray]) -> Iterator[np.ndarray]:
-    """uint8 (1, T, H, W, 3) window centred on each frame in turn, edges mirrored as served."""
+    """uint8 (1, T, H, W, 3) window centred on each frame in turn, edges mirrored as served, and
+    aligned by the window model's own alignment.py when its config says `align`."""
     spec = get_task(task)
     indices = load_model_module(repository, spec.window_model, "windowing").window_indices
+    config = (repository / spec.window_model / "config.pbtxt").read_text()
+    align = (load_model_module(repository, spec.window_model, "alignment").align_window
+             if 'key: "align" value: { string_value: "true" }' in config else None)
     for centre in range(len(frames)):
-        yield np.stack([frames[i] for i in indices(centre, spec.window, len(frames))])[np.newaxis]
+        window = np.stack([frames[i] for i in indices(centre, spec.window, len(frames))])
+        yield (window if align is None else align(window)[0])[np.newaxis]
 
 
 def _time_calls(config: str, run: Callable[[np.ndarray], np.ndarray], repository: Path, task: str,
@@ -38,7 +43,7 @@ def _time_calls(config: str, run: Callable[[np.ndarray], np.ndarray], repository
     with CpuMeter() as cpu:
         start = time.perf_counter()
         previous = start
-        # Building the window is timed too: the served path pays for it in the window model.
+        # Building (and aligning) the window is timed too: the served path pays for it in the window model.
         for window in windows(repository, task, frames):
             run(window)
             now = time.perf_counter()
