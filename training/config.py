@@ -19,7 +19,7 @@ def _f(default, help: str, **kw):
 
 # Per-task settings that differ from the general defaults: the shipped checkpoints' training flags.
 TASK_DEFAULTS: dict[str, dict] = {
-    "denoise": {"ema": 0.999},
+    "denoise": {"levels": 2, "level_blocks": 1, "aligned": True, "ema": 0.999},
     "deblur": {"channels": 48, "frame_channels": 48, "frame_blocks": 0, "fusion_blocks": 5, "unshuffle": 4,
                "levels": 2, "level_blocks": 2, "crop": 128, "ema": 0.999, "still_prob": 0.5},
     "sr4": {"channels": 48, "fusion_blocks": 6, "unshuffle": 1, "crop": 128, "ema": 0.999},
