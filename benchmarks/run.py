@@ -210,6 +210,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.smoke:
         args.out, args.results = args.workdir, args.workdir / "RESULTS.md"
     args.checkpoint = args.checkpoint or ROOT / "training" / "checkpoints" / f"{args.task}.pt"
+    if not args.checkpoint.is_file():
+        parser.error(f"--checkpoint {args.checkpoint}: no such file")
+    if args.repository is not None and not (args.repository / args.task).is_dir():
+        parser.error(f"--repository {args.repository}: no {args.task}/ model in it (omit it to export the checkpoint)")
     return args
 
 
