@@ -105,13 +105,16 @@ def network_row(label: str, net: VideoRestorationNet, val: ValidationSet) -> tup
     return (label, psnr(out, val.targets), ssim(out, val.targets), note), out
 
 
-def served_restore(url: str, task: str, windows: np.ndarray) -> np.ndarray:
-    """The same windows through the served `<task>_net` (unary gRPC infer, one window a request)."""
+def served_restore(url: str, task: str, windows: np.ndarray, aligned: bool = False) -> np.ndarray:
+    """The same windows through the served `<task>_net` (unary gRPC infer, one window a request);
+    `aligned`: first align each window, as the window model does for an aligned network."""
     import tritonclient.grpc as grpcclient
 
     client = grpcclient.InferenceServerClient(url)
     out = []
     for w in windows:
+        if aligned:
+            w, _ = align_window(w)
         inp = grpcclient.InferInput(WINDOW, [1, *w.shape], "UINT8")
         inp.set_data_from_numpy(w[None])
         result = client.infer(f"{task}_net", [inp], outputs=[grpcclient.InferRequestedOutput(RESTORED)])
@@ -218,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows += [network_row(label, load_checkpoint(path)[0], val)[0]
                          for label, path in (c.split("=", 1) for c in args.compare)]
             if args.url:
-                served = served_restore(args.url, task, val.windows)
+                served = served_restore(args.url, task, val.windows, net.config.aligned)
                 diff = int(np.abs(served.astype(int) - ours.astype(int)).max())
                 rows.append((f"ours, served ({args.url})", psnr(served, val.targets), ssim(served, val.targets),
                              f"max |served - in-process| = {diff} grey levels"))

@@ -15,6 +15,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 import export.engine as engine
 import export.onnx_export
 from export.triton_config import onnxruntime_config, tensorrt_config, window_config
+from training.checkpoint import load_checkpoint
 from training.contract import MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
 from test_export_onnx import tiny_checkpoint
 
@@ -136,19 +137,30 @@ def test_committed_repository_is_the_cpu_default(task):
         assert (model / "1" / name).resolve() == (ROOT / "model_repository/denoise_net/1" / name).resolve()
 
 
-def test_window_config_moves_to_the_gpu_with_the_plan_and_back():
-    committed = (ROOT / "model_repository" / "denoise_window" / "config.pbtxt").read_text()
-    gpu = parse(window_config(committed, gpu=True))
+@pytest.mark.parametrize("task", ["denoise", "sr4"])  # committed with align "true" and "false"
+def test_window_config_moves_to_the_gpu_with_the_plan_and_back(task):
+    committed = (ROOT / "model_repository" / f"{task}_window" / "config.pbtxt").read_text()
+    align = parse(committed).parameters["align"].string_value == "true"
+    gpu = parse(window_config(committed, gpu=True, align=align))
     assert [g.kind for g in gpu.instance_group] == [mc.ModelInstanceGroup.KIND_GPU]
     assert gpu.parameters["device"].string_value == "cuda"
     assert gpu.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value == "no"
-    assert window_config(window_config(committed, gpu=True), gpu=False) == committed
-    assert window_config(committed, gpu=False) == committed
+    assert window_config(window_config(committed, gpu=True, align=align), gpu=False, align=align) == committed
+    assert window_config(committed, gpu=False, align=align) == committed
 
 
-def test_window_config_says_whether_to_align():
-    committed = (ROOT / "model_repository" / "denoise_window" / "config.pbtxt").read_text()
-    aligned = window_config(committed, gpu=True, align=True)
-    assert parse(aligned).parameters["align"].string_value == "true"
-    assert parse(window_config(aligned, gpu=False)).parameters["align"].string_value == "false"
-    assert window_config(window_config(committed, gpu=False, align=True), gpu=False, align=False) == committed
+@pytest.mark.parametrize("task", ["denoise", "sr4"])
+def test_window_config_says_whether_to_align(task):
+    committed = (ROOT / "model_repository" / f"{task}_window" / "config.pbtxt").read_text()
+    align = parse(committed).parameters["align"].string_value == "true"
+    flipped = window_config(committed, gpu=True, align=not align)
+    assert parse(flipped).parameters["align"].string_value == ("false" if align else "true")
+    assert window_config(window_config(committed, gpu=False, align=not align), gpu=False, align=align) == committed
+
+
+def test_committed_window_configs_align_as_their_checkpoints_were_trained():
+    """`make engine` would rewrite a mismatch; the committed configs already agree."""
+    for task in ("denoise", "deblur", "sr4", "inpaint"):
+        committed = parse((ROOT / "model_repository" / f"{task}_window" / "config.pbtxt").read_text())
+        net, _ = load_checkpoint(ROOT / "training" / "checkpoints" / f"{task}.pt")
+        assert (committed.parameters["align"].string_value == "true") == net.config.aligned, task
