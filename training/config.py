@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
+from training.contract import get_task
 from training.network import NetConfig
 
 
@@ -25,10 +26,12 @@ TASK_DEFAULTS: dict[str, dict] = {
     "sr4": {"channels": 48, "fusion_blocks": 6, "unshuffle": 1, "crop": 128, "ema": 0.999},
     "inpaint": {"fusion_blocks": 5, "ema": 0.999},
 }
-# General defaults of the fields that some task overrides (None in the dataclass = "task default").
+# NetConfig fields that are flags; scale and masked follow from the task (training/contract.py).
+NETWORK_FIELDS = tuple(f.name for f in fields(NetConfig) if f.name not in ("scale", "masked"))
+# General defaults of the fields that some task overrides (None in the dataclass = "task default"):
+# the network's are NetConfig's own.
 GENERAL_DEFAULTS: dict[str, object] = {
-    "frames": 5, "channels": 32, "frame_channels": 16, "frame_blocks": 1, "fusion_blocks": 3, "unshuffle": 2,
-    "levels": 0, "level_blocks": 2, "aligned": False, "crop": 96, "ema": 0.0, "still_prob": 0.3,
+    **{name: getattr(NetConfig(), name) for name in NETWORK_FIELDS}, "crop": 96, "ema": 0.0, "still_prob": 0.3,
 }
 
 
@@ -82,13 +85,8 @@ class TrainConfig:
                 setattr(self, name, value)
 
     def net_config(self) -> NetConfig:
-        scale = 4 if self.task == "sr4" else 1
-        return NetConfig(
-            frames=self.frames, scale=scale, channels=self.channels, frame_channels=self.frame_channels,
-            frame_blocks=self.frame_blocks, fusion_blocks=self.fusion_blocks, unshuffle=self.unshuffle,
-            masked=self.task == "inpaint", levels=self.levels, level_blocks=self.level_blocks,
-            aligned=self.aligned,
-        )
+        task = get_task(self.task)
+        return NetConfig(scale=task.scale, masked=task.masked, **{name: getattr(self, name) for name in NETWORK_FIELDS})
 
     def to_dict(self) -> dict:
         return asdict(self)

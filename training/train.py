@@ -95,11 +95,10 @@ def train(cfg: TrainConfig) -> dict:
     run_dir = Path(cfg.run_dir.format(task=cfg.task))
     run_dir.mkdir(parents=True, exist_ok=True)
     commit = git_commit()  # the code this run started from (HEAD moves while long runs train)
-    scale = 4 if cfg.task == "sr4" else 1
     net_config = cfg.net_config()
-    if cfg.crop % (scale * net_config.multiple):
+    if cfg.crop % (net_config.scale * net_config.multiple):
         raise ValueError(f"--crop {cfg.crop} must be a multiple of scale*unshuffle*2**levels = "
-                         f"{scale * net_config.multiple}")
+                         f"{net_config.scale * net_config.multiple}")
 
     model = VideoRestorationNet(net_config).to(device)
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
