@@ -16,6 +16,7 @@ import numpy as np
 from benchmarks.measure import Result, from_latencies, resolution_name
 from benchmarks.procstat import CpuMeter
 from benchmarks.repository import load_model_module, onnx_path
+from export.triton_config import window_aligns
 from training.contract import get_task
 
 WARMUP_CALLS = 10
@@ -27,8 +28,7 @@ def windows(repository: Path, task: str, frames: list[np.ndarray]) -> Iterator[n
     spec = get_task(task)
     indices = load_model_module(repository, spec.window_model, "windowing").window_indices
     config = (repository / spec.window_model / "config.pbtxt").read_text()
-    align = (load_model_module(repository, spec.window_model, "alignment").align_window
-             if 'key: "align" value: { string_value: "true" }' in config else None)
+    align = load_model_module(repository, spec.window_model, "alignment").align_window if window_aligns(config) else None
     for centre in range(len(frames)):
         window = np.stack([frames[i] for i in indices(centre, spec.window, len(frames))])
         yield (window if align is None else align(window)[0])[np.newaxis]

@@ -115,9 +115,9 @@ def link_adapter(repository: Path, task: Task) -> list[Path]:
 
 def checkpoint_is_aligned(checkpoint: Path) -> bool:
     """Whether the network wants motion-compensated windows (NetConfig.aligned)."""
-    import torch  # only here: the rest of the engine runs without importing torch
+    from training.checkpoint import load_checkpoint  # torch import: only when installing
 
-    return bool(torch.load(checkpoint, map_location="cpu", weights_only=False)["config"].get("aligned", False))
+    return load_checkpoint(checkpoint)[0].config.aligned
 
 
 def install_alignment(repository: Path, task: Task) -> Path:

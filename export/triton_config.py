@@ -92,6 +92,11 @@ ALIGN_PARAMETER = 'parameters {{ key: "align" value: {{ string_value: "{}" }} }}
 _ALIGN_LINE = re.compile(r'parameters \{ key: "align" value: \{ string_value: "[^"]*" \} \}\n?')
 
 
+def window_aligns(config: str) -> bool:
+    """Whether a window config (config.pbtxt text) has the window model align its windows."""
+    return ALIGN_PARAMETER.format("true") in config
+
+
 def window_config(committed: str, gpu: bool, align: bool = False) -> str:
     """`<task>_window`'s config placed for the net's backend: on GPU hosts its ring buffers live
     on the GPU (KIND_GPU, device cuda, inputs left where Triton put them) so a frame crosses PCIe

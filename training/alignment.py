@@ -6,7 +6,7 @@ footage (the held-out bikes clip moves up to ~15 px per frame) the neighbours th
 
 One definition for training (training/data.py aligns every sample), evaluation
 (training/evaluate.py) and serving: the window model aligns each window before the network when
-its config says `align` (model_repository/<task>_window/1/alignment.py links to this file).
+its config says `align` (`make engine` copies this file to model_repository/<task>_window/1/).
 NumPy and OpenCV only, no torch, so the Triton Python backend imports it as it is.
 """
 from __future__ import annotations
