@@ -1,0 +1,214 @@
+"""Blind deconvolution of a window: estimate the blur kernel from the centre frame, then
+Wiener-deconvolve every frame of the window with it.
+
+The deblur network sees both the blurred window and this deconvolved one (NetConfig.deconvolved).
+A network trained only on blurred frames must discover the kernel implicitly, which small networks
+trained on a CPU barely do; with the right kernel, plain Wiener deconvolution recovers most of the
+detail. The estimate is wrong on some frames (few strong edges, a sharp input, heavy texture): the
+network, trained on this same estimator's output, learns when to trust it.
+
+Kernel estimation is coarse-to-fine alternating minimisation after Cho & Lee ("Fast motion
+deblurring", 2009): predict sharp edges from the current latent image (bilateral + shock filter),
+keep the strongest useful gradients (Xu & Jia's usefulness, which discounts fine texture), solve
+for the kernel in closed form in the Fourier domain, clean it (non-negative, small values and
+stray components dropped, centred), then update the latent image by Tikhonov deconvolution.
+
+One definition for training (training/data.py), evaluation (training/evaluate.py) and serving:
+the window model runs it when its config says `deconvolve` (`make engine` copies this file
+beside it). NumPy and OpenCV only, no torch, so the Triton Python backend imports it as it is.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+KERNEL_SIZE = 21      # the largest kernel estimated (odd; the training blur goes up to 21 px)
+LEVELS = 4            # pyramid levels, sqrt(2) apart: kernels 21, 15, 11, 7 px
+ITERATIONS = 5        # edge prediction / kernel / latent rounds per level
+REGION = 320          # the kernel is estimated on at most REGION x REGION pixels (the most edgy part)
+NSR = 0.01            # Wiener noise-to-signal ratio of the final deconvolution
+KERNEL_REGULARISER = 0.05   # Tikhonov weight of the kernel solve, relative to the mean edge energy
+KERNEL_THRESHOLD = 0.2      # kernel values below this fraction of its peak are dropped
+PAD = KERNEL_SIZE + 3       # reflected border before any FFT (against wrap-around)
+MIN_SIDE = 48         # smaller frames hold too few edges to estimate from: left as they are
+
+
+def _fast_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n: FFT sizes that pocketfft handles fast."""
+    best = 2 * n
+    p2 = 1
+    while p2 < 2 * n:
+        p3 = p2
+        while p3 < 2 * n:
+            p5 = p3
+            while p5 < 2 * n:
+                if p5 >= n:
+                    best = min(best, p5)
+                p5 *= 5
+            p3 *= 3
+        p2 *= 2
+    return best
+
+
+def _padded(image: np.ndarray, pad: int) -> np.ndarray:
+    """Reflect-pad by `pad` on every side, then on the bottom/right up to fast FFT sizes."""
+    h, w = image.shape[:2]
+    fh, fw = _fast_length(h + 2 * pad), _fast_length(w + 2 * pad)
+    return cv2.copyMakeBorder(image, pad, fh - h - pad, pad, fw - w - pad, cv2.BORDER_REFLECT)
+
+
+def _otf(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """rfft2 of `kernel` zero-padded to `shape` with its centre moved to the origin."""
+    kh, kw = kernel.shape
+    full = np.zeros(shape, np.float32)
+    full[:kh, :kw] = kernel
+    return np.fft.rfft2(np.roll(full, (-(kh // 2), -(kw // 2)), (0, 1)))
+
+
+def _psf(otf: np.ndarray, shape: tuple[int, int], size: int) -> np.ndarray:
+    """The size x size kernel around the origin of the inverse of `otf`."""
+    full = np.fft.irfft2(otf, s=shape)
+    return np.roll(full, (size // 2, size // 2), (0, 1))[:size, :size].astype(np.float32)
+
+
+def _gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    gx, gy = np.zeros_like(image), np.zeros_like(image)
+    gx[:, :-1] = image[:, 1:] - image[:, :-1]
+    gy[:-1] = image[1:] - image[:-1]
+    return gx, gy
+
+
+def _shock(image: np.ndarray, dt: float = 1.0) -> np.ndarray:
+    """One step of Osher-Rudin shock filtering: edges become steps."""
+    gy, gx = np.gradient(image)
+    return image - dt * np.sign(cv2.Laplacian(image, cv2.CV_32F)) * np.hypot(gx, gy)
+
+
+def _centred(kernel: np.ndarray) -> np.ndarray:
+    """`kernel` normalised to sum 1 and shifted so that its centroid is the centre pixel; a
+    delta where nothing is left."""
+    total = kernel.sum()
+    size = kernel.shape[0]
+    if total <= 0:
+        delta = np.zeros_like(kernel)
+        delta[size // 2, size // 2] = 1.0
+        return delta
+    kernel = kernel / total
+    ys, xs = np.indices(kernel.shape)
+    shift = np.float32([[1, 0, size // 2 - (kernel * xs).sum()], [0, 1, size // 2 - (kernel * ys).sum()]])
+    kernel = np.maximum(cv2.warpAffine(kernel, shift, (size, size), flags=cv2.INTER_LINEAR), 0)
+    return kernel / max(float(kernel.sum()), 1e-8)
+
+
+def _cleaned(kernel: np.ndarray) -> np.ndarray:
+    """Non-negative, small values dropped, only components holding real mass kept, centred."""
+    kernel = np.maximum(kernel, 0)
+    kernel[kernel < KERNEL_THRESHOLD * kernel.max()] = 0
+    count, labels = cv2.connectedComponents((kernel > 0).astype(np.uint8), connectivity=8)
+    if count > 2:
+        masses = np.array([kernel[labels == i].sum() for i in range(1, count)])
+        keep = np.isin(labels, 1 + np.flatnonzero(masses > 0.1 * masses.max()))
+        kernel = kernel * keep
+    return _centred(kernel)
+
+
+def _usefulness(image: np.ndarray) -> np.ndarray:
+    """Xu & Jia's r map: near 1 on isolated strong edges, near 0 in fine texture and flat areas."""
+    gx, gy = _gradients(image)
+    box = np.ones((5, 5), np.float32)
+    coherent = np.hypot(cv2.filter2D(gx, -1, box), cv2.filter2D(gy, -1, box))
+    return coherent / (cv2.filter2D(np.hypot(gx, gy), -1, box) + 0.05)
+
+
+def _edgiest_region(grey: np.ndarray, size: int) -> np.ndarray:
+    """The size x size crop (or the whole image, if smaller) with the most gradient energy."""
+    h, w = grey.shape
+    if h <= size and w <= size:
+        return grey
+    ch, cw = min(h, size), min(w, size)
+    gx, gy = _gradients(grey)
+    energy = cv2.integral(np.hypot(gx, gy))
+    ys = np.linspace(0, h - ch, max(1, (h - ch) // (ch // 4) + 1)).astype(int)
+    xs = np.linspace(0, w - cw, max(1, (w - cw) // (cw // 4) + 1)).astype(int)
+    y, x = max(((y, x) for y in ys for x in xs),
+               key=lambda p: energy[p[0] + ch, p[1] + cw] - energy[p[0], p[1] + cw] - energy[p[0] + ch, p[1]] + energy[p[0], p[1]])
+    return grey[y : y + ch, x : x + cw]
+
+
+def estimate_kernel(frame: np.ndarray) -> np.ndarray:
+    """The blur kernel of one frame: float32 (KERNEL_SIZE, KERNEL_SIZE), sum 1, centred, in the
+    convolution convention (blurred = sharp convolved with it).
+
+    frame: uint8 (H, W, 3) RGB or (H, W) grey. Deterministic; about 0.1 s for 320 x 320 pixels.
+    """
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
+    grey = _edgiest_region(grey.astype(np.float32) / 255.0, REGION)
+    height, width = grey.shape
+    kernel, latent, previous_pad, previous_hw = None, None, 0, (0, 0)
+    for level in range(LEVELS - 1, -1, -1):
+        scale = 2 ** (-level / 2)
+        size = max(3, int(round(KERNEL_SIZE * scale)) | 1)
+        h, w = max(16, int(round(height * scale))), max(16, int(round(width * scale)))
+        blurred = cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA) if level else grey
+        padded = _padded(blurred, size)
+        shape = padded.shape
+        if kernel is None:
+            kernel = np.zeros((size, size), np.float32)
+            kernel[size // 2, size // 2] = 1.0
+            latent = padded
+        else:
+            kernel = _centred(cv2.resize(kernel, (size, size), interpolation=cv2.INTER_LINEAR))
+            inner = latent[previous_pad : previous_pad + previous_hw[0], previous_pad : previous_pad + previous_hw[1]]
+            latent = _padded(cv2.resize(inner, (w, h), interpolation=cv2.INTER_LINEAR), size)
+        previous_pad, previous_hw = size, (h, w)
+        # Gradients near the (reflected, wrapped) border would teach the kernel the border.
+        interior = np.zeros(shape, np.float32)
+        interior[2 * size : size + h - size, 2 * size : size + w - size] = 1.0
+        bx, by = _gradients(padded)
+        blurred_x, blurred_y = np.fft.rfft2(bx * interior), np.fft.rfft2(by * interior)
+        useful = _usefulness(padded) * interior
+        spectrum = np.fft.rfft2(padded)
+        d2 = np.abs(_otf(np.float32([[0, -1, 1]]), shape)) ** 2 + np.abs(_otf(np.float32([[0], [-1], [1]]), shape)) ** 2
+        keep_fraction = 0.03
+        for it in range(ITERATIONS):
+            predicted = _shock(cv2.bilateralFilter(latent, 5, 0.1, 1.0))
+            px, py = _gradients(predicted)
+            strength = np.hypot(px, py) * useful
+            inside = strength[interior > 0]
+            threshold = np.partition(inside, int((1 - keep_fraction) * (inside.size - 1)))[int((1 - keep_fraction) * (inside.size - 1))]
+            keep = (strength >= threshold).astype(np.float32)
+            sharp_x, sharp_y = np.fft.rfft2(px * keep), np.fft.rfft2(py * keep)
+            energy = np.abs(sharp_x) ** 2 + np.abs(sharp_y) ** 2
+            otf = (np.conj(sharp_x) * blurred_x + np.conj(sharp_y) * blurred_y) / (energy + KERNEL_REGULARISER * energy.mean())
+            kernel = _cleaned(_psf(otf, shape, size))
+            k = _otf(kernel, shape)
+            weight = max(0.02 * 0.7**it, 0.002)  # the latent's gradient prior relaxes as the kernel settles
+            latent = np.fft.irfft2(np.conj(k) * spectrum / (np.abs(k) ** 2 + weight * d2), s=shape).astype(np.float32)
+            keep_fraction = min(keep_fraction * 1.15, 0.1)
+    return kernel
+
+
+def wiener_deconvolve(frames: np.ndarray, kernel: np.ndarray, nsr: float = NSR) -> np.ndarray:
+    """Every frame of uint8 (..., H, W, 3) deconvolved by `kernel` (convolution convention) with a
+    Wiener filter of noise-to-signal ratio `nsr`; uint8, same shape (overshoot clipped)."""
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    h, w = flat.shape[1:3]
+    out = np.empty_like(flat)
+    for i, frame in enumerate(flat):
+        padded = _padded(frame.astype(np.float32), PAD)
+        k = _otf(kernel, padded.shape[:2])
+        inverse = np.conj(k) / (np.abs(k) ** 2 + nsr)
+        planes = [np.fft.irfft2(np.fft.rfft2(padded[..., c]) * inverse, s=padded.shape[:2]) for c in range(3)]
+        out[i] = np.clip(np.rint(np.stack(planes, -1)[PAD : PAD + h, PAD : PAD + w]), 0, 255).astype(np.uint8)
+    return out.reshape(frames.shape)
+
+
+def deconvolve_window(frames: np.ndarray) -> np.ndarray:
+    """uint8 (T, H, W, 3) blurred window -> uint8 (T, H, W, 3): every frame deconvolved with the
+    kernel estimated from the centre frame (the frames of a window share their blur). Windows
+    smaller than MIN_SIDE come back unchanged."""
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"deconvolve_window: expected uint8 (T, H, W, 3), got shape {frames.shape}")
+    if min(frames.shape[1:3]) < MIN_SIDE:
+        return frames.copy()
+    return wiener_deconvolve(frames, estimate_kernel(frames[len(frames) // 2]))
