@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from training.checkpoint import load_checkpoint
-from training.contract import MASK_WINDOW, RESTORED, WINDOW
+from benchmarks.quality import served_restore
 from training.data import VALIDATION_CLIP
 from training.evaluate import ValidationSet, masked_psnr, restore, validation_set
 
@@ -82,23 +82,6 @@ def tuned_opencv(name: str, flags: int, val: ValidationSet, radii=(1, 3, 5, 9)) 
     return name, opencv_fill(flags, best), f"radius {best} (best of {list(radii)})"
 
 
-def served_restore(url: str, val: ValidationSet) -> np.ndarray:
-    """The windows through the served inpaint_net (one window per unary gRPC request)."""
-    import tritonclient.grpc as grpcclient
-
-    client = grpcclient.InferenceServerClient(url)
-    out = []
-    for window, masks in zip(val.windows, val.masks):
-        inputs = []
-        for name, array in ((WINDOW, window), (MASK_WINDOW, masks)):
-            inp = grpcclient.InferInput(name, [1, *array.shape], "UINT8")
-            inp.set_data_from_numpy(np.ascontiguousarray(array[None]))
-            inputs.append(inp)
-        result = client.infer("inpaint_net", inputs, outputs=[grpcclient.InferRequestedOutput(RESTORED)])
-        out.append(result.as_numpy(RESTORED)[0])
-    return np.stack(out)
-
-
 def table(val: ValidationSet, checkpoint: Path, url: str) -> list[str]:
     telea = tuned_opencv("OpenCV Telea (1 frame)", cv2.INPAINT_TELEA, val)
     ns = tuned_opencv("OpenCV Navier-Stokes (1 frame)", cv2.INPAINT_NS, val)
@@ -109,7 +92,7 @@ def table(val: ValidationSet, checkpoint: Path, url: str) -> list[str]:
     ours = restore(net, val.windows, masks=val.masks)
     rows.append((f"ours ({checkpoint})", ours, f"step {extra.get('step', '?')}"))
     if url:
-        served = served_restore(url, val)
+        served = served_restore(url, "inpaint", val.windows, net.config, val.masks)
         diff = int(np.abs(served.astype(int) - ours.astype(int)).max())
         rows.append((f"ours, served by Triton ({url})", served, f"largest difference from in-process: {diff} grey level(s)"))
     lines = ["| method | PSNR in mask (dB) | visible in a neighbour | hidden in all 5 frames | note |",

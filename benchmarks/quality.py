@@ -10,6 +10,8 @@ print PSNR/SSIM of the degraded input, classical baselines and our networks as a
 Baselines, each at the strongest its parameters allow (tuned against the clean frames, an oracle
 no user has): OpenCV fastNlMeansDenoisingColored (1 frame) and ...ColoredMulti (5 frames) over a
 grid of strengths h; unsharp masking over radius x amount; bicubic and Lanczos upscaling (sr4).
+For deblur also the blind Wiener deconvolution that the deblur network gets as a second input
+(training/deconvolution.py), alone, untuned.
 Frames and degradations are those of training/evaluate.py (fixed seeds, bikes.mp4 held out).
 """
 from __future__ import annotations
@@ -29,10 +31,11 @@ import torch
 
 from training.alignment import align_window
 from training.checkpoint import load_checkpoint
-from training.contract import RESTORED, WINDOW
+from training.contract import RESTORED, net_inputs
 from training.data import VALIDATION_CLIP
-from training.evaluate import ValidationSet, psnr, restore, ssim, validation_set
-from training.network import VideoRestorationNet, count_parameters, gflops_per_frame
+from training.deconvolution import NSR, deconvolve_window, estimate_kernel, wiener_deconvolve
+from training.evaluate import ValidationSet, network_planes, psnr, restore, ssim, validation_set
+from training.network import NetConfig, VideoRestorationNet, count_parameters, gflops_per_frame
 from training.processing import ServingNet
 
 Row = tuple[str, float, float, str]  # method, PSNR, SSIM, note
@@ -92,6 +95,10 @@ def baseline_rows(task: str, val: ValidationSet, sigma: float) -> list[Row]:
     if task == "deblur":
         grid = [(s, a) for s in (1.0, 2.0, 3.0) for a in (0.5, 1.0, 1.5, 2.5)]
         rows.append(tuned("unsharp masking", lambda s, a: lambda w: unsharp(w, s, a), grid, val))
+        # The classical half of our deblur pipeline alone: what the network gets as DECONV_WINDOW.
+        out = np.stack([wiener_deconvolve(w[len(w) // 2], estimate_kernel(w[len(w) // 2])) for w in val.windows])
+        rows.append(("blind Wiener deconvolution (training/deconvolution.py, no network)", psnr(out, val.targets),
+                     ssim(out, val.targets), f"kernel estimated per frame, NSR {NSR}"))
     if task == "sr4":
         for name, interp in (("bicubic x4", cv2.INTER_CUBIC), ("Lanczos x4", cv2.INTER_LANCZOS4)):
             out = apply(lambda w: upscale(w, interp), val)
@@ -105,19 +112,22 @@ def network_row(label: str, net: VideoRestorationNet, val: ValidationSet) -> tup
     return (label, psnr(out, val.targets), ssim(out, val.targets), note), out
 
 
-def served_restore(url: str, task: str, windows: np.ndarray, aligned: bool = False) -> np.ndarray:
-    """The same windows through the served `<task>_net` (unary gRPC infer, one window a request);
-    `aligned`: first align each window, as the window model does for an aligned network."""
+def served_restore(url: str, task: str, windows: np.ndarray, config: NetConfig,
+                   masks: np.ndarray | None = None) -> np.ndarray:
+    """The same windows [and inpainting masks] through the served `<task>_net` (unary gRPC infer,
+    one window a request), each first aligned or deconvolved as the window model does for a
+    network of `config`."""
     import tritonclient.grpc as grpcclient
 
     client = grpcclient.InferenceServerClient(url)
+    names = list(net_inputs(config.masked, config.deconvolved))
     out = []
-    for w in windows:
-        if aligned:
-            w, _ = align_window(w)
-        inp = grpcclient.InferInput(WINDOW, [1, *w.shape], "UINT8")
-        inp.set_data_from_numpy(w[None])
-        result = client.infer(f"{task}_net", [inp], outputs=[grpcclient.InferRequestedOutput(RESTORED)])
+    for planes in zip(*network_planes(config, windows, masks)):
+        inputs = []
+        for name, plane in zip(names, planes):
+            inputs.append(grpcclient.InferInput(name, [1, *plane.shape], "UINT8"))
+            inputs[-1].set_data_from_numpy(np.ascontiguousarray(plane[None]))
+        result = client.infer(f"{task}_net", inputs, outputs=[grpcclient.InferRequestedOutput(RESTORED)])
         out.append(result.as_numpy(RESTORED)[0])
     return np.stack(out)
 
@@ -130,14 +140,17 @@ def onnx_frames_per_second(net: VideoRestorationNet, height: int = 360, width: i
     after `warmup` calls (the first calls in a fresh session are about 2x slow)."""
     import onnxruntime as ort
 
-    example = torch.zeros(1, net.config.frames, height, width, 3, dtype=torch.uint8)
+    c = net.config
+    shapes = {name: (1, c.frames, height, width, channels) for name, channels in net_inputs(c.masked, c.deconvolved).items()}
+    examples = tuple(torch.zeros(shape, dtype=torch.uint8) for shape in shapes.values())
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "net.onnx"
-        torch.onnx.export(ServingNet(net.eval()), (example,), str(path), dynamo=False, opset_version=17,
-                          input_names=[WINDOW], output_names=[RESTORED],
-                          dynamic_axes={WINDOW: {0: "batch", 2: "height", 3: "width"}})
+        torch.onnx.export(ServingNet(net.eval()), examples, str(path), dynamo=False, opset_version=17,
+                          input_names=list(shapes), output_names=[RESTORED],
+                          dynamic_axes={name: {0: "batch", 2: "height", 3: "width"} for name in shapes})
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feed = {WINDOW: np.random.default_rng(0).integers(0, 256, example.shape, dtype=np.uint8)}
+    rng = np.random.default_rng(0)
+    feed = {name: rng.integers(0, 256, shape, dtype=np.uint8) for name, shape in shapes.items()}
     for _ in range(warmup):
         session.run(None, feed)
     start = time.perf_counter()
@@ -146,13 +159,15 @@ def onnx_frames_per_second(net: VideoRestorationNet, height: int = 360, width: i
     return calls / (time.perf_counter() - start)
 
 
-def alignment_seconds(window: np.ndarray, height: int = 360, width: int = 640, calls: int = 10) -> float:
-    """Seconds per align_window call on `window` (a real degraded window) resized to height x width."""
+def seconds_per_call(prepare: Callable[[np.ndarray], object], window: np.ndarray, height: int = 360,
+                     width: int = 640, calls: int = 10) -> float:
+    """Seconds per `prepare(window)` call (the window model's alignment or deconvolution) on
+    `window` (a real degraded window) resized to height x width."""
     frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in window])
-    align_window(frames)  # warm-up
+    prepare(frames)  # warm-up
     start = time.perf_counter()
     for _ in range(calls):
-        align_window(frames)
+        prepare(frames)
     return (time.perf_counter() - start) / calls
 
 
@@ -167,7 +182,7 @@ def speed_table(entries: list[tuple[str, Path]], val: ValidationSet) -> list[str
         fps = onnx_frames_per_second(net)
         # Flow alignment (window model, CPU) then the network, one after the other: the
         # conservative figure (served, the two run in different processes and overlap).
-        with_alignment = f"{1 / (1 / fps + alignment_seconds(val.windows[0])):.1f}" if c.aligned else "(not aligned)"
+        with_alignment = f"{1 / (1 / fps + seconds_per_call(align_window, val.windows[0])):.1f}" if c.aligned else "(not aligned)"
         shape = f"T={c.frames} C={c.channels} Cf={c.frame_channels} blocks={c.frame_blocks}+{c.fusion_blocks} r={c.unshuffle}"
         shape += f" U-Net {c.levels}x{c.level_blocks}" if c.levels else ""
         shape += " aligned" if c.aligned else ""
@@ -221,13 +236,21 @@ def main(argv: list[str] | None = None) -> None:
                 rows += [network_row(label, load_checkpoint(path)[0], val)[0]
                          for label, path in (c.split("=", 1) for c in args.compare)]
             if args.url:
-                served = served_restore(args.url, task, val.windows, net.config.aligned)
+                served = served_restore(args.url, task, val.windows, net.config)
                 diff = int(np.abs(served.astype(int) - ours.astype(int)).max())
                 rows.append((f"ours, served ({args.url})", psnr(served, val.targets), ssim(served, val.targets),
                              f"max |served - in-process| = {diff} grey levels"))
             title = f"{task}" + (f", Gaussian sigma={sigma:g}" if task == "denoise" else "")
             lines += format_rows(title, rows)
             print("\n".join(format_rows(title, rows)), flush=True)
+        if net.config.deconvolved:
+            fps = onnx_frames_per_second(net)
+            deconv = seconds_per_call(deconvolve_window, val.windows[0])
+            speed = (f"\n{task} speed at 640x360, in-process, batch 1: network {fps:.1f} frames/s in ONNX Runtime; "
+                     f"the window model's deconvolution {deconv * 1e3:.0f} ms per window; both one after the other "
+                     f"{1 / (1 / fps + deconv):.1f} frames/s")
+            lines.append(speed)
+            print(speed, flush=True)
     if args.speed:
         val = validation_set("denoise", 5, args.count, crop, 25.0)
         table = speed_table([(label, Path(path)) for label, path in (s.split("=", 1) for s in args.speed)], val)

@@ -204,9 +204,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                    "(default: the whole clip, 132)")
     parser.add_argument("--rounds", type=int, help="side-by-side rounds (default 3)")
     args = parser.parse_args(argv)
-    get_task(args.task)
-    if get_task(args.task).masked:
+    spec = get_task(args.task)
+    if spec.masked:
         parser.error(f"--task {args.task}: masked tasks are not benchmarked yet (the frames carry no mask)")
+    if spec.deconvolved:
+        parser.error(f"--task {args.task}: its net also takes DECONV_WINDOW, which these baselines and perf_analyzer "
+                     "inputs do not build yet; its speed is in `python -m benchmarks.quality --tasks deblur`")
     if args.smoke:
         args.out, args.results = args.workdir, args.workdir / "RESULTS.md"
     args.checkpoint = args.checkpoint or ROOT / "training" / "checkpoints" / f"{args.task}.pt"

@@ -28,7 +28,9 @@ from training.contract import TASKS, Task, get_task
 EXIT_BACKEND_UNAVAILABLE = 2
 ADAPTER_HOME = "denoise_net"  # holds the one copy of the Python-backend adapter
 ADAPTER_FILES = ("model.py", "ort_runner.py")
-ALIGNMENT_SOURCE = Path(__file__).resolve().parents[1] / "training" / "alignment.py"
+# Pure NumPy/OpenCV modules of training/ that the window model runs exactly as training did.
+WINDOW_MODULES = tuple(Path(__file__).resolve().parents[1] / "training" / name
+                       for name in ("alignment.py", "deconvolution.py"))
 
 
 class BackendUnavailable(RuntimeError):
@@ -120,11 +122,12 @@ def checkpoint_is_aligned(checkpoint: Path) -> bool:
     return load_checkpoint(checkpoint)[0].config.aligned
 
 
-def install_alignment(repository: Path, task: Task) -> Path:
-    """Copy training/alignment.py beside the window model (a copy, not a link: the repository is
-    often copied to a server whole), so serving aligns exactly as training did."""
-    target = repository / task.window_model / "1" / "alignment.py"
-    return atomic_write(target, ALIGNMENT_SOURCE.read_text())
+def install_window_modules(repository: Path, task: Task) -> list[Path]:
+    """Copy training/alignment.py and training/deconvolution.py beside the window model (copies,
+    not links: the repository is often copied to a server whole), so serving aligns and
+    deconvolves exactly as training did."""
+    return [atomic_write(repository / task.window_model / "1" / source.name, source.read_text())
+            for source in WINDOW_MODULES]
 
 
 def install(args: argparse.Namespace) -> int:
@@ -155,8 +158,10 @@ def install(args: argparse.Namespace) -> int:
     window = write_window_config(args.repository, task, gpu=backend == "tensorrt", align=aligned)
     if window:
         print(f"engine: wrote {window} (ring buffers on the {'GPU' if backend == 'tensorrt' else 'CPU'}; "
-              f"{'neighbours aligned by optical flow' if aligned else 'no alignment'})")
-        print(f"engine: copied {install_alignment(args.repository, task)}")
+              f"{'neighbours aligned by optical flow' if aligned else 'no alignment'}"
+              f"{'; windows also deconvolved' if task.deconvolved else ''})")
+        for copied in install_window_modules(args.repository, task):
+            print(f"engine: copied {copied}")
     return 0
 
 

@@ -27,7 +27,8 @@ from export.parity import ParityError, max_abs_diff
 from export.uint8_edges import confine_uint8_to_edges
 from export.samples import DEFAULT_CLIP, box_mask, read_window, sample_clip
 from training.checkpoint import load_checkpoint
-from training.contract import MASK_WINDOW, ONNX_OPSET, RESTORED, WINDOW, Task
+from training.contract import DECONV_WINDOW, MASK_WINDOW, ONNX_OPSET, RESTORED, WINDOW, Task, net_inputs
+from training.deconvolution import deconvolve_window
 from training.network import NetConfig
 from training.processing import ServingNet
 
@@ -47,9 +48,9 @@ class ExportReport:
     seconds: float
 
 
-def input_names(masked: bool) -> list[str]:
+def input_names(config: NetConfig) -> list[str]:
     """ONNX input names in ServingNet.forward's argument order."""
-    return [WINDOW, MASK_WINDOW] if masked else [WINDOW]
+    return list(net_inputs(config.masked, config.deconvolved))
 
 
 def export_serving_net(model: ServingNet, example: dict[str, np.ndarray], output: Path,
@@ -59,13 +60,12 @@ def export_serving_net(model: ServingNet, example: dict[str, np.ndarray], output
 
     `example` maps input names to uint8 arrays (any size: the exported shapes are symbolic).
     """
-    masked = model.net.config.masked
-    names = input_names(masked)
+    names = input_names(model.net.config)
     batch = torch.export.Dim("batch", min=1)
     height = torch.export.Dim("height", min=1)
     width = torch.export.Dim("width", min=1)
     axes = {0: batch, 2: height, 3: width}
-    dynamic_shapes = {"window": axes, **({"mask_window": axes} if masked else {})}
+    dynamic_shapes = {"window": axes, **({"second": axes} if len(names) > 1 else {})}
     args = tuple(torch.from_numpy(example[name]) for name in names)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
@@ -77,22 +77,25 @@ def export_serving_net(model: ServingNet, example: dict[str, np.ndarray], output
     tmp.replace(output)
 
 
-def parity_cases(window: np.ndarray, masked: bool) -> list[dict[str, np.ndarray]]:
+def parity_cases(window: np.ndarray, names: list[str]) -> list[dict[str, np.ndarray]]:
     """Inputs for the parity check from one real (1, T, H, W, 3) window: the window itself, and a
     batch of two odd-sized crops of it (H-1, W-1), which exercises the in-graph padding and a
-    batch dimension > 1."""
+    batch dimension > 1; with the masks or the deconvolved window if `names` (the graph's inputs)
+    include them."""
     _, _, h, w, _ = window.shape
     crops = np.concatenate([window[:, :, : h - 1, : w - 1], window[:, :, 1:, 1:]])
     cases = [{WINDOW: window}, {WINDOW: np.ascontiguousarray(crops)}]
-    if masked:
-        for case in cases:
+    for case in cases:
+        if MASK_WINDOW in names:
             case[MASK_WINDOW] = box_mask(case[WINDOW])
+        if DECONV_WINDOW in names:
+            case[DECONV_WINDOW] = np.stack([deconvolve_window(w) for w in case[WINDOW]])
     return cases
 
 
 def torch_reference(model: ServingNet, feeds: dict[str, np.ndarray]) -> np.ndarray:
     """ServingNet's uint8 output for `feeds` (keyed by ONNX input name)."""
-    args = [torch.from_numpy(feeds[name]) for name in input_names(model.net.config.masked)]
+    args = [torch.from_numpy(feeds[name]) for name in input_names(model.net.config)]
     with torch.no_grad():
         return model(*args).numpy()
 
@@ -118,10 +121,12 @@ def check_against_torch(onnx_path: Path, model: ServingNet, cases: list[dict[str
 
 
 def check_task(checkpoint: Path, extra: dict, config: NetConfig, task: Task) -> None:
-    """Raise ValueError when the checkpoint was not trained for `task` (name, scale, window, mask)."""
+    """Raise ValueError when the checkpoint was not trained for `task` (name, scale, window, mask,
+    deconvolution)."""
     found = {"task": extra.get("task", task.name), "scale": config.scale, "window": config.frames,
-             "masked": config.masked}
-    wanted = {"task": task.name, "scale": task.scale, "window": task.window, "masked": task.masked}
+             "masked": config.masked, "deconvolved": config.deconvolved}
+    wanted = {"task": task.name, "scale": task.scale, "window": task.window, "masked": task.masked,
+              "deconvolved": task.deconvolved}
     wrong = [f"{key} {found[key]!r} (task {task.name!r} needs {wanted[key]!r})"
              for key in wanted if found[key] != wanted[key]]
     if wrong:
@@ -138,7 +143,7 @@ def export_checkpoint(checkpoint: Path, output: Path, tolerance: int = TOLERANCE
         check_task(checkpoint, extra, net.config, task)
     model = ServingNet(net).eval()
     window = read_window(clip or sample_clip(DEFAULT_CLIP), net.config.frames)
-    cases = parity_cases(window, net.config.masked)
+    cases = parity_cases(window, input_names(net.config))
     export_serving_net(model, cases[0], output)
     try:
         worst = check_against_torch(output, model, cases, tolerance)
@@ -153,7 +158,7 @@ def export_checkpoint(checkpoint: Path, output: Path, tolerance: int = TOLERANCE
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m export.onnx_export",
-        description="Export a restore checkpoint to ONNX (uint8 WINDOW[/MASK_WINDOW] in, uint8 "
+        description="Export a restore checkpoint to ONNX (uint8 WINDOW[/MASK_WINDOW|DECONV_WINDOW] in, uint8 "
                     "RESTORED out, dynamic batch/H/W), run onnx.checker and check parity against "
                     "PyTorch on a real video window. Exit status 1 when parity fails.")
     parser.add_argument("--checkpoint", type=Path, required=True,

@@ -21,7 +21,7 @@ import numpy as np
 
 from export.files import atomic_write, sha256_file
 from export.parity import ParityError, psnr
-from training.contract import MASK_WINDOW, MAX_BATCH_SIZE, MAX_SIDE, RESTORED, WINDOW, Task
+from training.contract import MAX_BATCH_SIZE, MAX_SIDE, RESTORED, WINDOW, Task
 
 NEEDS_TENSORRT = "needs TensorRT and a CUDA GPU (TensorRT is not installable in this workplace)"
 PSNR_MIN_DB = 45.0          # plan vs ONNX Runtime; FP16 rounding alone stays well above this
@@ -51,7 +51,7 @@ def profile_shapes(task: Task, spec: ProfileSpec) -> dict[str, tuple[Shape, Shap
         raise ValueError(f"--min-side {spec.min_side} must be in 1..--max-side {spec.max_side}")
     opt_h = min(max(spec.opt_height, spec.min_side), spec.max_side)
     opt_w = min(max(spec.opt_width, spec.min_side), spec.max_side)
-    channels = {WINDOW: 3, **({MASK_WINDOW: 1} if task.masked else {})}
+    channels = task.net_inputs
     t = task.window
     return {name: ((1, t, spec.min_side, spec.min_side, c),
                    (spec.opt_batch, t, opt_h, opt_w, c),
@@ -219,7 +219,7 @@ def check_plan(plan: bytes, onnx: Path, task: Task, max_side: int) -> float:
     session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
     worst = float("inf")
     window = read_window(sample_clip(), task.window)[:, :, :max_side, :max_side]
-    for feeds in parity_cases(window, task.masked):
+    for feeds in parity_cases(window, list(task.net_inputs)):
         value = psnr(run_plan(plan, feeds), session.run([RESTORED], feeds)[0])
         if value < PSNR_MIN_DB:
             raise ParityError(f"TensorRT plan vs ONNX Runtime on {WINDOW} shape {list(feeds[WINDOW].shape)}: "

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from export.files import atomic_write
-from training.contract import MASK_WINDOW, MAX_BATCH_SIZE, MAX_SIDE, RESTORED, TASKS, WINDOW, Task
+from training.contract import MAX_BATCH_SIZE, MAX_SIDE, RESTORED, TASKS, Task
 
 ONNX_FILE = "model.onnx"
 PLAN_FILE = "model.plan"
@@ -35,9 +35,7 @@ def _tensor(name: str, dims: list[int]) -> str:
 
 def tensor_block(task: Task) -> str:
     """max_batch_size, inputs and output of `<task>_net` (dims exclude the batch dimension)."""
-    inputs = [_tensor(WINDOW, [task.window, -1, -1, 3])]
-    if task.masked:
-        inputs.append(_tensor(MASK_WINDOW, [task.window, -1, -1, 1]))
+    inputs = [_tensor(name, [task.window, -1, -1, channels]) for name, channels in task.net_inputs.items()]
     joined = ",\n".join(inputs)
     return (f"max_batch_size: {MAX_BATCH_SIZE}\n"
             f"input [\n{joined}\n]\n"

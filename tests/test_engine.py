@@ -16,7 +16,7 @@ import export.engine as engine
 import export.onnx_export
 from export.triton_config import onnxruntime_config, tensorrt_config, window_config
 from training.checkpoint import load_checkpoint
-from training.contract import MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
+from training.contract import DECONV_WINDOW, MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
 from test_export_onnx import tiny_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +108,11 @@ def test_missing_checkpoint_and_wrong_task_fail_with_status_1(cpu_only, capsys, 
 
 @pytest.mark.parametrize("task", TASKS.values(), ids=lambda t: t.name)
 def test_configs_for_both_backends(task):
-    inputs = {WINDOW: [task.window, -1, -1, 3], **({MASK_WINDOW: [task.window, -1, -1, 1]} if task.masked else {})}
+    inputs = {name: [task.window, -1, -1, c] for name, c in task.net_inputs.items()}
+    if task.masked:
+        assert list(inputs) == [WINDOW, MASK_WINDOW]
+    if task.deconvolved:
+        assert list(inputs) == [WINDOW, DECONV_WINDOW]
     for text, kind in ((onnxruntime_config(task), mc.ModelInstanceGroup.KIND_CPU),
                        (tensorrt_config(task), mc.ModelInstanceGroup.KIND_GPU)):
         config = parse(text)

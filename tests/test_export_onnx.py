@@ -13,7 +13,7 @@ import torch
 from export.onnx_export import check_task, export_checkpoint, main, torch_reference
 from export.samples import box_mask, read_window, sample_clip
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.contract import MASK_WINDOW, ONNX_OPSET, RESTORED, TASKS, WINDOW
+from training.contract import DECONV_WINDOW, MASK_WINDOW, ONNX_OPSET, RESTORED, TASKS, WINDOW
 from training.network import NetConfig, VideoRestorationNet
 from training.processing import ServingNet
 
@@ -23,12 +23,12 @@ def tiny_checkpoint(path: Path, task: str, seed: int = 0) -> Path:
     t = TASKS[task]
     # One U-Net level: the exported graph must pad odd sizes to r*2 and come back (143x175 below).
     net = VideoRestorationNet(NetConfig(channels=8, frame_channels=4, fusion_blocks=1, levels=1, level_blocks=1,
-                                        scale=t.scale, masked=t.masked))
+                                        scale=t.scale, masked=t.masked, deconvolved=t.deconvolved))
     save_checkpoint(path, net, task=task)
     return path
 
 
-@pytest.fixture(scope="module", params=["denoise", "sr4", "inpaint"])
+@pytest.fixture(scope="module", params=["denoise", "sr4", "inpaint", "deblur"])
 def exported(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(request.param)
     checkpoint = tiny_checkpoint(tmp / "net.pt", request.param)
@@ -51,10 +51,8 @@ def test_graph_has_contract_names_dynamic_axes_and_opset(exported):
     model = onnx.load(report.path)
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= ONNX_OPSET
     inputs = {i.name: dims(i) for i in model.graph.input}
-    expected = {WINDOW: ["batch", 5, "height", "width", 3]}
-    if TASKS[task].masked:
-        expected[MASK_WINDOW] = ["batch", 5, "height", "width", 1]
-    assert inputs == expected
+    assert inputs == {name: ["batch", 5, "height", "width", c] for name, c in TASKS[task].net_inputs.items()}
+    assert [i.name for i in model.graph.input] == list(TASKS[task].net_inputs)
     (output,) = model.graph.output
     assert output.name == RESTORED and output.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert report.max_abs_diff <= 1 and report.checked_shapes == ((1, 5, 144, 176, 3), (2, 5, 143, 175, 3))
@@ -79,6 +77,8 @@ def test_runs_at_odd_sizes_and_batch_like_pytorch(exported):
     feeds = {WINDOW: rng.integers(0, 256, (3, 5, 37, 41, 3), dtype=np.uint8)}
     if TASKS[task].masked:
         feeds[MASK_WINDOW] = box_mask(feeds[WINDOW])
+    if TASKS[task].deconvolved:
+        feeds[DECONV_WINDOW] = rng.integers(0, 256, (3, 5, 37, 41, 3), dtype=np.uint8)
     got = ort.InferenceSession(str(report.path)).run([RESTORED], feeds)[0]
     s = TASKS[task].scale
     assert got.shape == (3, 37 * s, 41 * s, 3)

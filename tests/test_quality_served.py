@@ -19,7 +19,7 @@ from training.evaluate import restore, validation_set
 def test_served_matches_in_process(triton_server, task, tmp_path):
     net, _ = load_checkpoint(CHECKPOINTS / f"{task}.pt")
     val = validation_set(task, 5, count=2, crop=64)
-    served = q.served_restore(triton_server.grpc_url, task, val.windows, net.config.aligned)
+    served = q.served_restore(triton_server.grpc_url, task, val.windows, net.config)
     assert np.abs(served.astype(int) - restore(net, val.windows).astype(int)).max() <= 1
 
     out = tmp_path / "table.md"

@@ -54,6 +54,15 @@ def test_dataset_samples(task, lr_size):
     assert y.shape == (3, 32, 32) and y.dtype == torch.uint8
 
 
+def test_deblur_samples_carry_the_deconvolved_window():
+    ds = WindowDataset("deblur", frames=5, crop=32, still_prob=0.5, clips=("carphone_pristine.mp4",), deconvolved=True)
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        blurred, target, deconvolved = ds.sample(rng)
+        assert blurred.shape == deconvolved.shape == (5, 3, 32, 32) and deconvolved.dtype == torch.uint8
+        assert target.shape == (3, 32, 32)
+
+
 def test_mirrored_window_edges():
     clip = np.arange(6)
     assert list(mirrored_window(clip, 0, 5)) == [2, 1, 0, 1, 2]
@@ -107,6 +116,18 @@ def test_train_sr4_outputs_four_times_larger(tmp_path):
     assert net(torch.rand(1, 5, 3, 8, 12)).shape == (1, 3, 32, 48)
 
 
+def test_train_deblur_feeds_the_deconvolved_window(tmp_path):
+    out = tmp_path / "deblur.pt"
+    train(parse_args(["--task", "deblur", *TINY, "--unshuffle", "2", "--levels", "0", "--steps", "2",
+                      "--run-dir", str(tmp_path), "--out", str(out)]))
+    net, _ = load_checkpoint(out)
+    assert net.config.deconvolved and net.config.in_channels == 6
+    frames = torch.rand(1, 5, 3, 16, 24)
+    assert net(frames, deconvolved=frames).shape == (1, 3, 16, 24)
+    with pytest.raises(ValueError, match="deconvolved window"):
+        net(frames)
+
+
 @pytest.mark.slow
 def test_training_learns_to_denoise(tmp_path):
     """A small network, 600 steps on real frames (about 10 s): validation PSNR must beat the noisy
@@ -144,12 +165,14 @@ def test_task_defaults_are_the_shipped_network(task):
     NetConfig(levels=2, level_blocks=1),
     NetConfig(scale=4, unshuffle=1, levels=1),
     NetConfig(masked=True, unshuffle=4, frame_blocks=0, levels=3, level_blocks=2),
+    NetConfig(deconvolved=True, unshuffle=4, frame_channels=64, frame_blocks=0, levels=2, level_blocks=2),
 ])
 def test_gflops_formula_matches_torch_flop_counter(config):
     net = VideoRestorationNet(config)
     masks = torch.zeros(1, config.frames, 1, 64, 128) if config.masked else None
+    deconvolved = torch.rand(1, config.frames, 3, 64, 128) if config.deconvolved else None
     with FlopCounterMode(display=False) as counter:
-        out = net(torch.rand(1, config.frames, 3, 64, 128), masks)
+        out = net(torch.rand(1, config.frames, 3, 64, 128), masks, deconvolved)
     assert out.shape == (1, 3, 64 * config.scale, 128 * config.scale)
     assert gflops_per_frame(config, 64, 128) == pytest.approx(counter.get_total_flops() / 1e9, rel=1e-6)
 

@@ -21,17 +21,19 @@ def _f(default, help: str, **kw):
 # Per-task settings that differ from the general defaults: the shipped checkpoints' training flags.
 TASK_DEFAULTS: dict[str, dict] = {
     "denoise": {"levels": 2, "level_blocks": 1, "aligned": True, "ema": 0.999},
-    "deblur": {"channels": 48, "frame_channels": 48, "frame_blocks": 0, "fusion_blocks": 5, "unshuffle": 4,
-               "levels": 2, "level_blocks": 2, "crop": 128, "ema": 0.999, "still_prob": 0.5},
+    "deblur": {"channels": 48, "frame_channels": 64, "frame_blocks": 0, "fusion_blocks": 5, "unshuffle": 4,
+               "levels": 2, "level_blocks": 2, "crop": 128, "ema": 0.999, "still_prob": 0.5,
+               "lr": 5e-4},
     "sr4": {"channels": 48, "fusion_blocks": 6, "unshuffle": 1, "crop": 128, "ema": 0.999},
     "inpaint": {"fusion_blocks": 5, "ema": 0.999},
 }
-# NetConfig fields that are flags; scale and masked follow from the task (training/contract.py).
-NETWORK_FIELDS = tuple(f.name for f in fields(NetConfig) if f.name not in ("scale", "masked"))
+# NetConfig fields that are flags; scale, masked and deconvolved follow from the task (training/contract.py).
+NETWORK_FIELDS = tuple(f.name for f in fields(NetConfig) if f.name not in ("scale", "masked", "deconvolved"))
 # General defaults of the fields that some task overrides (None in the dataclass = "task default"):
 # the network's are NetConfig's own.
 GENERAL_DEFAULTS: dict[str, object] = {
     **{name: getattr(NetConfig(), name) for name in NETWORK_FIELDS}, "crop": 96, "ema": 0.0, "still_prob": 0.3,
+    "lr": 1e-3,
 }
 
 
@@ -56,7 +58,7 @@ class TrainConfig:
                            "progress = max(step/steps, elapsed/time_limit)")
     batch_size: int = _f(8, "windows per step per process")
     crop: int = _f(None, "training crop size (target pixels; sr4 inputs are crop/4)")
-    lr: float = _f(1e-3, "peak AdamW learning rate")
+    lr: float = _f(None, "peak AdamW learning rate")
     min_lr: float = _f(1e-5, "learning rate at the end of the cosine schedule")
     warmup: int = _f(100, "linear warm-up steps")
     weight_decay: float = _f(1e-4, "AdamW weight decay")
@@ -86,7 +88,8 @@ class TrainConfig:
 
     def net_config(self) -> NetConfig:
         task = get_task(self.task)
-        return NetConfig(scale=task.scale, masked=task.masked, **{name: getattr(self, name) for name in NETWORK_FIELDS})
+        return NetConfig(scale=task.scale, masked=task.masked, deconvolved=task.deconvolved,
+                         **{name: getattr(self, name) for name in NETWORK_FIELDS})
 
     def to_dict(self) -> dict:
         return asdict(self)

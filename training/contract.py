@@ -14,6 +14,8 @@ FRAME = "FRAME"              # UINT8 [H, W, 3]      one RGB frame as decoded
 WINDOW = "WINDOW"            # UINT8 [T, H, W, 3]   T consecutive frames, centre restored
 MASK = "MASK"                # UINT8 [H, W, 1] in, [T, H, W, 1] windowed; 255 = pixels to fill
 MASK_WINDOW = "MASK_WINDOW"  # UINT8 [T, H, W, 1]   the masks of a window (inpaint only)
+DECONV_WINDOW = "DECONV_WINDOW"  # UINT8 [T, H, W, 3] the window after blind deconvolution (deblur only;
+                                 # made by the window model, training/deconvolution.py)
 FRAME_INDEX = "FRAME_INDEX"  # INT64 [1]            index of the centre frame in its stream
 RESTORED = "RESTORED"        # UINT8 [H*s, W*s, 3]  restored centre frame
 
@@ -26,6 +28,12 @@ MAX_SIDE = 2160              # largest H or W <task>_net takes (the TensorRT pro
                              # the client tiles larger frames, learning this from the net's config
 
 
+def net_inputs(masked: bool = False, deconvolved: bool = False) -> dict[str, int]:
+    """A `<task>_net`'s input tensors in the ONNX graph's argument order, each with its channels
+    (every one is UINT8 [T, H, W, C])."""
+    return {WINDOW: 3, **({MASK_WINDOW: 1} if masked else {}), **({DECONV_WINDOW: 3} if deconvolved else {})}
+
+
 @dataclass(frozen=True)
 class Task:
     """One served task: an ensemble `<name>` = `<name>_window` -> `<name>_net`."""
@@ -33,7 +41,12 @@ class Task:
     name: str
     scale: int
     window: int = 5
-    masked: bool = False
+    masked: bool = False        # the client streams a MASK beside each FRAME
+    deconvolved: bool = False   # the window model adds DECONV_WINDOW for the net
+
+    @property
+    def net_inputs(self) -> dict[str, int]:
+        return net_inputs(self.masked, self.deconvolved)
 
     @property
     def window_model(self) -> str:
@@ -48,7 +61,7 @@ TASKS: dict[str, Task] = {
     t.name: t
     for t in (
         Task("denoise", scale=1),
-        Task("deblur", scale=1),
+        Task("deblur", scale=1, deconvolved=True),
         Task("sr4", scale=4),
         Task("inpaint", scale=1, masked=True),
     )

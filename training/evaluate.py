@@ -13,10 +13,11 @@ import torch
 from skimage.metrics import structural_similarity
 
 from training.alignment import align_window
+from training.deconvolution import deconvolve_window
 from training.data import VALIDATION_CLIP, load_clip
 from training.degradations import bicubic_downscale, blur, defocus_kernel, gaussian_noise, motion_blur_kernel
 from training.masks import random_mask_window
-from training.network import VideoRestorationNet
+from training.network import NetConfig, VideoRestorationNet
 from training.processing import ServingNet
 
 
@@ -103,25 +104,37 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([structural_similarity(x, y, channel_axis=2, data_range=255) for x, y in zip(a, b)]))
 
 
+def network_planes(
+    config: NetConfig, windows: np.ndarray, masks: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """What the served `<task>_net` receives for windows (K, T, h, w, 3) [and inpainting masks
+    (K, T, h, w, 1)], in its input order (training/contract.py `net_inputs`): the window model's
+    alignment or deconvolution applied as the network was trained, the window cut to T frames
+    for a network with a shorter window (T=1 gets each centre frame only)."""
+    t = windows.shape[1]
+    if config.frames != t:
+        lo = t // 2 - config.frames // 2
+        windows = windows[:, lo : lo + config.frames]
+        masks = None if masks is None else masks[:, lo : lo + config.frames]
+    if config.aligned:  # as the window model does before the served network
+        pairs = [align_window(w, None if masks is None else masks[i]) for i, w in enumerate(windows)]
+        windows = np.stack([w for w, _ in pairs])
+        masks = None if masks is None else np.stack([m for _, m in pairs])
+    planes = [windows] if masks is None else [windows, masks]
+    if config.deconvolved:
+        planes.append(np.stack([deconvolve_window(w) for w in windows]))
+    return planes
+
+
 @torch.no_grad()
 def restore(
     net: VideoRestorationNet, windows: np.ndarray, batch: int = 2, masks: np.ndarray | None = None
 ) -> np.ndarray:
-    """Run the uint8 serving path (alignment if the network wants it, then ServingNet) over windows
-    (K, T, h, w, 3) [and inpainting masks (K, T, h, w, 1)] -> (K, H, W, 3) uint8. A T=1 network
-    gets each window's centre frame only."""
+    """Run the uint8 serving path (network_planes, then ServingNet) over windows (K, T, h, w, 3)
+    [and inpainting masks (K, T, h, w, 1)] -> (K, H, W, 3) uint8."""
     serving = ServingNet(net).eval()
-    t = windows.shape[1]
-    if net.config.frames != t:
-        lo = t // 2 - net.config.frames // 2
-        windows = windows[:, lo : lo + net.config.frames]
-        masks = None if masks is None else masks[:, lo : lo + net.config.frames]
-    if net.config.aligned:  # as the window model does before the served network
-        pairs = [align_window(w, None if masks is None else masks[i]) for i, w in enumerate(windows)]
-        windows = np.stack([w for w, _ in pairs])
-        masks = None if masks is None else np.stack([m for _, m in pairs])
     device = next(net.parameters()).device
-    planes = [windows] if masks is None else [windows, masks]
+    planes = network_planes(net.config, windows, masks)
     out = [
         serving(*(torch.from_numpy(np.ascontiguousarray(p[i : i + batch])).to(device) for p in planes)).cpu().numpy()
         for i in range(0, len(windows), batch)

@@ -7,6 +7,11 @@ Shape of the computation (T frames in, the centre frame out, at scale s):
     concat over T --> 1x1 conv (temporal fusion) --> [U-Net of `levels` levels] --> `fusion_blocks`
     residual blocks --> conv --> PixelShuffle(r*s) --> + upsampled centre frame  (global residual)
 
+A deconvolved network (deblur) also gets the window after blind deconvolution
+(training/deconvolution.py): each frame carries 6 channels (blurred, deconvolved), and the global
+residual starts from a per-pixel blend of the two centre frames whose weight the network predicts
+(a sigmoid gate from the tail), so trusting or ignoring the deconvolution is equally easy.
+
 The optional U-Net (levels > 0) halves the resolution and doubles the width per level (stride-2
 conv, `level_blocks` residual blocks), then comes back up (1x1 conv + PixelShuffle(2), added to the
 skip): a receptive field of tens of pixels at little cost, which is what large motion between
@@ -41,6 +46,7 @@ class NetConfig:
     levels: int = 0            # U-Net levels after fusion (0 = none); H, W multiples of r*2**levels
     level_blocks: int = 2      # residual blocks per U-Net level
     aligned: bool = False      # neighbours arrive motion-compensated onto the centre (training/alignment.py)
+    deconvolved: bool = False  # deblur: the window after blind deconvolution comes too (training/deconvolution.py)
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.frames % 2 == 0:
@@ -51,6 +57,13 @@ class NetConfig:
             raise ValueError(f"NetConfig.unshuffle must be 1, 2 or 4, got {self.unshuffle}")
         if not 0 <= self.levels <= 4:
             raise ValueError(f"NetConfig.levels must be in 0..4, got {self.levels}")
+        if self.masked and self.deconvolved:
+            raise ValueError("NetConfig: masked (inpaint) and deconvolved (deblur) exclude each other")
+
+    @property
+    def in_channels(self) -> int:
+        """Channels per frame at full resolution: RGB, plus its mask or its deconvolved RGB."""
+        return 3 + (1 if self.masked else 0) + (3 if self.deconvolved else 0)
 
     @property
     def multiple(self) -> int:
@@ -77,7 +90,7 @@ class VideoRestorationNet(nn.Module):
         super().__init__()
         self.config = config
         c, r, s = config, config.unshuffle, config.scale
-        in_per_frame = (4 if c.masked else 3) * r * r
+        in_per_frame = c.in_channels * r * r
         self.unshuffle = nn.PixelUnshuffle(r)
         self.frame_head = nn.Conv2d(in_per_frame, c.frame_channels, 3, padding=1)
         self.frame_body = nn.Sequential(*[ResidualBlock(c.frame_channels) for _ in range(c.frame_blocks)])
@@ -93,7 +106,8 @@ class VideoRestorationNet(nn.Module):
         # After each merge above the bottom, one block mixes the coarse context into the skip.
         self.decoders = nn.ModuleList(ResidualBlock(a) for a in widths[1:-1])
         self.fusion_body = nn.Sequential(*[ResidualBlock(c.channels) for _ in range(c.fusion_blocks)])
-        self.tail = nn.Conv2d(c.channels, 3 * (r * s) ** 2, 3, padding=1)
+        # The tail also predicts the deconvolution gate's logit per output pixel (deconvolved only).
+        self.tail = nn.Conv2d(c.channels, (4 if c.deconvolved else 3) * (r * s) ** 2, 3, padding=1)
         self.shuffle = nn.PixelShuffle(r * s)
         self.act = nn.LeakyReLU(0.1, inplace=True)
         self._init_weights()
@@ -111,11 +125,15 @@ class VideoRestorationNet(nn.Module):
             up[0].weight.data.mul_(0.1)
         self.tail.weight.data.mul_(0.1)
 
-    def forward(self, frames: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, frames: torch.Tensor, masks: torch.Tensor | None = None, deconvolved: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Restore the centre frame of a window.
 
         frames: float (N, T, 3, H, W), RGB in [0, 1]; H and W multiples of `config.multiple`.
         masks:  float (N, T, 1, H, W) in {0, 1}, 1 = pixel to fill; required iff config.masked.
+        deconvolved: float (N, T, 3, H, W) in [0, 1], the same window after blind deconvolution
+                 (training/deconvolution.py); required iff config.deconvolved.
         Returns float (N, 3, H*s, W*s), RGB, about [0, 1] (not clamped: the loss sees overshoot).
         """
         n, t, _, h, w = frames.shape
@@ -133,11 +151,18 @@ class VideoRestorationNet(nn.Module):
             # so the output never depends on what is under the mask.
             m = masks[:, t // 2]
             centre = pull_push_fill(centre * (1 - m), 1 - m)
-        x = self.unshuffle(x.reshape(n * t, x.shape[2], h, w))
+        if c.deconvolved:
+            if deconvolved is None:
+                raise ValueError("this network is deconvolved (deblur): pass the deconvolved window (N, T, 3, H, W)")
+            x = torch.cat([x, deconvolved - 0.5], dim=2)
+        x = self.unshuffle(x.reshape(n * t, c.in_channels, h, w))
         feats = self.frame_body(self.act(self.frame_head(x)))
         feats = feats.reshape(n, t * c.frame_channels, h // c.unshuffle, w // c.unshuffle)
         fused = self.fusion_body(self.u_net(self.act(self.fuse(feats))))
         residual = self.shuffle(self.tail(fused))
+        if c.deconvolved:
+            residual, gate = residual[:, :3], torch.sigmoid(residual[:, 3:])
+            centre = centre + gate * (deconvolved[:, t // 2] - centre)
         if c.scale > 1:
             centre = F.interpolate(centre, scale_factor=c.scale, mode="bilinear", align_corners=False)
         if c.masked:
@@ -183,6 +208,15 @@ def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: in
     return premultiplied + (1 - weight) * up
 
 
+def second_input_name(config: NetConfig) -> str:
+    """The keyword of VideoRestorationNet.forward that takes the window's second plane."""
+    if config.masked:
+        return "masks"
+    if config.deconvolved:
+        return "deconvolved"
+    raise ValueError("this network takes the window alone (neither masked nor deconvolved)")
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -191,7 +225,7 @@ def gflops_per_frame(config: NetConfig, height: int, width: int) -> float:
     """Multiply-accumulate count x2 of the convolutions for one output frame of H x W input."""
     r, s = config.unshuffle, config.scale
     hw = math.ceil(height / r) * math.ceil(width / r)
-    in_per_frame = (4 if config.masked else 3) * r * r
+    in_per_frame = config.in_channels * r * r
     fc, cc = config.frame_channels, config.channels
     macs = config.frames * hw * 9 * (in_per_frame * fc + config.frame_blocks * 2 * fc * fc)
     macs += hw * (config.frames * fc * cc + config.fusion_blocks * 2 * 9 * cc * cc)
@@ -200,5 +234,5 @@ def gflops_per_frame(config: NetConfig, height: int, width: int) -> float:
         macs += hw_level * (9 * w_in * w_out + config.level_blocks * 2 * 9 * w_out * w_out + w_out * 4 * w_in)
         if level < config.levels:
             macs += hw_level * 2 * 9 * w_out * w_out  # the decoder block at this level
-    macs += hw * 9 * cc * 3 * (r * s) ** 2
+    macs += hw * 9 * cc * (4 if config.deconvolved else 3) * (r * s) ** 2
     return 2 * macs / 1e9

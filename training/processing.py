@@ -46,18 +46,26 @@ class ServingNet(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, window: torch.Tensor, mask_window: torch.Tensor | None = None) -> torch.Tensor:
-        """window: uint8 (N, T, H, W, 3) RGB; mask_window: uint8 (N, T, H, W, 1), 255 = fill
-        (inpaint only). Returns uint8 (N, H*s, W*s, 3) RGB, the restored centre frame."""
+    def forward(self, window: torch.Tensor, second: torch.Tensor | None = None) -> torch.Tensor:
+        """window: uint8 (N, T, H, W, 3) RGB. second, as the network's config asks: inpaint's mask
+        window uint8 (N, T, H, W, 1), 255 = fill, or deblur's deconvolved window uint8
+        (N, T, H, W, 3) (training/deconvolution.py). Returns uint8 (N, H*s, W*s, 3) RGB, the
+        restored centre frame."""
         cfg = self.net.config
         frames = window_to_network(window)
         h, w = frames.shape[-2:]
+        if cfg.deconvolved:
+            if second is None:
+                raise ValueError("deconvolved network needs the deconvolved window (N, T, H, W, 3)")
+            y = self.net(pad_to_multiple(frames, cfg.multiple),
+                         deconvolved=pad_to_multiple(window_to_network(second), cfg.multiple))
+            return network_to_frame(y[:, :, : h * cfg.scale, : w * cfg.scale])
         if not cfg.masked:
             y = self.net(pad_to_multiple(frames, cfg.multiple))
             return network_to_frame(y[:, :, : h * cfg.scale, : w * cfg.scale])
-        if mask_window is None:
-            raise ValueError("inpainting network needs mask_window (N, T, H, W, 1)")
-        masks = (window_to_network(mask_window) > 0.5).float()
+        if second is None:
+            raise ValueError("inpainting network needs the mask window (N, T, H, W, 1)")
+        masks = (window_to_network(second) > 0.5).float()
         y = self.net(pad_to_multiple(frames, cfg.multiple), pad_to_multiple(masks, cfg.multiple))[:, :, :h, :w]
         # Outside the mask the centre frame comes back bit-exact (k / 255 * 255 rounds back to k).
         centre = cfg.frames // 2

@@ -27,7 +27,7 @@ from training.checkpoint import save_checkpoint
 from training.config import TrainConfig, parse_args
 from training.data import VALIDATION_CLIP, WindowDataset
 from training.evaluate import evaluate, validation_set
-from training.network import VideoRestorationNet, count_parameters
+from training.network import VideoRestorationNet, count_parameters, second_input_name
 
 
 def git_commit() -> str:
@@ -118,7 +118,7 @@ def train(cfg: TrainConfig) -> dict:
 
     # Data: each rank and worker draws its own stream; a resumed run continues with fresh seeds.
     dataset = WindowDataset(cfg.task, cfg.frames, cfg.crop, cfg.still_prob, seed=cfg.seed + 1000 * rank + 7 * step,
-                            aligned=cfg.aligned)
+                            aligned=cfg.aligned, deconvolved=net_config.deconvolved)
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
@@ -146,15 +146,16 @@ def train(cfg: TrainConfig) -> dict:
     progress = 0.0
     batches = iter(loader)
     while progress < 1.0:
-        degraded, target, *masks = next(batches)  # inpaint batches carry masks (255 = fill)
+        # Inpaint batches carry masks (255 = fill), deblur batches the deconvolved window.
+        degraded, target, *second = next(batches)
         x = degraded.to(device, non_blocking=True).float() / 255.0
         y = target.to(device, non_blocking=True).float() / 255.0
-        net_inputs = (x, *(m.to(device, non_blocking=True).float() / 255.0 for m in masks))
+        extra = {second_input_name(net_config): second[0].to(device, non_blocking=True).float() / 255.0} if second else {}
         lr = learning_rate(cfg, step, progress)
         for group in optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = loss_fn(cfg.loss, ddp(*net_inputs).float(), y)
+            loss = loss_fn(cfg.loss, ddp(x, **extra).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:

@@ -10,6 +10,9 @@ ring buffers are torch CUDA tensors, and windows leave by DLPack straight to the
 Config parameter `align` ("true" when the network was trained on motion-compensated windows,
 written by `make engine`): each window's neighbours are warped onto its centre frame by
 alignment.py (a copy of training/alignment.py) before it is sent, outside the stream-table lock.
+Output DECONV_WINDOW (deblur's config has it): each window also leaves deconvolved by the blur
+kernel estimated from its centre frame, by deconvolution.py (a copy of training/deconvolution.py,
+placed by `make engine`), outside the lock as well.
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ from windowing import StreamError, StreamTable, Window
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 # Input plane -> output name; MASK only exists in the inpaint task's config.
 PLANES = {"FRAME": "WINDOW", "MASK": "MASK_WINDOW"}
+# An output made from the window rather than windowed from an input (deblur's config only).
+DECONV_WINDOW = "DECONV_WINDOW"
 
 
 class TritonPythonModel:
@@ -33,6 +38,7 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.model_name = args["model_name"]
         self.inputs = [i["name"] for i in config["input"] if i["name"] in PLANES]
+        self.outputs = [PLANES[name] for name in self.inputs]
         self.device = params.get("device", "cpu")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"{self.model_name}: parameter device must be 'cpu' or 'cuda', got {self.device!r}")
@@ -47,6 +53,12 @@ class TritonPythonModel:
             from alignment import align_window  # copied beside this file by `make engine`
 
             self.align = align_window
+        self.deconvolve = None
+        if DECONV_WINDOW in (o["name"] for o in config["output"]):
+            from deconvolution import deconvolve_window  # copied beside this file by `make engine`
+
+            self.deconvolve = deconvolve_window
+            self.outputs.append(DECONV_WINDOW)
         self.table = StreamTable(int(params["window"]), float(params.get("idle_timeout_s", "60")), stack)
         self.lock = threading.Lock()
         # The family must outlive its metrics, so it is kept on self.
@@ -68,6 +80,8 @@ class TritonPythonModel:
                 for window in self._handle(request):
                     if self.align is not None:
                         window = self._aligned(window)
+                    if self.deconvolve is not None:
+                        window = self._deconvolved(window)
                     sender.send(self._response(window))
                 sender.send(flags=FINAL)
             except Exception as exc:  # one bad request must not take down the batch or the stub
@@ -103,21 +117,29 @@ class TritonPythonModel:
         # The one host-to-device copy of this frame (a no-op if Triton already placed it there).
         return self.torch.from_dlpack(tensor.to_dlpack()).to("cuda", non_blocking=True)
 
+    def _on_host(self, planes: tuple) -> list[np.ndarray]:
+        return [p if self.device == "cpu" else p.cpu().numpy() for p in planes]
+
+    def _on_device(self, planes: list[np.ndarray]) -> tuple:
+        return tuple(planes if self.device == "cpu" else (self.torch.from_numpy(p).to("cuda") for p in planes))
+
     def _aligned(self, window: Window) -> Window:
         """The window with its neighbours (and masks) warped onto the centre frame (OpenCV, CPU)."""
-        planes = [p if self.device == "cpu" else p.cpu().numpy() for p in window.planes]
-        aligned = self.align(*planes)[: len(planes)]
-        if self.device == "cuda":
-            aligned = tuple(self.torch.from_numpy(p).to("cuda") for p in aligned)
-        return dataclasses.replace(window, planes=tuple(aligned))
+        planes = self._on_host(window.planes)
+        return dataclasses.replace(window, planes=self._on_device(list(self.align(*planes)[: len(planes)])))
+
+    def _deconvolved(self, window: Window) -> Window:
+        """The window plus its frames deconvolved by the centre frame's blur kernel (NumPy, CPU)."""
+        frames = self._on_host(window.planes[:1])[0]
+        return dataclasses.replace(window, planes=window.planes + self._on_device([self.deconvolve(frames)]))
 
     def _response(self, window: Window) -> "pb_utils.InferenceResponse":
         tensors = [pb_utils.Tensor("FRAME_INDEX", np.array([[window.index]], dtype=np.int64))]
-        for name, plane in zip(self.inputs, window.planes):
+        for name, plane in zip(self.outputs, window.planes):
             if self.device == "cpu":
-                tensors.append(pb_utils.Tensor(PLANES[name], plane[np.newaxis]))
+                tensors.append(pb_utils.Tensor(name, plane[np.newaxis]))
             else:
-                tensors.append(pb_utils.Tensor.from_dlpack(PLANES[name], plane.unsqueeze(0).contiguous()))
+                tensors.append(pb_utils.Tensor.from_dlpack(name, plane.unsqueeze(0).contiguous()))
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def _reap_loop(self) -> None:
