@@ -54,14 +54,13 @@ class ServingNet(nn.Module):
         cfg = self.net.config
         frames = window_to_network(window)
         h, w = frames.shape[-2:]
-        if cfg.deconvolved:
-            if second is None:
-                raise ValueError("deconvolved network needs the deconvolved window (N, T, H, W, 3)")
-            y = self.net(pad_to_multiple(frames, cfg.multiple),
-                         deconvolved=pad_to_multiple(window_to_network(second), cfg.multiple))
-            return network_to_frame(y[:, :, : h * cfg.scale, : w * cfg.scale])
         if not cfg.masked:
-            y = self.net(pad_to_multiple(frames, cfg.multiple))
+            extra = {}
+            if cfg.deconvolved:
+                if second is None:
+                    raise ValueError("deconvolved network needs the deconvolved window (N, T, H, W, 3)")
+                extra["deconvolved"] = pad_to_multiple(window_to_network(second), cfg.multiple)
+            y = self.net(pad_to_multiple(frames, cfg.multiple), **extra)
             return network_to_frame(y[:, :, : h * cfg.scale, : w * cfg.scale])
         if second is None:
             raise ValueError("inpainting network needs the mask window (N, T, H, W, 1)")
