@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from training.checkpoint import load_checkpoint
+from training.checkpoint import load_checkpoint, save_checkpoint, warm_start
 from training.config import TrainConfig, parse_args
 from training.data import VALIDATION_CLIP, WindowDataset, animate_still, load_clip, sample_clip_window
 from training.evaluate import mirrored_window, psnr, validation_set
@@ -126,6 +126,23 @@ def test_train_deblur_feeds_the_deconvolved_window(tmp_path):
     assert net(frames, deconvolved=frames).shape == (1, 3, 16, 24)
     with pytest.raises(ValueError, match="deconvolved window"):
         net(frames)
+
+
+def test_init_warm_starts_a_network_that_gains_u_net_levels(tmp_path, capsys):
+    small = VideoRestorationNet(NetConfig(masked=True, channels=8, frame_channels=4, fusion_blocks=1))
+    save_checkpoint(tmp_path / "small.pt", small)
+    grown = VideoRestorationNet(NetConfig(masked=True, channels=8, frame_channels=4, fusion_blocks=1, levels=1))
+    copied, total = warm_start(grown, tmp_path / "small.pt")
+    assert copied == len(small.state_dict()) < total
+    assert torch.equal(grown.fusion_body[0].conv1.weight, small.fusion_body[0].conv1.weight)
+    assert torch.equal(grown.tail.weight, small.tail.weight)
+    with pytest.raises(ValueError, match="4 channels per frame"):
+        warm_start(VideoRestorationNet(NetConfig()), tmp_path / "small.pt")  # an RGB-only (denoise) net
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        warm_start(grown, tmp_path / "missing.pt")
+    result = train(parse_args(["--task", "inpaint", *TINY, "--levels", "1", "--steps", "2", "--init",
+                               str(tmp_path / "small.pt"), "--run-dir", str(tmp_path / "run"), "--out", ""]))
+    assert result["step"] == 2 and f"copied {copied} of {total} tensors" in capsys.readouterr().out
 
 
 @pytest.mark.slow

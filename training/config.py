@@ -25,7 +25,7 @@ TASK_DEFAULTS: dict[str, dict] = {
                "levels": 2, "level_blocks": 2, "crop": 128, "ema": 0.999, "still_prob": 0.5,
                "lr": 5e-4},
     "sr4": {"channels": 48, "fusion_blocks": 6, "unshuffle": 1, "crop": 128, "ema": 0.999},
-    "inpaint": {"fusion_blocks": 5, "ema": 0.999},
+    "inpaint": {"fusion_blocks": 5, "levels": 2, "level_blocks": 2, "crop": 128, "ema": 0.999, "lr": 5e-4},
 }
 # NetConfig fields that are flags; scale, masked and deconvolved follow from the task (training/contract.py).
 NETWORK_FIELDS = tuple(f.name for f in fields(NetConfig) if f.name not in ("scale", "masked", "deconvolved"))
@@ -77,6 +77,8 @@ class TrainConfig:
     ckpt_every: int = _f(250, "write run_dir/last.pt (with optimizer state) every N steps")
     run_dir: str = _f("runs/{task}", "where last.pt and log.csv go ({task} is filled in)")
     resume: bool = _f(False, "continue from run_dir/last.pt (weights, optimizer, schedule, step)")
+    init: str = _f("", "warm start: copy the weights whose names and shapes match from this checkpoint "
+                   "(a fresh optimizer and schedule; e.g. a shipped network that gains U-Net levels)")
     out: str = _f("training/checkpoints/{task}.pt", "write the final model checkpoint here ({task} is filled in; "
                   "'' = do not write one)")
     device: str = _f("auto", "auto (cuda if available), cpu or cuda")

@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from training.checkpoint import save_checkpoint
+from training.checkpoint import save_checkpoint, warm_start
 from training.config import TrainConfig, parse_args
 from training.data import VALIDATION_CLIP, WindowDataset
 from training.evaluate import evaluate, validation_set
@@ -101,6 +101,10 @@ def train(cfg: TrainConfig) -> dict:
                          f"{net_config.scale * net_config.multiple}")
 
     model = VideoRestorationNet(net_config).to(device)
+    if cfg.init and not cfg.resume:
+        copied, total = warm_start(model, cfg.init)
+        if rank == 0:
+            print(f"training.train: --init {cfg.init}: copied {copied} of {total} tensors", flush=True)
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed_before = 0, 0.0
