@@ -18,14 +18,20 @@ def save_checkpoint(path: str | Path, model: VideoRestorationNet, **extra: Any) 
     tmp.replace(path)
 
 
-def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[VideoRestorationNet, dict]:
-    """The network (eval mode) and the checkpoint's other entries."""
+def read_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
+    """The checkpoint's dict, after checking it is one of ours (has 'config' and 'state_dict')."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     data = torch.load(path, map_location=map_location, weights_only=False)
     if "config" not in data or "state_dict" not in data:
         raise ValueError(f"{path} is not a restore checkpoint (needs 'config' and 'state_dict')")
+    return data
+
+
+def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[VideoRestorationNet, dict]:
+    """The network (eval mode) and the checkpoint's other entries."""
+    data = read_checkpoint(path, map_location)
     model = VideoRestorationNet(NetConfig(**data["config"]))
     model.load_state_dict(data["state_dict"])
     model.eval()
@@ -38,12 +44,7 @@ def warm_start(model: VideoRestorationNet, path: str | Path) -> tuple[int, int]:
     near identity). Returns (tensors copied, tensors of `model`). A checkpoint for other inputs
     (another task's channels per frame) is refused rather than half-loaded.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--init: checkpoint not found: {path}")
-    data = torch.load(path, map_location="cpu", weights_only=False)
-    if "config" not in data or "state_dict" not in data:
-        raise ValueError(f"--init: {path} is not a restore checkpoint (needs 'config' and 'state_dict')")
+    data = read_checkpoint(path)
     theirs = NetConfig(**data["config"])
     if theirs.in_channels != model.config.in_channels or theirs.scale != model.config.scale:
         raise ValueError(f"--init {path}: its network takes {theirs.in_channels} channels per frame at scale "
