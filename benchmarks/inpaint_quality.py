@@ -15,7 +15,9 @@ centre frame's mask:
   ours                          the inpaint network, in-process (ServingNet, as exported) and, with
                                 --url, served by Triton (inpaint_net, unary gRPC).
 PSNR is over the hidden pixels only (the rest is returned bit-exact by every method), split into
-pixels visible in some neighbouring frame and pixels hidden in all T frames.
+pixels visible in some neighbouring frame and pixels hidden in all T frames. --by-distance adds
+a second table: PSNR by a hidden pixel's distance to the nearest known pixel of its frame, which
+shows whether the error sits at the holes' edges or deep inside them.
 """
 from __future__ import annotations
 
@@ -82,7 +84,8 @@ def tuned_opencv(name: str, flags: int, val: ValidationSet, radii=(1, 3, 5, 9)) 
     return name, opencv_fill(flags, best), f"radius {best} (best of {list(radii)})"
 
 
-def table(val: ValidationSet, checkpoint: Path, url: str) -> list[str]:
+def methods(val: ValidationSet, checkpoint: Path, url: str) -> list[tuple[str, np.ndarray, str]]:
+    """(name, restored centre frames, note) for every method of the benchmark."""
     telea = tuned_opencv("OpenCV Telea (1 frame)", cv2.INPAINT_TELEA, val)
     ns = tuned_opencv("OpenCV Navier-Stokes (1 frame)", cv2.INPAINT_NS, val)
     rows = [(name, apply(fill, val), note) for name, fill, note in (telea, ns)]
@@ -95,10 +98,33 @@ def table(val: ValidationSet, checkpoint: Path, url: str) -> list[str]:
         served = served_restore(url, "inpaint", val.windows, net.config, val.masks)
         diff = int(np.abs(served.astype(int) - ours.astype(int)).max())
         rows.append((f"ours, served by Triton ({url})", served, f"largest difference from in-process: {diff} grey level(s)"))
+    return rows
+
+
+def table(rows: list[tuple[str, np.ndarray, str]], val: ValidationSet) -> list[str]:
     lines = ["| method | PSNR in mask (dB) | visible in a neighbour | hidden in all 5 frames | note |",
              "|---|---|---|---|---|"]
     lines += [f"| {name} | {a:.2f} | {b:.2f} | {c:.2f} | {note} |"
               for name, out, note in rows for a, b, c in [scores(out, val)]]
+    return lines
+
+
+DISTANCE_BINS = (0, 2, 4, 8, 12, 16, 24, 10**6)
+
+
+def distance_table(rows: list[tuple[str, np.ndarray, str]], val: ValidationSet) -> list[str]:
+    """PSNR per bin of distance (px, L2) from a hidden centre pixel to the nearest known one."""
+    centre = val.masks[:, val.masks.shape[1] // 2]
+    distance = np.stack([cv2.distanceTransform((m[..., 0] != 0).astype(np.uint8), cv2.DIST_L2, 5)
+                         for m in centre])[..., None]
+    lines = ["| distance from the hole's edge (px) | share of hidden pixels | " + " | ".join(n for n, _, _ in rows) + " |",
+             "|---|---|" + "---|" * len(rows)]
+    for low, high in zip(DISTANCE_BINS, DISTANCE_BINS[1:]):
+        inside = (centre != 0) & (distance > low) & (distance <= high)
+        if inside.any():
+            psnrs = " | ".join(f"{masked_psnr(out, val.targets, inside):.2f}" for _, out, _ in rows)
+            upper = f"{high}" if high < DISTANCE_BINS[-1] else "more"
+            lines.append(f"| {low}-{upper} | {inside.sum() / (centre != 0).sum():.1%} | {psnrs} |")
     return lines
 
 
@@ -109,7 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=8, help="validation windows, evenly spaced over the clip")
     parser.add_argument("--crop", type=int, default=0, help="centre crop of the frames (0 = full frame)")
     parser.add_argument("--url", default="", help="also restore through the served inpaint_net at this gRPC URL")
-    parser.add_argument("--out", default="", help="also write the markdown table to this file")
+    parser.add_argument("--by-distance", action="store_true",
+                        help="also print PSNR by distance from the hole's edge (0-2 px, 2-4, ... 24 and more)")
+    parser.add_argument("--out", default="", help="also write the markdown table(s) to this file")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -121,7 +149,10 @@ def main(argv: list[str] | None = None) -> None:
               f"centre pixels hidden, {never.sum() / centre.sum():.0%} of those hidden in all 5 frames; "
               f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
               f"`python -m benchmarks.inpaint_quality {' '.join(sys.argv[1:] if argv is None else argv)}`".rstrip())
-    lines = [header, "", *table(val, Path(args.checkpoint), args.url)]
+    rows = methods(val, Path(args.checkpoint), args.url)
+    lines = [header, "", *table(rows, val)]
+    if args.by_distance:
+        lines += ["", *distance_table(rows, val)]
     print("\n".join(lines), flush=True)
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")

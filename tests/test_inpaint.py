@@ -2,10 +2,12 @@
 validation set."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
+from benchmarks.inpaint_quality import distance_table
 from export.onnx_export import check_against_torch, export_serving_net
 from training.contract import MASK_WINDOW, WINDOW
 from training.data import WindowDataset, load_clip
@@ -78,6 +80,22 @@ def test_validation_set_is_fixed_and_psnr_is_measured_inside_the_mask():
     assert np.array_equal(restored[outside], a.targets[outside])
     expected = masked_psnr(np.zeros_like(a.targets), a.targets, centre)
     assert masked_psnr(restored, a.targets, centre) == expected < 15
+
+
+def test_distance_table_bins_every_hidden_pixel_once():
+    """The --by-distance table of the inpaint benchmark: shares add up to all hidden pixels and
+    each bin's PSNR is measured on that bin only (an error placed in one bin shows in it alone)."""
+    val = validation_set("inpaint", count=2, crop=64)
+    centre = val.masks[:, 2]
+    distance = np.stack([cv2.distanceTransform((m[..., 0] != 0).astype(np.uint8), cv2.DIST_L2, 5) for m in centre])
+    near = (centre[..., 0] != 0) & (distance <= 2)
+    ruined = val.targets.copy()
+    ruined[near] = 0  # wrong only within 2 px of the edge
+    lines = distance_table([("exact", val.targets, ""), ("ruined near the edge", ruined, "")], val)
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    assert rows[0][0] == "0-2" and sum(float(r[1].rstrip("%")) for r in rows) == pytest.approx(100, abs=0.2)
+    assert float(rows[0][3]) < 15 and all(float(r[2]) > 100 for r in rows)
+    assert all(float(r[3]) > 100 for r in rows[1:])
 
 
 @pytest.mark.slow

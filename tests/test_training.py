@@ -140,9 +140,29 @@ def test_init_warm_starts_a_network_that_gains_u_net_levels(tmp_path, capsys):
         warm_start(VideoRestorationNet(NetConfig()), tmp_path / "small.pt")  # an RGB-only (denoise) net
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         warm_start(grown, tmp_path / "missing.pt")
-    result = train(parse_args(["--task", "inpaint", *TINY, "--levels", "1", "--steps", "2", "--init",
+    result = train(parse_args(["--task", "inpaint", *TINY, "--levels", "1", "--refine-channels", "0", "--steps", "2", "--init",
                                str(tmp_path / "small.pt"), "--run-dir", str(tmp_path / "run"), "--out", ""]))
     assert result["step"] == 2 and f"copied {copied} of {total} tensors" in capsys.readouterr().out
+
+
+def test_a_network_that_gains_the_refinement_stage_starts_exactly_where_it_was(tmp_path):
+    """Warm start into refine_channels > 0: the refinement's last conv starts at zero, so the
+    output is the original network's, bit for bit, and only training moves it."""
+    base = VideoRestorationNet(NetConfig(masked=True, channels=8, frame_channels=4, fusion_blocks=1, levels=1))
+    save_checkpoint(tmp_path / "base.pt", base)
+    grown = VideoRestorationNet(NetConfig(masked=True, channels=8, frame_channels=4, fusion_blocks=1, levels=1,
+                                          refine_channels=8))
+    warm_start(grown, tmp_path / "base.pt")
+    frames = torch.rand(2, 5, 3, 16, 24)
+    masks = (torch.rand(2, 5, 1, 16, 24) > 0.7).float()
+    with torch.no_grad():
+        assert torch.equal(grown(frames, masks), base(frames, masks))
+    out = grown(frames, masks)
+    out.square().mean().backward()
+    assert grown.refine_tail.weight.grad.abs().sum() > 0  # it can learn away from zero
+    known = masks[:, 2] == 0
+    assert torch.equal(out.detach().expand(-1, 3, -1, -1)[known.expand(-1, 3, -1, -1)],
+                       frames[:, 2][known.expand(-1, 3, -1, -1)])
 
 
 @pytest.mark.slow
@@ -183,6 +203,8 @@ def test_task_defaults_are_the_shipped_network(task):
     NetConfig(scale=4, unshuffle=1, levels=1),
     NetConfig(masked=True, unshuffle=4, frame_blocks=0, levels=3, level_blocks=2),
     NetConfig(deconvolved=True, unshuffle=4, frame_channels=64, frame_blocks=0, levels=2, level_blocks=2),
+    NetConfig(masked=True, levels=1, refine_channels=8),
+    NetConfig(scale=4, unshuffle=1, refine_channels=8),
 ])
 def test_gflops_formula_matches_torch_flop_counter(config):
     net = VideoRestorationNet(config)

@@ -25,7 +25,8 @@ TASK_DEFAULTS: dict[str, dict] = {
                "levels": 2, "level_blocks": 2, "crop": 128, "ema": 0.999, "still_prob": 0.5,
                "lr": 5e-4},
     "sr4": {"channels": 48, "fusion_blocks": 6, "unshuffle": 1, "crop": 128, "ema": 0.999},
-    "inpaint": {"fusion_blocks": 5, "levels": 2, "level_blocks": 2, "crop": 128, "ema": 0.999, "lr": 5e-4},
+    "inpaint": {"fusion_blocks": 5, "levels": 2, "level_blocks": 2, "refine_channels": 16, "crop": 128, "ema": 0.999,
+                "lr": 5e-4},
 }
 # NetConfig fields that are flags; scale, masked and deconvolved follow from the task (training/contract.py).
 NETWORK_FIELDS = tuple(f.name for f in fields(NetConfig) if f.name not in ("scale", "masked", "deconvolved"))
@@ -52,6 +53,7 @@ class TrainConfig:
     level_blocks: int = _f(None, "residual blocks per U-Net level")
     aligned: bool = _f(None, "warp the neighbours onto the centre frame by optical flow before the network "
                        "(training/alignment.py; serving does the same in the window model)")
+    refine_channels: int = _f(None, "width of a full-resolution refinement stage after the network (0 = none)")
     # optimisation
     steps: int = _f(4000, "optimizer steps (the cosine schedule spans them)")
     time_limit: float = _f(0.0, "minutes; if > 0, stop when reached and let the schedule span the budget: "
@@ -78,7 +80,8 @@ class TrainConfig:
     run_dir: str = _f("runs/{task}", "where last.pt and log.csv go ({task} is filled in)")
     resume: bool = _f(False, "continue from run_dir/last.pt (weights, optimizer, schedule, step)")
     init: str = _f("", "warm start: copy the weights whose names and shapes match from this checkpoint "
-                   "(a fresh optimizer and schedule; e.g. a shipped network that gains U-Net levels)")
+                   "(a fresh optimizer and schedule; e.g. a shipped network that gains U-Net levels; "
+                   "with --resume it is not applied again: the run continues from its last.pt)")
     out: str = _f("training/checkpoints/{task}.pt", "write the final model checkpoint here ({task} is filled in; "
                   "'' = do not write one)")
     device: str = _f("auto", "auto (cuda if available), cpu or cuda")

@@ -20,6 +20,11 @@ frames, long blur kernels and wide holes need.
 Working at 1/r resolution after PixelUnshuffle keeps it fast on CPU; the residual blocks are
 EDSR-style (conv, LeakyReLU, conv, skip) with the last conv of each branch scaled down at init,
 which is what made this family learn at once in our calibration runs (ENVIRONMENT.md).
+
+The optional refinement stage (refine_channels > 0) works on the output at full resolution
+(conv, one residual block, conv; inpainting also sees the centre mask) and adds a correction:
+pixel-exact detail that the 1/r-resolution body cannot place, e.g. right at a hole's edge. Its
+last conv starts at zero, so a network that gains it (warm start) starts exactly where it was.
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ class NetConfig:
     level_blocks: int = 2      # residual blocks per U-Net level
     aligned: bool = False      # neighbours arrive motion-compensated onto the centre (training/alignment.py)
     deconvolved: bool = False  # deblur: the window after blind deconvolution comes too (training/deconvolution.py)
+    refine_channels: int = 0   # width of the full-resolution refinement stage (0 = none)
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.frames % 2 == 0:
@@ -109,6 +115,10 @@ class VideoRestorationNet(nn.Module):
         # The tail also predicts the deconvolution gate's logit per output pixel (deconvolved only).
         self.tail = nn.Conv2d(c.channels, (4 if c.deconvolved else 3) * (r * s) ** 2, 3, padding=1)
         self.shuffle = nn.PixelShuffle(r * s)
+        if c.refine_channels:
+            self.refine_head = nn.Conv2d(3 + (1 if c.masked else 0), c.refine_channels, 3, padding=1)
+            self.refine_body = ResidualBlock(c.refine_channels)
+            self.refine_tail = nn.Conv2d(c.refine_channels, 3, 3, padding=1)
         self.act = nn.LeakyReLU(0.1, inplace=True)
         self._init_weights()
 
@@ -124,6 +134,9 @@ class VideoRestorationNet(nn.Module):
         for up in self.ups:
             up[0].weight.data.mul_(0.1)
         self.tail.weight.data.mul_(0.1)
+        if self.config.refine_channels:
+            self.refine_body.conv2.weight.data.mul_(0.1)
+            nn.init.zeros_(self.refine_tail.weight)
 
     def forward(
         self, frames: torch.Tensor, masks: torch.Tensor | None = None, deconvolved: torch.Tensor | None = None
@@ -165,10 +178,14 @@ class VideoRestorationNet(nn.Module):
             centre = centre + gate * (deconvolved[:, t // 2] - centre)
         if c.scale > 1:
             centre = F.interpolate(centre, scale_factor=c.scale, mode="bilinear", align_corners=False)
+        out = centre + residual
+        if c.refine_channels:
+            guide = torch.cat([out - 0.5, m], dim=1) if c.masked else out - 0.5
+            out = out + self.refine_tail(self.refine_body(self.act(self.refine_head(guide))))
         if c.masked:
             # Known pixels pass through unchanged, so the loss only sees (and trains) the hidden ones.
-            return centre * (1 - m) + (centre + residual) * m
-        return centre + residual
+            return centre * (1 - m) + out * m
+        return out
 
 
     def u_net(self, x: torch.Tensor) -> torch.Tensor:
@@ -235,4 +252,7 @@ def gflops_per_frame(config: NetConfig, height: int, width: int) -> float:
         if level < config.levels:
             macs += hw_level * 2 * 9 * w_out * w_out  # the decoder block at this level
     macs += hw * 9 * cc * (4 if config.deconvolved else 3) * (r * s) ** 2
+    rc = config.refine_channels
+    if rc:
+        macs += height * width * s * s * 9 * ((3 + (1 if config.masked else 0)) * rc + 2 * rc * rc + rc * 3)
     return 2 * macs / 1e9
