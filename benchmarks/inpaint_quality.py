@@ -5,17 +5,20 @@
     python -m benchmarks.inpaint_quality --out benchmarks/results_inpaint.md
 
 Frames and masks are those of training/evaluate.py: `count` windows of bikes.mp4 (never trained
-on), masks from training/masks.py seeded by the centre frame index. Methods, each filling the
-centre frame's mask:
+on), masks from training/masks.py seeded by the centre frame index, as long as the inpaint window
+model holds (training/contract.py: the network takes the centre 5, propagation looks at all).
+Methods, each filling the centre frame's mask:
   OpenCV Telea / Navier-Stokes  cv2.inpaint on the centre frame alone; the radius is tuned against
                                 the clean frames (an oracle no user has), so the baseline is at its best.
   temporal median               per hidden pixel, the median of the same pixel over the window's
                                 other frames where it is not hidden; pixels hidden in every frame
                                 fall back to Telea (the better classical fill).
-  ours                          the inpaint network, in-process (ServingNet, as exported) and, with
-                                --url, served by Triton (inpaint_net, unary gRPC).
+  ours                          flow-guided propagation (training/propagation.py), then the inpaint
+                                network, in-process (ServingNet, as exported) and, with --url, the
+                                propagated windows served by Triton (inpaint_net, unary gRPC);
+                                also the network alone on its 5 frames (no propagation).
 PSNR is over the hidden pixels only (the rest is returned bit-exact by every method), split into
-pixels visible in some neighbouring frame and pixels hidden in all T frames. --by-distance adds
+pixels visible in some other frame of the window (at the same place) and pixels hidden in all T. --by-distance adds
 a second table: PSNR by a hidden pixel's distance to the nearest known pixel of its frame, which
 shows whether the error sits at the holes' edges or deep inside them.
 """
@@ -34,8 +37,10 @@ import torch
 
 from training.checkpoint import load_checkpoint
 from benchmarks.quality import served_restore
+from training.contract import get_task
 from training.data import VALIDATION_CLIP
 from training.evaluate import ValidationSet, masked_psnr, restore, validation_set
+from training.propagation import propagate_centre
 
 Fill = Callable[[np.ndarray, np.ndarray], np.ndarray]  # window (T,H,W,3), masks (T,H,W,1) -> centre (H,W,3)
 
@@ -89,11 +94,16 @@ def methods(val: ValidationSet, checkpoint: Path, url: str) -> list[tuple[str, n
     telea = tuned_opencv("OpenCV Telea (1 frame)", cv2.INPAINT_TELEA, val)
     ns = tuned_opencv("OpenCV Navier-Stokes (1 frame)", cv2.INPAINT_NS, val)
     rows = [(name, apply(fill, val), note) for name, fill, note in (telea, ns)]
-    rows.append(("temporal median (5 frames)", apply(temporal_median_fill(telea[1]), val),
-                 "Telea where hidden in all 5 frames"))
+    t = val.windows.shape[1]
+    rows.append((f"temporal median ({t} frames)", apply(temporal_median_fill(telea[1]), val),
+                 f"Telea where hidden in all {t} frames"))
     net, extra = load_checkpoint(checkpoint)
+    lo = t // 2 - net.config.frames // 2
+    alone = restore(net, val.windows[:, lo : lo + net.config.frames], masks=val.masks[:, lo : lo + net.config.frames])
+    rows.append((f"ours, network alone ({net.config.frames} frames)", alone, f"step {extra.get('step', '?')}"))
     ours = restore(net, val.windows, masks=val.masks)
-    rows.append((f"ours ({checkpoint})", ours, f"step {extra.get('step', '?')}"))
+    rows.append((f"ours: propagation ({t} frames) + network ({checkpoint})", ours,
+                 f"{propagated_share(val):.0%} of the hidden pixels propagated"))
     if url:
         served = served_restore(url, "inpaint", val.windows, net.config, val.masks)
         diff = int(np.abs(served.astype(int) - ours.astype(int)).max())
@@ -101,8 +111,16 @@ def methods(val: ValidationSet, checkpoint: Path, url: str) -> list[tuple[str, n
     return rows
 
 
+def propagated_share(val: ValidationSet) -> float:
+    """Share of the centre frames' hidden pixels that propagation fills (the rest the network does)."""
+    c = val.masks.shape[1] // 2
+    left = sum(int(np.count_nonzero(propagate_centre(w, m)[1])) for w, m in zip(val.windows, val.masks))
+    return 1 - left / np.count_nonzero(val.masks[:, c])
+
+
 def table(rows: list[tuple[str, np.ndarray, str]], val: ValidationSet) -> list[str]:
-    lines = ["| method | PSNR in mask (dB) | visible in a neighbour | hidden in all 5 frames | note |",
+    t = val.masks.shape[1]
+    lines = [f"| method | PSNR in mask (dB) | visible in another frame | hidden in all {t} frames | note |",
              "|---|---|---|---|---|"]
     lines += [f"| {name} | {a:.2f} | {b:.2f} | {c:.2f} | {note} |"
               for name, out, note in rows for a, b, c in [scores(out, val)]]
@@ -141,12 +159,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    val = validation_set("inpaint", 5, args.count, args.crop or None)
-    centre = val.masks[:, 2] != 0
+    frames = get_task("inpaint").held_window
+    val = validation_set("inpaint", frames, args.count, args.crop or None)
+    centre = val.masks[:, frames // 2] != 0
     never = np.all(val.masks != 0, axis=1)
-    header = (f"Validation clip {VALIDATION_CLIP} (held out), {args.count} windows of {val.windows.shape[3]}x"
-              f"{val.windows.shape[2]}, masks seeded by the centre frame index; {centre.mean():.1%} of the "
-              f"centre pixels hidden, {never.sum() / centre.sum():.0%} of those hidden in all 5 frames; "
+    header = (f"Validation clip {VALIDATION_CLIP} (held out), {args.count} windows of {frames} frames of "
+              f"{val.windows.shape[3]}x{val.windows.shape[2]}, masks seeded by the centre frame index; "
+              f"{centre.mean():.1%} of the centre pixels hidden, {never.sum() / centre.sum():.0%} of those "
+              f"hidden in all {frames} frames; "
               f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
               f"`python -m benchmarks.inpaint_quality {' '.join(sys.argv[1:] if argv is None else argv)}`".rstrip())
     rows = methods(val, Path(args.checkpoint), args.url)

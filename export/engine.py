@@ -30,7 +30,7 @@ ADAPTER_HOME = "denoise_net"  # holds the one copy of the Python-backend adapter
 ADAPTER_FILES = ("model.py", "ort_runner.py")
 # Pure NumPy/OpenCV modules of training/ that the window model runs exactly as training did.
 WINDOW_MODULES = tuple(Path(__file__).resolve().parents[1] / "training" / name
-                       for name in ("alignment.py", "deconvolution.py"))
+                       for name in ("alignment.py", "deconvolution.py", "propagation.py"))
 
 
 class BackendUnavailable(RuntimeError):
@@ -123,9 +123,9 @@ def checkpoint_is_aligned(checkpoint: Path) -> bool:
 
 
 def install_window_modules(repository: Path, task: Task) -> list[Path]:
-    """Copy training/alignment.py and training/deconvolution.py beside the window model (copies,
-    not links: the repository is often copied to a server whole), so serving aligns and
-    deconvolves exactly as training did."""
+    """Copy training/alignment.py, deconvolution.py and propagation.py beside the window model
+    (copies, not links: the repository is often copied to a server whole), so serving aligns,
+    deconvolves and propagates exactly as training and evaluation did."""
     return [atomic_write(repository / task.window_model / "1" / source.name, source.read_text())
             for source in WINDOW_MODULES]
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import tritonclient.grpc as grpcclient
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
@@ -17,8 +16,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 from training import contract
 from training.checkpoint import load_checkpoint
 from training.data import load_clip
+from training.evaluate import restore
 from training.masks import random_mask_window
-from training.processing import ServingNet
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "model_repository" / "denoise_window" / "1"))
@@ -54,14 +53,11 @@ def _frames_and_masks(count: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def in_process(frames: np.ndarray, masks: np.ndarray) -> list[np.ndarray]:
+    """Each frame restored through training's serving path: its held window (mirrored at the
+    stream's ends as the window model does), propagation, then the network."""
     model, _ = load_checkpoint(ROOT / "training" / "checkpoints" / "inpaint.pt")
-    net = ServingNet(model)
-    out = []
-    with torch.no_grad():
-        for centre in range(len(frames)):
-            idx = window_indices(centre, model.config.frames, len(frames))
-            out.append(net(torch.from_numpy(frames[idx][None]), torch.from_numpy(masks[idx][None]))[0].numpy())
-    return out
+    idx = [window_indices(centre, TASK.held_window, len(frames)) for centre in range(len(frames))]
+    return list(restore(model, frames[idx], masks=masks[idx]))
 
 
 def _stream(url: str, frames: np.ndarray, masks: np.ndarray, seq: int) -> dict[int, np.ndarray]:

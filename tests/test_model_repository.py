@@ -54,7 +54,9 @@ def test_ensemble_wires_window_to_net(task):
 def test_window_model_matches_contract(task):
     config = load_config(task.window_model)
     assert config.backend == "python" and config.model_transaction_policy.decoupled
-    assert int(config.parameters["window"].string_value) == task.window
+    # It holds the longer propagation window where the task has one, and sends the net's.
+    assert int(config.parameters["window"].string_value) == task.held_window
+    assert config.parameters["propagate"].string_value == ("true" if task.propagation else "false")
     outputs = dims(config, "output")
     assert outputs == {**{name: ("TYPE_UINT8", [task.window, -1, -1, c]) for name, c in task.net_inputs.items()},
                        contract.FRAME_INDEX: ("TYPE_INT64", [1])}

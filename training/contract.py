@@ -24,6 +24,9 @@ WIRE_DTYPE = "UINT8"         # uint8 at the network's edges; the graph converts 
 VALUE_MAX = 255.0            # network-side values are wire values / VALUE_MAX, in [0, 1]
 ONNX_OPSET = 17
 MAX_BATCH_SIZE = 8           # dynamic batching across streams in <task>_net
+# Inpainting looks this far (odd, centred) for pixels its mask hides in the centre frame but another
+# frame shows: +0.8 dB in the mask at 9 and 13 frames on held-out bikes (benchmarks/results_inpaint.md).
+PROPAGATION_FRAMES = 21
 MAX_SIDE = 2160              # largest H or W <task>_net takes (the TensorRT profile's maximum);
                              # the client tiles larger frames, learning this from the net's config
 
@@ -43,6 +46,15 @@ class Task:
     window: int = 5
     masked: bool = False        # the client streams a MASK beside each FRAME
     deconvolved: bool = False   # the window model adds DECONV_WINDOW for the net
+    propagation: int = 0        # inpaint: frames the window model fills the centre's hidden pixels
+                                # from by optical flow (training/propagation.py) before cutting the
+                                # `window` frames the net takes; 0 = none
+
+    @property
+    def held_window(self) -> int:
+        """Frames the window model keeps per stream and windows over (its `window` parameter):
+        a response lags the frame it restores by held_window // 2 frames."""
+        return max(self.window, self.propagation)
 
     @property
     def net_inputs(self) -> dict[str, int]:
@@ -63,7 +75,7 @@ TASKS: dict[str, Task] = {
         Task("denoise", scale=1),
         Task("deblur", scale=1, deconvolved=True),
         Task("sr4", scale=4),
-        Task("inpaint", scale=1, masked=True),
+        Task("inpaint", scale=1, masked=True, propagation=PROPAGATION_FRAMES),
     )
 }
 
