@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +41,7 @@ from benchmarks.quality import served_restore
 from training.contract import get_task
 from training.data import VALIDATION_CLIP
 from training.evaluate import ValidationSet, masked_psnr, restore, validation_set
-from training.propagation import propagate_centre
+from training.propagation import flow_image, propagate_centre
 
 Fill = Callable[[np.ndarray, np.ndarray], np.ndarray]  # window (T,H,W,3), masks (T,H,W,1) -> centre (H,W,3)
 
@@ -102,8 +103,10 @@ def methods(val: ValidationSet, checkpoint: Path, url: str) -> list[tuple[str, n
     alone = restore(net, val.windows[:, lo : lo + net.config.frames], masks=val.masks[:, lo : lo + net.config.frames])
     rows.append((f"ours, network alone ({net.config.frames} frames)", alone, f"step {extra.get('step', '?')}"))
     ours = restore(net, val.windows, masks=val.masks)
+    share, flow_seconds, seconds = propagation_stats(val)
     rows.append((f"ours: propagation ({t} frames) + network ({checkpoint})", ours,
-                 f"{propagated_share(val):.0%} of the hidden pixels propagated"))
+                 f"{share:.0%} of the hidden pixels propagated; {flow_seconds * 1000:.0f} ms per frame for its "
+                 f"flow image + {seconds * 1000:.0f} ms per window"))
     if url:
         served = served_restore(url, "inpaint", val.windows, net.config, val.masks)
         diff = int(np.abs(served.astype(int) - ours.astype(int)).max())
@@ -111,11 +114,20 @@ def methods(val: ValidationSet, checkpoint: Path, url: str) -> list[tuple[str, n
     return rows
 
 
-def propagated_share(val: ValidationSet) -> float:
-    """Share of the centre frames' hidden pixels that propagation fills (the rest the network does)."""
-    c = val.masks.shape[1] // 2
-    left = sum(int(np.count_nonzero(propagate_centre(w, m)[1])) for w, m in zip(val.windows, val.masks))
-    return 1 - left / np.count_nonzero(val.masks[:, c])
+def propagation_stats(val: ValidationSet) -> tuple[float, float, float]:
+    """(share of the centre frames' hidden pixels that propagation fills, the rest being the
+    network's; seconds per frame for a flow image, which the window model makes once per frame;
+    seconds per window for the propagation given them)."""
+    flow_seconds, propagate_seconds, left = 0.0, 0.0, 0
+    for window, masks in zip(val.windows, val.masks):
+        start = time.perf_counter()
+        greys = np.stack([flow_image(f, m) for f, m in zip(window, masks)])
+        middle = time.perf_counter()
+        left += int(np.count_nonzero(propagate_centre(window, masks, greys)[1]))
+        flow_seconds += middle - start
+        propagate_seconds += time.perf_counter() - middle
+    k, t = val.windows.shape[:2]
+    return 1 - left / np.count_nonzero(val.masks[:, t // 2]), flow_seconds / (k * t), propagate_seconds / k
 
 
 def table(rows: list[tuple[str, np.ndarray, str]], val: ValidationSet) -> list[str]:

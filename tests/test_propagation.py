@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+from training.data import WindowDataset
 from training.evaluate import network_planes
 from training.network import NetConfig
 from training.propagation import flow_image, propagate_centre, propagate_window
@@ -96,3 +97,15 @@ def test_evaluation_hands_a_masked_network_the_propagated_window():
     window, window_masks = network_planes(NetConfig(frames=5, masked=True), frames[None], masks[None])
     expected_frames, expected_masks = propagate_window(frames, masks, keep=5)
     assert np.array_equal(window[0], expected_frames) and np.array_equal(window_masks[0], expected_masks)
+
+
+def test_training_windows_are_propagated_as_served():
+    """--propagation: a sample draws the long window, propagates into its centre and keeps the
+    network's T frames; the target is the long window's centre (what the kept centre shows where
+    its mask is now clear: the real pixels, or pixels propagated close to them)."""
+    dataset = WindowDataset("inpaint", frames=5, crop=64, still_prob=1.0, propagation=9)
+    window, target, masks = dataset.sample(np.random.default_rng(3))
+    assert window.shape == (5, 3, 64, 64) and masks.shape == (5, 1, 64, 64) and target.shape == (3, 64, 64)
+    clear = (masks[2, 0] == 0).numpy()
+    error = np.abs(window[2].numpy().astype(int) - target.numpy().astype(int)).transpose(1, 2, 0)[clear].mean()
+    assert error < 2, f"the kept centre is {error:.1f} grey levels off the target where its mask is clear"

@@ -28,6 +28,7 @@ from training.alignment import align_window
 from training.deconvolution import deconvolve_window
 from training.degradations import degrade_window
 from training.masks import random_mask_window
+from training.propagation import propagate_window
 
 
 def clip_dir() -> Path:
@@ -152,6 +153,7 @@ class WindowDataset(IterableDataset):
         clips: tuple[str, ...] = TRAIN_CLIPS,
         aligned: bool = False,
         deconvolved: bool = False,
+        propagation: int = 0,
     ) -> None:
         super().__init__()
         if VALIDATION_CLIP in clips:
@@ -160,17 +162,19 @@ class WindowDataset(IterableDataset):
             task, frames, crop, still_prob, seed, clips, aligned
         )
         self.deconvolved = deconvolved
+        self.propagation = propagation  # inpaint: draw this many frames and propagate into the centre
 
     def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         context = max(self.crop, DECONV_CONTEXT) if self.deconvolved else self.crop
+        frames = max(self.frames, self.propagation)
         if rng.random() < self.still_prob:
             stills = load_stills()
             crop = context
-            window = animate_still(stills[int(rng.integers(len(stills)))], self.frames, crop, rng)
+            window = animate_still(stills[int(rng.integers(len(stills)))], frames, crop, rng)
         else:
             clip = load_clip(self.clips[int(rng.integers(len(self.clips)))])
             crop = max(self.crop, min(context, *clip.shape[1:3]))  # carphone is 176x144
-            window = sample_clip_window(clip, self.frames, crop, rng)
+            window = sample_clip_window(clip, frames, crop, rng)
         window = random_flip(window, rng)
         if self.deconvolved:
             degraded = degrade_window(self.task, window, rng)
@@ -180,11 +184,13 @@ class WindowDataset(IterableDataset):
             planes = [np.ascontiguousarray(p[cut]) for p in (degraded, deconvolved, window)]
             target = torch.from_numpy(planes[2][self.frames // 2]).permute(2, 0, 1)
             return torch.from_numpy(planes[0]).permute(0, 3, 1, 2), target, torch.from_numpy(planes[1]).permute(0, 3, 1, 2)
-        target = torch.from_numpy(window[self.frames // 2]).permute(2, 0, 1)
+        target = torch.from_numpy(window[frames // 2]).permute(2, 0, 1)
         if self.task == "inpaint":
             # The degradation is the mask: a third tensor (T, 1, h, w), 255 = fill. The window stays
             # clean; the network never sees the pixels under the mask (training/network.py).
-            masks = random_mask_window(self.frames, self.crop, self.crop, rng)[..., None]
+            masks = random_mask_window(frames, self.crop, self.crop, rng)[..., None]
+            if frames > self.frames:
+                window, masks = propagate_window(window, masks, self.frames)
             if self.aligned:
                 window, masks = align_window(window, masks)
             return torch.from_numpy(window).permute(0, 3, 1, 2), target, torch.from_numpy(masks).permute(0, 3, 1, 2)

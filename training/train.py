@@ -122,12 +122,14 @@ def train(cfg: TrainConfig) -> dict:
 
     # Data: each rank and worker draws its own stream; a resumed run continues with fresh seeds.
     dataset = WindowDataset(cfg.task, cfg.frames, cfg.crop, cfg.still_prob, seed=cfg.seed + 1000 * rank + 7 * step,
-                            aligned=cfg.aligned, deconvolved=net_config.deconvolved)
+                            aligned=cfg.aligned, deconvolved=net_config.deconvolved, propagation=cfg.propagation)
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
     )
-    val = validation_set(cfg.task, cfg.frames, cfg.val_count, cfg.val_crop or None) if rank == 0 else None
+    # A longer validation window is propagated into the network's (training/evaluate.py), as served.
+    val_frames = max(cfg.frames, cfg.propagation)
+    val = validation_set(cfg.task, val_frames, cfg.val_count, cfg.val_crop or None) if rank == 0 else None
 
     if rank == 0:
         header = {"config": cfg.to_dict(), "git": commit, "world_size": world, "device": str(device),
