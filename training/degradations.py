@@ -5,17 +5,28 @@ so inputs are quantised exactly as served) and draws randomness only from the `r
 the same seed gives the same output. `degrade_window` samples a task's mixture of degradations
 with the parameter ranges below; validation calls the single functions with fixed parameters.
 
-Parameter ranges (sampled by `degrade_window`):
-  denoise  sigma ~ U[0, 50] (grey levels, at mid-grey), Gaussian or Poisson-Gaussian (50/50);
-           then with p=0.5 compression: JPEG quality ~ U[30, 95] per frame.
-  deblur   motion blur (p=0.6, random trajectory, kernel 7..21 px) or defocus (disk radius 1..5 px),
-           one kernel for the window (blur between neighbouring frames is correlated), or with
-           p=0.1 no blur at all (sharp footage must come back unharmed);
-           then Gaussian noise sigma ~ U[0, 2].
-  sr4      antialiased bicubic x4 downscale (the classic SR degradation).
+The mixtures are blind and realistic (after Real-ESRGAN's randomised pipeline, moderated so that
+light and absent degradations are common, as they are in users' footage): every task sometimes gets
+no degradation at all, and the network must then hand the input back unchanged.
+
+Mixtures (sampled by `degrade_window`; every choice is independent):
+  denoise  nothing at all with p=0.15; otherwise noise with p=0.8: sigma = 50 u^1.5 (u ~ U[0, 1]:
+           light noise is common), Gaussian or Poisson-Gaussian (50/50); then compression with p=0.6:
+           JPEG quality ~ U[10, 95] or H.264 (libx264) CRF ~ U[18, 40] (50/50).
+  deblur   sharp with p=0.15; else one kernel for the window: camera-shake trajectory (7..21 px),
+           straight motion (3..21 px, any angle), defocus disk (radius 0.5..4.5) or Gaussian (sigma
+           0.5..3); then Gaussian noise sigma ~ U[0, 3] with p=0.6; then with p=0.3 light
+           compression (JPEG 50..95 or H.264 CRF 18..30).
+  sr4      x4 downscale by one of the scalers users' software uses (DOWNSCALERS: antialiased
+           bicubic, area, bilinear and bicubic without antialiasing, Gaussian blur sigma 0.8..1.6
+           then decimation); then Gaussian noise sigma ~ U[0, 3] with p=0.2; then with p=0.4
+           compression (JPEG 40..95 or H.264 CRF 18..32).
 """
 from __future__ import annotations
 
+import io
+
+import av
 import cv2
 import numpy as np
 import torch
@@ -120,26 +131,154 @@ def bicubic_downscale(frames: np.ndarray, factor: int = 4) -> np.ndarray:
     return y.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
+# BT.601 limited-range RGB -> YCbCr (rows Y, Cb, Cr; inputs in 0..255), what SD and most H.264 use.
+_YCBCR = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0
+_YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
+
+
+def _to_yuv420(frame: np.ndarray) -> np.ndarray:
+    """uint8 RGB (H, W, 3) -> yuv420p planes stacked as FFmpeg lays them out ((H * 3 // 2, W))."""
+    h, w, _ = frame.shape
+    ycc = frame.astype(np.float64) @ _YCBCR.T + _YCBCR_OFFSET
+    chroma = ycc[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))
+    planes = [ycc[..., 0], chroma[..., 0].reshape(h // 4, w), chroma[..., 1].reshape(h // 4, w)]
+    return _quantise(np.concatenate(planes))
+
+
+def _from_yuv420(planes: np.ndarray) -> np.ndarray:
+    """yuv420p planes ((H * 3 // 2, W)) -> uint8 RGB (H, W, 3), chroma upsampled by repetition."""
+    h, w = planes.shape[0] * 2 // 3, planes.shape[1]
+    cb = planes[h : h + h // 4].reshape(h // 2, w // 2)
+    cr = planes[h + h // 4 :].reshape(h // 2, w // 2)
+    chroma = np.stack([cb, cr], axis=-1).repeat(2, axis=0).repeat(2, axis=1)
+    ycc = np.concatenate([planes[:h, :, None], chroma], axis=-1).astype(np.float64) - _YCBCR_OFFSET
+    return _quantise(ycc @ np.linalg.inv(_YCBCR).T)
+
+
+def h264_compress(frames: np.ndarray, crf: float, preset: str = "veryfast") -> np.ndarray:
+    """Encode the frames as one H.264 stream (libx264 through PyAV, yuv420p, first frame intra, the
+    rest predicted) at constant rate factor `crf` (0..51) and decode them again: the blocking,
+    ringing and smeared texture of compressed video, and chroma subsampling. H and W must be even
+    (multiples of 4 here, for the chroma planes' layout).
+
+    Bit-exact for the same input: the colour conversion is done here in NumPy (swscale's SIMD
+    paths depend on the buffer's memory alignment), and x264 runs on one thread without its
+    lookahead (its macroblock-tree rate control gave different streams for the same input)."""
+    t, h, w, _ = frames.shape
+    if h % 4 or w % 4:
+        raise ValueError(f"h264_compress: frame size {h}x{w} must be a multiple of 4 (yuv420p)")
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": f"{crf:g}", "preset": preset, "x264-params": "threads=1:rc-lookahead=0:no-mbtree=1"}
+        for i, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(_to_yuv420(frame), format="yuv420p")
+            picture.pts = i
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode())
+    with av.open(io.BytesIO(buffer.getvalue()), format="h264") as container:
+        out = np.stack([_from_yuv420(f.to_ndarray(format="yuv420p")) for f in container.decode(video=0)])
+    if out.shape != frames.shape:
+        raise RuntimeError(f"h264_compress: {t} frames {h}x{w} came back as {out.shape}")
+    return out
+
+
+def linear_motion_kernel(length: float, angle_deg: float) -> np.ndarray:
+    """A straight motion streak `length` px long (>= 1) at `angle_deg`, anti-aliased; odd size, sum 1."""
+    size = 2 * int(np.ceil(length / 2)) + 1
+    fine = 8
+    kernel = np.zeros((size * fine, size * fine), np.float32)
+    centre = size * fine / 2
+    dx, dy = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
+    half = (length - 1) * fine / 2
+    cv2.line(kernel, (round(centre - half * dx - 0.5), round(centre - half * dy - 0.5)),
+             (round(centre + half * dx - 0.5), round(centre + half * dy - 0.5)), 1.0, fine)
+    kernel = kernel.reshape(size, fine, size, fine).sum(axis=(1, 3))
+    return kernel / kernel.sum()
+
+
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    """An isotropic Gaussian of std `sigma` px (out-of-focus lenses, soft scalers); odd size, sum 1."""
+    radius = max(1, int(np.ceil(3 * sigma)))
+    g = cv2.getGaussianKernel(2 * radius + 1, sigma).astype(np.float32)
+    return g @ g.T
+
+
+def _resize(frames: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    return np.stack([cv2.resize(f, size, interpolation=interpolation) for f in frames])
+
+
+# The x4 downscalers a user's low-resolution footage may have come from (name -> what it is).
+DOWNSCALERS = {
+    "bicubic": "antialiased bicubic (PIL, MATLAB imresize, FFmpeg's default scaler)",
+    "area": "area averaging (OpenCV INTER_AREA, box filter)",
+    "bilinear": "bilinear without antialiasing (OpenCV's default resize)",
+    "cubic": "bicubic without antialiasing (OpenCV INTER_CUBIC)",
+    "gaussian": "Gaussian blur (sigma 0.8..1.6) then decimation",
+}
+
+
+def downscale(frames: np.ndarray, factor: int, kernel: str, sigma: float = 1.2) -> np.ndarray:
+    """Downscale uint8 (T, H, W, 3) by `factor` (H, W multiples of it) with one of DOWNSCALERS;
+    `sigma` is the Gaussian's (gaussian only)."""
+    t, h, w, _ = frames.shape
+    if h % factor or w % factor:
+        raise ValueError(f"downscale: frame size {h}x{w} is not a multiple of {factor}")
+    size = (w // factor, h // factor)
+    if kernel == "bicubic":
+        return bicubic_downscale(frames, factor)
+    if kernel == "area":
+        return _resize(frames, size, cv2.INTER_AREA)
+    if kernel == "bilinear":
+        return _resize(frames, size, cv2.INTER_LINEAR)
+    if kernel == "cubic":
+        return _resize(frames, size, cv2.INTER_CUBIC)
+    if kernel == "gaussian":
+        return _resize(blur(frames, gaussian_kernel(sigma)), size, cv2.INTER_LINEAR)
+    raise ValueError(f"downscale: unknown kernel {kernel!r}; known: {', '.join(DOWNSCALERS)}")
+
+
+def _compress(frames: np.ndarray, rng: np.random.Generator, jpeg: tuple[int, int], crf: tuple[float, float]) -> np.ndarray:
+    """JPEG (quality drawn from `jpeg`) or H.264 (CRF drawn from `crf`), 50/50."""
+    if rng.random() < 0.5:
+        return jpeg_compress(frames, int(rng.integers(jpeg[0], jpeg[1] + 1)))
+    return h264_compress(frames, float(rng.uniform(*crf)))
+
+
+def _noise(frames: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian or Poisson-Gaussian noise (50/50) of std `sigma` at mid-grey."""
+    if rng.random() < 0.5:
+        return gaussian_noise(frames, sigma, rng)
+    return poisson_gaussian_noise(frames, sigma, rng.uniform(0.0, 1.0), rng)
+
+
 def degrade_window(task: str, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Sample `task`'s degradation mixture (ranges in the module docstring) for one window."""
+    """Sample `task`'s degradation mixture (in the module docstring) for one window."""
     if task == "denoise":
-        sigma = rng.uniform(0.0, SIGMA_MAX)
-        if rng.random() < 0.5:
-            out = gaussian_noise(frames, sigma, rng)
-        else:
-            out = poisson_gaussian_noise(frames, sigma, rng.uniform(0.0, 1.0), rng)
-        if rng.random() < 0.5:
-            out = jpeg_compress(out, int(rng.integers(30, 96)))
-        return out
+        if rng.random() < 0.15:
+            return frames.copy()
+        out = _noise(frames, SIGMA_MAX * rng.random() ** 1.5, rng) if rng.random() < 0.8 else frames
+        return _compress(out, rng, (10, 95), (18, 40)) if rng.random() < 0.6 else out.copy()
     if task == "deblur":
         kind = rng.random()
-        if kind < 0.1:
-            blurred = frames
-        elif kind < 0.64:
-            blurred = blur(frames, motion_blur_kernel(int(rng.choice([7, 9, 11, 13, 15, 17, 19, 21])), rng))
+        if kind < 0.15:
+            out = frames
+        elif kind < 0.45:
+            out = blur(frames, motion_blur_kernel(int(rng.choice([7, 9, 11, 13, 15, 17, 19, 21])), rng))
+        elif kind < 0.65:
+            out = blur(frames, linear_motion_kernel(rng.uniform(3, 21), rng.uniform(0, 180)))
+        elif kind < 0.85:
+            out = blur(frames, defocus_kernel(rng.uniform(0.5, 4.5)))
         else:
-            blurred = blur(frames, defocus_kernel(rng.uniform(1.0, 5.0)))
-        return gaussian_noise(blurred, rng.uniform(0.0, 2.0), rng)
+            out = blur(frames, gaussian_kernel(rng.uniform(0.5, 3.0)))
+        if rng.random() < 0.6:
+            out = gaussian_noise(out, rng.uniform(0.0, 3.0), rng)
+        return _compress(out, rng, (50, 95), (18, 30)) if rng.random() < 0.3 else out.copy()
     if task == "sr4":
-        return bicubic_downscale(frames, 4)
+        kernel = str(rng.choice(list(DOWNSCALERS), p=[0.3, 0.15, 0.15, 0.15, 0.25]))
+        out = downscale(frames, 4, kernel, sigma=rng.uniform(0.8, 1.6))
+        if rng.random() < 0.2:
+            out = gaussian_noise(out, rng.uniform(0.0, 3.0), rng)
+        return _compress(out, rng, (40, 95), (18, 32)) if rng.random() < 0.4 else out
     raise ValueError(f"degrade_window: no degradation defined for task {task!r} (denoise, deblur, sr4)")
