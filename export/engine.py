@@ -21,8 +21,8 @@ from pathlib import Path
 
 from export.files import atomic_write, sha256_file
 from export.tensorrt_build import DEFAULT_WORKSPACE_MIB, ProfileSpec
-from export.triton_config import (ONNX_FILE, PLAN_FILE, onnxruntime_config, tensorrt_config, write_config,
-                                  write_window_config)
+from export.triton_config import (ONNX_FILE, PLAN_FILE, NetOptions, WindowOptions, checkpoint_is_aligned,
+                                  net_config, window_config, write)
 from training.contract import TASKS, Task, get_task
 
 EXIT_BACKEND_UNAVAILABLE = 2
@@ -115,13 +115,6 @@ def link_adapter(repository: Path, task: Task) -> list[Path]:
     return made
 
 
-def checkpoint_is_aligned(checkpoint: Path) -> bool:
-    """Whether the network wants motion-compensated windows (NetConfig.aligned)."""
-    from training.checkpoint import load_checkpoint  # torch import: only when installing
-
-    return load_checkpoint(checkpoint)[0].config.aligned
-
-
 def install_window_modules(repository: Path, task: Task) -> list[Path]:
     """Copy training/alignment.py, deconvolution.py and propagation.py beside the window model
     (copies, not links: the repository is often copied to a server whole), so serving aligns,
@@ -148,15 +141,18 @@ def install(args: argparse.Namespace) -> int:
         meta, built = ensure_plan(onnx, version_dir / PLAN_FILE, task, spec, args.precision,
                                   args.workspace_mib, args.timing_cache, args.force)
         print(f"engine: {'built' if built else 'kept current'} plan {version_dir / PLAN_FILE} [{meta.tag}]")
-        config = write_config(args.repository, task, tensorrt_config(task, max_side=args.max_side))
+        options = NetOptions(backend="tensorrt", max_side=args.max_side)
     else:
         for link in link_adapter(args.repository, task):
             print(f"engine: linked {link} -> {link.readlink()}")
-        config = write_config(args.repository, task, onnxruntime_config(task))
+        options = NetOptions()
+    config = write(args.repository / task.net_model / "config.pbtxt", net_config(task, options))
     print(f"engine: wrote {config} ({'platform tensorrt_plan, KIND_GPU' if backend == 'tensorrt' else 'python backend + ONNX Runtime, KIND_CPU'})")
     aligned = checkpoint_is_aligned(checkpoint)
-    window = write_window_config(args.repository, task, gpu=backend == "tensorrt", align=aligned)
-    if window:
+    window_dir = args.repository / task.window_model
+    if window_dir.is_dir():  # absent while a repository is assembled net by net
+        window = write(window_dir / "config.pbtxt",
+                       window_config(task, WindowOptions(gpu=backend == "tensorrt", align=aligned)))
         print(f"engine: wrote {window} (ring buffers on the {'GPU' if backend == 'tensorrt' else 'CPU'}; "
               f"{'neighbours aligned by optical flow' if aligned else 'no alignment'}"
               f"{'; windows also deconvolved' if task.deconvolved else ''})")

@@ -14,7 +14,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 import export.engine as engine
 import export.onnx_export
-from export.triton_config import onnxruntime_config, tensorrt_config, window_config
+from export.triton_config import NetOptions, WindowOptions, net_config, render, window_aligns, window_config
 from training.checkpoint import load_checkpoint
 from training.contract import DECONV_WINDOW, MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
 from test_export_onnx import tiny_checkpoint
@@ -108,20 +108,19 @@ def test_missing_checkpoint_and_wrong_task_fail_with_status_1(cpu_only, capsys, 
 
 @pytest.mark.parametrize("task", TASKS.values(), ids=lambda t: t.name)
 def test_configs_for_both_backends(task):
-    inputs = {name: [task.window, -1, -1, c] for name, c in task.net_inputs.items()}
+    inputs = {name: [task.net_frames, -1, -1, c] for name, c in task.net_inputs.items()}
     if task.masked:
         assert list(inputs) == [WINDOW, MASK_WINDOW]
     if task.deconvolved:
         assert list(inputs) == [WINDOW, DECONV_WINDOW]
-    for text, kind in ((onnxruntime_config(task), mc.ModelInstanceGroup.KIND_CPU),
-                       (tensorrt_config(task), mc.ModelInstanceGroup.KIND_GPU)):
-        config = parse(text)
+    cpu = parse(render(net_config(task)))
+    gpu = parse(render(net_config(task, NetOptions(backend="tensorrt"))))
+    for config, kind in ((cpu, mc.ModelInstanceGroup.KIND_CPU), (gpu, mc.ModelInstanceGroup.KIND_GPU)):
         assert config.name == task.net_model and config.max_batch_size == MAX_BATCH_SIZE
         assert {i.name: list(i.dims) for i in config.input} == inputs
         assert all(i.data_type == mc.TYPE_UINT8 for i in [*config.input, *config.output])
         assert [(o.name, list(o.dims)) for o in config.output] == [(RESTORED, [-1, -1, 3])]
         assert config.HasField("dynamic_batching") and [g.kind for g in config.instance_group] == [kind]
-    cpu, gpu = parse(onnxruntime_config(task)), parse(tensorrt_config(task))
     assert cpu.backend == "python" and cpu.parameters["onnx_file"].string_value == "model.onnx"
     assert cpu.parameters["intra_op_threads"].string_value == "0"
     assert gpu.platform == "tensorrt_plan" and gpu.default_model_filename == "model.plan"
@@ -135,7 +134,7 @@ SERVED = [t for t in TASKS.values() if (ROOT / "model_repository" / t.net_model)
 @pytest.mark.parametrize("task", SERVED, ids=lambda t: t.name)
 def test_committed_repository_is_the_cpu_default(task):
     model = ROOT / "model_repository" / task.net_model
-    assert (model / "config.pbtxt").read_text() == onnxruntime_config(task), \
+    assert (model / "config.pbtxt").read_text() == render(net_config(task)), \
         "regenerate with: python -m export.triton_config"
     for name in ("model.py", "ort_runner.py"):
         assert (model / "1" / name).resolve() == (ROOT / "model_repository/denoise_net/1" / name).resolve()
@@ -144,22 +143,14 @@ def test_committed_repository_is_the_cpu_default(task):
 @pytest.mark.parametrize("task", ["denoise", "sr4"])  # committed with align "true" and "false"
 def test_window_config_moves_to_the_gpu_with_the_plan_and_back(task):
     committed = (ROOT / "model_repository" / f"{task}_window" / "config.pbtxt").read_text()
-    align = parse(committed).parameters["align"].string_value == "true"
-    gpu = parse(window_config(committed, gpu=True, align=align))
+    align = window_aligns(committed)
+    gpu = parse(render(window_config(TASKS[task], WindowOptions(gpu=True, align=align))))
     assert [g.kind for g in gpu.instance_group] == [mc.ModelInstanceGroup.KIND_GPU]
     assert gpu.parameters["device"].string_value == "cuda"
     assert gpu.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value == "no"
-    assert window_config(window_config(committed, gpu=True, align=align), gpu=False, align=align) == committed
-    assert window_config(committed, gpu=False, align=align) == committed
-
-
-@pytest.mark.parametrize("task", ["denoise", "sr4"])
-def test_window_config_says_whether_to_align(task):
-    committed = (ROOT / "model_repository" / f"{task}_window" / "config.pbtxt").read_text()
-    align = parse(committed).parameters["align"].string_value == "true"
-    flipped = window_config(committed, gpu=True, align=not align)
-    assert parse(flipped).parameters["align"].string_value == ("false" if align else "true")
-    assert window_config(window_config(committed, gpu=False, align=not align), gpu=False, align=align) == committed
+    assert render(window_config(TASKS[task], WindowOptions(align=align))) == committed
+    flipped = parse(render(window_config(TASKS[task], WindowOptions(align=not align))))
+    assert flipped.parameters["align"].string_value == ("false" if align else "true")
 
 
 def test_committed_window_configs_align_as_their_checkpoints_were_trained():

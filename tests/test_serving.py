@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from client.local_server import TritonServer
 from conftest import TEST_IDLE_TIMEOUT_S
 from export.repository import build_repository, served_tasks
+from export.triton_config import WindowOptions
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import clip_dir
 from training.contract import TASKS
@@ -263,7 +264,8 @@ def test_an_aligned_network_is_served_with_the_alignment_it_was_trained_with(tmp
     net = VideoRestorationNet(NetConfig(channels=8, frame_channels=4, fusion_blocks=1, aligned=True))
     net.tail.weight.data.mul_(30)  # a residual large enough that the neighbours visibly matter
     save_checkpoint(tmp_path / "ckpt" / "denoise.pt", net, task="denoise")
-    repo = build_repository(tmp_path / "repo", ["denoise"], TEST_IDLE_TIMEOUT_S, checkpoints=tmp_path / "ckpt")
+    repo = build_repository(tmp_path / "repo", ["denoise"], WindowOptions(idle_timeout_s=TEST_IDLE_TIMEOUT_S),
+                            checkpoints=tmp_path / "ckpt")
     assert 'key: "align" value: { string_value: "true" }' in (repo / "denoise_window" / "config.pbtxt").read_text()
     frames = decode("carphone_pristine.mp4", 7)
     expected = in_process(frames, checkpoint=tmp_path / "ckpt" / "denoise.pt")
