@@ -7,6 +7,9 @@ request per sequence in a batch, in order). For each request this sends zero or 
 Config parameter `device`: "cpu" (default; NumPy ring buffers) or "cuda" (GPU hosts, written by
 `make engine` beside FORCE_CPU_ONLY_INPUT_TENSORS "no"): each frame is copied to the GPU once,
 ring buffers are torch CUDA tensors, and windows leave by DLPack straight to the TensorRT plan.
+Config parameters max_side, max_streams (at most 256) and max_held_mib: the limits windowing.py
+checks before a frame is held; a refused request gets an error naming the limit, and every
+other stream goes on untouched.
 Config parameter `align` ("true" when the network was trained on motion-compensated windows,
 written by `make engine`): each window's neighbours are warped onto its centre frame by
 alignment.py (a copy of training/alignment.py) before it is sent, outside the stream-table lock.
@@ -29,7 +32,7 @@ import threading
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from windowing import StreamError, StreamTable, Window
+from windowing import MIB, Limits, StreamError, StreamTable, Window
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 # Input plane -> output name; MASK only exists in the inpaint task's config.
@@ -48,12 +51,10 @@ class TritonPythonModel:
         self.device = params.get("device", "cpu")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"{self.model_name}: parameter device must be 'cpu' or 'cuda', got {self.device!r}")
-        stack = np.stack
         if self.device == "cuda":
             import torch  # only GPU hosts need torch in the serving environment
 
             self.torch = torch
-            stack = torch.stack
         self.align = None
         if params.get("align", "false") == "true":
             from alignment import align_window  # copied beside this file by `make engine`
@@ -72,7 +73,10 @@ class TritonPythonModel:
 
             self.deconvolve = deconvolve_window
             self.outputs.append(DECONV_WINDOW)
-        self.table = StreamTable(int(params["window"]), float(params.get("idle_timeout_s", "60")), stack)
+        limits = Limits(max_side=int(params.get("max_side", Limits.max_side)),
+                        max_streams=int(params.get("max_streams", Limits.max_streams)),
+                        max_held_bytes=int(params.get("max_held_mib", Limits.max_held_bytes // MIB)) * MIB)
+        self.table = StreamTable(int(params["window"]), float(params.get("idle_timeout_s", "60")), limits)
         self.lock = threading.Lock()
         # The family must outlive its metrics, so it is kept on self.
         self.metric_family = pb_utils.MetricFamily(
@@ -117,6 +121,7 @@ class TritonPythonModel:
             if array.ndim != 4 or array.shape[0] != 1 or min(array.shape[1:3]) < 1:
                 raise StreamError(f"sequence {corrid}: {name} must be [1, H, W, C] with H, W >= 1, got {list(array.shape)}")
             planes.append(array[0])
+        self.table.limits.check_sides(corrid, tuple(planes))  # before any per-frame work
         if self.flow_image is not None:
             # Once per frame, outside the lock; windowed beside the frame as a third plane.
             planes.append(self._on_device([self.flow_image(*self._on_host(tuple(planes)))])[0])
@@ -163,7 +168,9 @@ class TritonPythonModel:
             if self.device == "cpu":
                 tensors.append(pb_utils.Tensor(name, plane[np.newaxis]))
             else:
-                tensors.append(pb_utils.Tensor.from_dlpack(name, plane.unsqueeze(0).contiguous()))
+                # A copy: the window may be a view of the ring buffer, which the stream's next
+                # frame overwrites while the plan may still be reading.
+                tensors.append(pb_utils.Tensor.from_dlpack(name, plane.unsqueeze(0).clone()))
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def _reap_loop(self) -> None:
