@@ -45,8 +45,8 @@ DESCRIPTIONS = {
                "# Decoupled: a request yields 0..n responses. Limits (max_side, max_streams, max_held_mib)\n"
                "# are checked before a frame is held; a refused request gets an error, nothing else changes.\n"),
     "net": ("# The network. Requests queued longer than the default timeout are rejected (a request may\n"
-            "# ask for less). max_queue_size stays 0 (unbounded): Triton 2.51 leaves an ensemble request\n"
-            "# hanging when a composing model's full queue rejects it (fixed upstream, server PR #8631).\n"),
+            "# ask for less). max_queue_size stays 0 (unbounded): with it set, Triton 2.51 leaves ensemble\n"
+            "# requests hanging when the net's full queue rejects them (seen here; fixed upstream later).\n"),
 }
 PLANE_CHANNELS = {FRAME: 3, MASK: 1}
 

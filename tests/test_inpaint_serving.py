@@ -4,7 +4,6 @@ network in-process; pixels outside the mask come back bit-exact."""
 from __future__ import annotations
 
 import queue
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import tritonclient.grpc as grpcclient
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from export.repository import load_model_code
 from training import contract
 from training.checkpoint import load_checkpoint
 from training.data import load_clip
@@ -20,8 +20,7 @@ from training.evaluate import restore
 from training.masks import random_mask_window
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "model_repository" / "denoise_window" / "1"))
-from windowing import window_indices  # noqa: E402
+window_indices = load_model_code("denoise_window", "windowing").window_indices
 
 TASK = contract.get_task("inpaint")
 needs_inpaint = pytest.mark.skipif(

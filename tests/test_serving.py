@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from client.local_server import TritonServer
 from conftest import TEST_IDLE_TIMEOUT_S
-from export.repository import build_repository, served_tasks
+from export.repository import build_repository, load_model_code, served_tasks
 from export.triton_config import WindowOptions
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import clip_dir
@@ -33,8 +33,7 @@ from training.contract import TASKS
 from training.evaluate import restore
 from training.network import NetConfig, VideoRestorationNet
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model_repository" / "denoise_window" / "1"))
-from windowing import window_indices  # noqa: E402
+window_indices = load_model_code("denoise_window", "windowing").window_indices
 
 pytestmark = [pytest.mark.server]
 ROOT = Path(__file__).resolve().parents[1]
