@@ -103,19 +103,13 @@ def _fold_shape_arithmetic(model: onnx.ModelProto) -> bool:
     values = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
     kept, folded = [], False
     for node in model.graph.node:
-        if node.op_type == "Constant":
-            values[node.output[0]] = numpy_helper.to_array(onnx.helper.get_attribute_value(node.attribute[0])) \
-                if node.attribute[0].name == "value" else None
-            if values[node.output[0]] is None:
-                del values[node.output[0]]
-            kept.append(node)
-            continue
+        inputs = [name for name in node.input if name]
         if node.op_type == "Shape" and node.input[0] in known:
             shape = np.array(known[node.input[0]][0], dtype=np.int64)
             attrs = {a.name: a.i for a in node.attribute}
             result = [shape[attrs.get("start", 0):attrs.get("end", len(shape))]]
-        elif node.input and all(name in values for name in node.input if name):
-            result = ReferenceEvaluator(node).run(None, {name: values[name] for name in node.input if name})
+        elif (inputs or node.op_type == "Constant") and all(name in values for name in inputs):
+            result = ReferenceEvaluator(node).run(None, {name: values[name] for name in inputs})
         else:
             kept.append(node)
             continue
