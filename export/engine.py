@@ -160,7 +160,7 @@ def install(args: argparse.Namespace) -> int:
               f"(batch <= {spec.max_batch}, sides <= {spec.max_side})")
         config = write_config(args.repository, task, tensorrt_config(task, max_side=spec.max_side,
                                                                      max_batch=spec.max_batch))
-        max_batch = spec.max_batch
+        max_batch = min(spec.max_batch, MAX_BATCH_SIZE)  # nor may it exceed the window model's
     else:
         for link in link_adapter(args.repository, task):
             print(f"engine: linked {link} -> {link.readlink()}")
