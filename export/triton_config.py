@@ -75,6 +75,7 @@ class NetOptions:
 
     backend: str = "onnxruntime"  # or "tensorrt"
     max_side: int = MAX_SIDE      # the TensorRT profile's maximum; clients tile larger frames
+    max_batch: int = MAX_BATCH_SIZE  # the TensorRT profile's maximum (the backend refuses more)
     intra_op_threads: int = 0     # ONNX Runtime: 0 = every core the server process may use
     queue_timeout_s: float = 300  # a request still queued after this is rejected
     max_queue_size: int = 0       # 0 = unbounded (see DESCRIPTIONS["net"])
@@ -103,9 +104,11 @@ def _set_parameters(config: mc.ModelConfig, values: dict[str, object]) -> None:
                                                else f"{value:g}" if isinstance(value, float) else str(value))
 
 
-def ensemble_config(task: Task) -> mc.ModelConfig:
-    """`<task>`: the window model's outputs wired into the net's inputs."""
-    config = mc.ModelConfig(name=task.name, platform="ensemble", max_batch_size=MAX_BATCH_SIZE)
+def ensemble_config(task: Task, max_batch: int = MAX_BATCH_SIZE) -> mc.ModelConfig:
+    """`<task>`: the window model's outputs wired into the net's inputs. Triton refuses an
+    ensemble whose max_batch_size exceeds a step's: `max_batch` is at most the net's and the
+    window model's."""
+    config = mc.ModelConfig(name=task.name, platform="ensemble", max_batch_size=max_batch)
     config.input.extend(_tensor(p, mc.TYPE_UINT8, [-1, -1, PLANE_CHANNELS[p]]) for p in _frame_planes(task))
     config.output.extend([_output(RESTORED, mc.TYPE_UINT8, [-1, -1, 3]), _output(FRAME_INDEX, mc.TYPE_INT64, [1])])
     window = config.ensemble_scheduling.step.add(model_name=task.window_model, model_version=-1)
@@ -149,7 +152,7 @@ def window_config(task: Task, options: WindowOptions = WindowOptions()) -> mc.Mo
 def net_config(task: Task, options: NetOptions = NetOptions()) -> mc.ModelConfig:
     """`<task>_net`: the Python backend running 1/model.onnx with ONNX Runtime (CPU), or Triton's
     TensorRT backend loading 1/model.plan (GPU)."""
-    config = mc.ModelConfig(name=task.net_model, max_batch_size=MAX_BATCH_SIZE)
+    config = mc.ModelConfig(name=task.net_model, max_batch_size=options.max_batch)
     config.input.extend(_tensor(name, mc.TYPE_UINT8, [task.net_frames, -1, -1, c]) for name, c in task.net_inputs.items())
     config.output.append(_output(RESTORED, mc.TYPE_UINT8, [-1, -1, 3]))
     batching = config.dynamic_batching

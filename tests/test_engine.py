@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 import export.engine as engine
 import export.onnx_export
-from export.triton_config import NetOptions, WindowOptions, net_config, render, window_aligns, window_config
+from export.triton_config import (NetOptions, WindowOptions, ensemble_config, net_config, render, window_aligns,
+                                  window_config)
 from training.checkpoint import load_checkpoint
 from training.contract import DECONV_WINDOW, MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
 from test_export_onnx import tiny_checkpoint
@@ -41,8 +43,20 @@ def test_tensorrt_demanded_without_it_exits_2(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(engine, "tensorrt_problem", lambda: NO_TRT)
     code = engine.main(["--task", "denoise", "--backend", "tensorrt", "--repository", str(tmp_path)])
     assert code == engine.EXIT_BACKEND_UNAVAILABLE == 2
-    assert f"--backend tensorrt: {NO_TRT}" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert f"--backend tensorrt: {NO_TRT}" in err
+    assert f"engine: Python {sys.version.split()[0]} ({sys.executable}), no TensorRT" in out
     assert not any(tmp_path.iterdir()), "nothing may be installed when the backend is refused"
+
+
+def test_ensemble_batch_follows_its_net():
+    """Triton refuses an ensemble whose max_batch_size exceeds a step's: a plan with a smaller
+    batch brings the ensemble down with it, and the CPU default keeps the contract's."""
+    task = TASKS["sr4"]
+    assert parse(render(ensemble_config(task, 2))).max_batch_size == 2
+    assert parse(render(net_config(task, NetOptions(backend="tensorrt", max_batch=2)))).max_batch_size == 2
+    assert parse(render(ensemble_config(task))).max_batch_size == MAX_BATCH_SIZE
+    assert render(ensemble_config(task)) == (ROOT / "model_repository" / task.name / "config.pbtxt").read_text()
 
 
 def committed_adapter(repo: Path) -> Path:
