@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
+import os
 import platform
 import sys
 import time
@@ -38,6 +39,7 @@ import torch
 from benchmarks import ffmpeg_filters
 from benchmarks.inpaint_quality import opencv_fill
 from benchmarks.quality import upscale
+from benchmarks.robust_crops import CROP_CELLS, write_picture
 from benchmarks.robust_grid import Cell, Sample, Source, grid, sources
 from training.checkpoint import load_checkpoint
 from training.evaluate import masked_psnr, psnr, restore, ssim
@@ -154,6 +156,32 @@ def network_restorer(path: Path) -> Restorer:
     return lambda windows, masks: restore(net, windows, masks=masks)
 
 
+def run_row(task: str, cell: Cell, src: Source, ours: dict[str, Restorer],
+            classical: bool = True) -> tuple[Row, list[Sample], dict[str, np.ndarray]]:
+    """One cell on one source: its Row, the degraded samples and every method's restored centre
+    frames (keys "input", "classical", then the labels of `ours`)."""
+    samples = [cell.apply(w, src.name, k) for k, w in enumerate(src.windows)]
+    outputs = {}
+    frames = input_frames(task, samples)
+    row = Row(cell.name, cell.family, src.name, None, None)
+    if frames is not None:
+        outputs["input"], row.input = frames, score(task, frames, samples)
+    if classical:
+        name, outputs["classical"] = BASELINES[task](task, samples)
+        row.classical = score(task, outputs["classical"], samples, name)
+    windows = np.stack([s.window for s in samples])
+    masks = np.stack([s.masks for s in samples]) if task == "inpaint" else None
+    for label, run in ours.items():
+        out = outputs[label] = run(windows, masks)
+        note = ""
+        if masks is not None:
+            outside = (masks[:, masks.shape[1] // 2] == 0) & np.ones_like(out, bool)
+            changed = int(np.count_nonzero(out[outside] != windows[:, windows.shape[1] // 2][outside]))
+            note = "outside bit-exact" if changed == 0 else f"{changed} values changed outside"
+        row.ours[label] = score(task, out, samples, note)
+    return row, samples, outputs
+
+
 def run_grid(task: str, cells: list[Cell], srcs: list[Source], ours: dict[str, Restorer],
              classical: bool = True, log: Callable[[str], None] = print) -> list[Row]:
     """One Row per (cell, source): input, best classical (if `classical`), each of `ours`."""
@@ -161,22 +189,7 @@ def run_grid(task: str, cells: list[Cell], srcs: list[Source], ours: dict[str, R
     for cell in cells:
         for src in srcs:
             start = time.perf_counter()
-            samples = [cell.apply(w, src.name, k) for k, w in enumerate(src.windows)]
-            frames = input_frames(task, samples)
-            row = Row(cell.name, cell.family, src.name, None if frames is None else score(task, frames, samples), None)
-            if classical:
-                name, out = BASELINES[task](task, samples)
-                row.classical = score(task, out, samples, name)
-            windows = np.stack([s.window for s in samples])
-            masks = np.stack([s.masks for s in samples]) if task == "inpaint" else None
-            for label, run in ours.items():
-                out = run(windows, masks)
-                if masks is not None:
-                    outside = (masks[:, masks.shape[1] // 2] == 0) & np.ones_like(out, bool)
-                    changed = int(np.count_nonzero(out[outside] != windows[:, windows.shape[1] // 2][outside]))
-                    row.ours[label] = score(task, out, samples, "outside bit-exact" if changed == 0 else f"{changed} values changed outside")
-                else:
-                    row.ours[label] = score(task, out, samples)
+            row = run_row(task, cell, src, ours, classical)[0]
             rows.append(row)
             log(f"{task} | {cell.name} | {src.name} | " + " | ".join(
                 f"{k} {v.psnr:.2f}" for k, v in [("input", row.input), ("classical", row.classical), *row.ours.items()] if v)
@@ -327,6 +340,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-classical", action="store_true", help="skip the classical baselines")
     parser.add_argument("--rows", action="store_true", help="also print every row (cell x source)")
     parser.add_argument("--out", default="", help="write the markdown (summaries and all rows) to this file")
+    parser.add_argument("--crops", default="", metavar="DIR",
+                        help="also write DIR/robust_<task>.png: zoomed dark flat and textured crops of one row "
+                        "(benchmarks/robust_crops.py CROP_CELLS, first source), linked from --out")
     parser.add_argument("--card", action="store_true",
                         help="write each task's summary into training/checkpoints/<task>.md (first checkpoint of the task)")
     args = parser.parse_args(argv)
@@ -356,6 +372,17 @@ def main(argv: list[str] | None = None) -> None:
                    f"{', '.join(s.name for s in srcs)}), {time.perf_counter() - start:.0f} s"]
         for label in ours:
             section += [f"\n**{label}**\n", summary_markdown(task, rows, label)]
+        if args.crops:
+            cell = next(c for c in grid(task) if c.name == CROP_CELLS[task])
+            _, samples, outputs = run_row(task, cell, srcs[0], ours, classical[task])
+            names = {"input": "bicubic" if task == "sr4" else "input", "classical": "best classical",
+                     **{label: f"ours {Path(label.split()[0]).stem}" for label in ours}}
+            png = write_picture(Path(args.crops) / f"robust_{task}.png", samples,
+                                {names[k]: v for k, v in outputs.items()})
+            link = os.path.relpath(png, Path(args.out).parent) if args.out else str(png)
+            section += [f"\nZoomed 4x, {cell.name} on {srcs[0].name} (first window; best classical: "
+                        f"{rows[[r.cell for r in rows].index(cell.name)].classical.note if classical[task] else '-'}):\n",
+                        f"![{task}, {cell.name}, {srcs[0].name}]({link})"]
         if args.rows:
             section += ["\nAll rows (PSNR dB / SSIM):\n", rows_markdown(task, rows)]
         print("\n".join(section), flush=True)

@@ -9,7 +9,8 @@ import pytest
 
 from benchmarks import ffmpeg_filters
 from benchmarks.robust import run_grid, stripe_bias, summary_markdown, targets
-from benchmarks.robust_grid import OVERLAY_VALUE, grid, sources
+from benchmarks.robust_crops import TILE, areas, picture
+from benchmarks.robust_grid import OVERLAY_VALUE, Sample, grid, sources
 from training.masks import OVERLAYS
 
 
@@ -79,3 +80,16 @@ def test_inpaint_cells_hide_the_pixels_and_keep_the_clean_target():
         assert (sample.window[hidden] == OVERLAY_VALUE).all()
         assert sample.masks.shape == (*sample.window.shape[:3], 1)
         assert np.array_equal(sample.target, window[len(window) // 2])
+
+
+def test_crops_find_the_dark_flat_and_textured_areas():
+    frame = np.full((120, 160, 3), 200, np.uint8)
+    frame[80:, :60] = 20                                              # dark flat corner
+    frame[:40, 100:] = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)  # texture
+    found = areas(frame)
+    y, x = found["dark flat"]
+    assert frame[y : y + TILE, x : x + TILE].max() == 20
+    y, x = found["textured"]
+    assert y < 40 and x + TILE > 100
+    pic = picture([Sample(frame[None], frame)], {"input": frame[None], "ours": frame[None]})
+    assert pic.ndim == 3 and pic.shape[1] == 3 * TILE * 4  # clean, input, ours
