@@ -12,7 +12,8 @@ model's planes, then ServingNet, the module exported to ONNX), so any checkpoint
 Classical baselines (benchmarks/ffmpeg_filters.py; OpenCV) are tuned per row against the clean
 frames (an oracle no user has): the best setting is reported. --quick skips them (they do not
 depend on the checkpoint; inpaint keeps its cheap OpenCV/removelogo ones, its targets' reference)
-and uses one 128x128 window per source, for choosing checkpoints: a task takes 15-60 s of CPU.
+and uses one 128x128 window per source, for choosing checkpoints: about 40 s of CPU per task
+(measured: denoise 41 s).
 
 Scores per row (one cell on one source, `count` windows): PSNR (MSE pooled over the windows' centre
 frames; inpaint: over the masked pixels only), mean SSIM, and the stripe check: the even/odd column
@@ -213,6 +214,10 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def _mean_min(values: list[float], sign: str = "") -> str:
+    return f"mean {_mean(values):{sign}.2f}, min {min(values, default=float('nan')):{sign}.2f}"
+
+
 def _cells(rows: list[Row]) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = {}
     for r in rows:
@@ -237,12 +242,12 @@ def targets(task: str, rows: list[Row], label: str) -> list[tuple[str, bool, str
                     f"{below} of {len(gains)} rows below; worst {worst:+.2f} ({wrow.cell}, {wrow.source})"))
     if task == "denoise":
         clean = [r.ours[label].psnr for r in by_cell.get("clean", [])]
-        out.append(("clean >= 40 dB", bool(clean) and min(clean) >= 40, f"mean {_mean(clean):.2f}, min {min(clean, default=float('nan')):.2f}"))
+        out.append(("clean >= 40 dB", bool(clean) and min(clean) >= 40, _mean_min(clean)))
         for name, cells, need in (("Gaussian sigma 5 >= input + 1 dB", lambda c: c == "Gaussian sigma 5", 1.0),
                                   ("H.264 CRF 33-38 >= input + 0.4 dB", lambda c: c in ("H.264 CRF 33", "H.264 CRF 38"), 0.4),
                                   ("JPEG 20 >= input + 1 dB", lambda c: c == "JPEG 20", 1.0)):
             g = gain(cells)
-            out.append((name, bool(g) and min(g) >= need, f"mean {_mean(g):+.2f}, min {min(g, default=float('nan')):+.2f}"))
+            out.append((name, bool(g) and min(g) >= need, _mean_min(g, "+")))
     if task == "sr4":
         plain = [r for r in rows if r.family == "downscale"]
         per_kernel = {c: _mean([r.ours[label].psnr - r.input.psnr for r in rs]) for c, rs in _cells(plain).items()}
@@ -255,15 +260,15 @@ def targets(task: str, rows: list[Row], label: str) -> list[tuple[str, bool, str
         blur = gain(lambda c: by_cell[c][0].family == "blur")
         out.append(("blur cells >= input + 3 dB on average", _mean(blur) >= 3, f"{_mean(blur):+.2f}"))
         sharp = [r.ours[label].psnr for r in by_cell.get("sharp", [])]
-        out.append(("already sharp >= 40 dB", bool(sharp) and min(sharp) >= 40, f"mean {_mean(sharp):.2f}, min {min(sharp, default=float('nan')):.2f}"))
+        out.append(("already sharp >= 40 dB", bool(sharp) and min(sharp) >= 40, _mean_min(sharp)))
     if task == "inpaint" and all(r.classical for r in rows):
         static = [r.ours[label].psnr - r.classical.psnr for r in rows if r.family.startswith("static mask")]
         moving = [r.ours[label].psnr - r.classical.psnr for r in rows if r.family.startswith("moving mask")]
         out.append(("static masks >= best classical + 0.5 dB in the mask", bool(static) and min(static) >= 0.5,
-                    f"mean {_mean(static):+.2f}, min {min(static, default=float('nan')):+.2f}; "
+                    f"{_mean_min(static, '+')}; "
                     f"{sum(s >= 0.5 for s in static)} of {len(static)} rows"))
         out.append(("moving masks: best classical + 3 dB (today's)", bool(moving) and _mean(moving) >= 3,
-                    f"mean {_mean(moving):+.2f}, min {min(moving, default=float('nan')):+.2f}"))
+                    _mean_min(moving, "+")))
         exact = [r for r in rows if r.ours[label].note != "outside bit-exact"]
         out.append(("pixels outside the mask bit-exact", not exact, f"{len(rows) - len(exact)} of {len(rows)} rows"))
     stripes = [r.ours[label].stripe for r in rows if r.ours[label].stripe is not None]
@@ -276,7 +281,7 @@ def targets(task: str, rows: list[Row], label: str) -> list[tuple[str, bool, str
 def summary_markdown(task: str, rows: list[Row], label: str) -> str:
     """Per cell, averaged over the sources: input, best classical, ours (`label`), ours minus the
     reference and its worst source; then the targets, reached or not."""
-    ref = {"sr4": "bicubic x4", "inpaint": "-"}.get(task, "input")
+    ref = "bicubic x4" if task == "sr4" else "input"
     lines = [f"| cell | {ref} PSNR / SSIM | best classical PSNR / SSIM | ours PSNR / SSIM | ours - "
              f"{'best classical' if task == 'inpaint' else ref} (mean, worst source) | stripe (max) |",
              "|---|---|---|---|---|---|"]
@@ -305,7 +310,7 @@ def rows_markdown(task: str, rows: list[Row]) -> str:
              "|---|---|---|---|" + "---|" * len(labels)]
     for r in rows:
         cls = f"{r.classical.psnr:.2f} / {r.classical.ssim:.3f} ({r.classical.note})" if r.classical else "-"
-        inp = "identical" if r.input and r.input.psnr > IDENTICAL else f"{r.input.psnr:.2f} / {r.input.ssim:.3f}" if r.input else "-"
+        inp = "-" if r.input is None else "identical" if r.input.psnr > IDENTICAL else f"{r.input.psnr:.2f} / {r.input.ssim:.3f}"
         ours = " | ".join(f"{s.psnr:.2f} / {s.ssim:.3f}" + (f", stripe {s.stripe:.2f}" if s.stripe is not None else "")
                           for s in r.ours.values())
         lines.append(f"| {r.cell} | {r.source} | {inp} | {cls} | {ours} |")
@@ -334,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="a checkpoint of TASK to score (repeatable: several of one task side by side); "
                         "default training/checkpoints/<task>.pt")
     parser.add_argument("--quick", action="store_true",
-                        help="one 128x128 window per source, no classical baselines but inpaint's (about 15-60 s per task idle)")
+                        help="one 128x128 window per source, no classical baselines but inpaint's (about 40 s of CPU per task)")
     parser.add_argument("--count", type=int, default=2, help="windows per source (--quick: 1)")
     parser.add_argument("--crop", type=int, default=256, help="centre crop side (0 = whole frame; --quick: 128)")
     parser.add_argument("--no-classical", action="store_true", help="skip the classical baselines")

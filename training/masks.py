@@ -188,7 +188,8 @@ def subtitle_bar(frames: int, height: int, width: int, rng: np.random.Generator,
 def timestamp(frames: int, height: int, width: int, rng: np.random.Generator, coverage: float = 0.01) -> np.ndarray:
     """A camera's date and time, top left; static (its digits change, its box does not matter:
     the mask covers the text as drawn on the first frame)."""
-    text = f"2026-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d} {rng.integers(0, 24):02d}:{rng.integers(0, 60):02d}:{rng.integers(0, 60):02d}"
+    month, day, hour, minute, second = (int(rng.integers(lo, hi)) for lo, hi in ((1, 13), (1, 29), (0, 24), (0, 60), (0, 60)))
+    text = f"2026-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}"
     return _static(_fit_text(height, width, [text], 0.6, coverage, "top-left"), frames)
 
 
