@@ -303,6 +303,22 @@ def summary_markdown(task: str, rows: list[Row], label: str) -> str:
     return "\n".join(lines)
 
 
+def compare_markdown(task: str, rows: list[Row]) -> str:
+    """Several checkpoints side by side (for choosing one): per cell the mean PSNR of each, and
+    per checkpoint how many targets it reaches and how many rows fall below their reference."""
+    labels = list(rows[0].ours)
+    lines = ["| cell | reference | " + " | ".join(label.split(" (sha256")[0] for label in labels) + " |", "|---|---|" + "---|" * len(labels)]
+    for cell, rs in _cells(rows).items():
+        refs = [reference(r).psnr for r in rs if reference(r)]
+        lines.append(f"| {cell} | {f'{_mean(refs):.2f}' if refs else '-'} | "
+                     + " | ".join(f"{_mean([r.ours[label].psnr for r in rs]):.2f}" for label in labels) + " |")
+    reached = [targets(task, rows, label) for label in labels]
+    lines.append("| targets reached | | " + " | ".join(f"{sum(ok for _, ok, _ in t)} of {len(t)}" for t in reached) + " |")
+    below = [sum(r.ours[label].psnr < reference(r).psnr - 0.1 for r in rows if reference(r)) for label in labels]
+    lines.append("| rows > 0.1 dB below reference | | " + " | ".join(str(b) for b in below) + " |")
+    return "\n".join(lines)
+
+
 def rows_markdown(task: str, rows: list[Row]) -> str:
     """Every row: input, best classical (its setting), each of ours."""
     labels = list(rows[0].ours) if rows else []
@@ -375,6 +391,9 @@ def main(argv: list[str] | None = None) -> None:
         rows = run_grid(task, grid(task), srcs, ours, classical[task])
         section = [f"\n## {task}: {len(rows)} rows ({len(grid(task))} cells x {len(srcs)} sources: "
                    f"{', '.join(s.name for s in srcs)}), {time.perf_counter() - start:.0f} s"]
+        if len(ours) > 1:
+            section += ["\n**side by side** (mean PSNR over the sources; reference: input, sr4 bicubic, inpaint best "
+                        "classical)\n", compare_markdown(task, rows)]
         for label in ours:
             section += [f"\n**{label}**\n", summary_markdown(task, rows, label)]
         if args.crops:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import ffmpeg_filters
-from benchmarks.robust import run_grid, stripe_bias, summary_markdown, targets
+from benchmarks.robust import compare_markdown, run_grid, stripe_bias, summary_markdown, targets
 from benchmarks.robust_crops import TILE, areas, picture
 from benchmarks.robust_grid import OVERLAY_VALUE, Sample, grid, sources
 from training.masks import OVERLAYS
@@ -35,6 +35,9 @@ def test_harmless_restorer_passes_do_no_harm_and_harmful_one_fails(denoise_rows)
     assert reached["identity"][no_harm] and reached["identity"]["clean >= 40 dB"]
     assert not reached["blur"][no_harm] and not reached["blur"]["clean >= 40 dB"]
     assert "**no**" in summary_markdown("denoise", denoise_rows, "blur")
+    side_by_side = compare_markdown("denoise", denoise_rows).splitlines()
+    assert side_by_side[0] == "| cell | reference | identity | blur |"
+    assert side_by_side[-1] == "| rows > 0.1 dB below reference | | 0 | 1 |"  # blur harms sigma 2, helps sigma 10
 
 
 def test_tuned_ffmpeg_baseline_beats_noisy_input(denoise_rows):
