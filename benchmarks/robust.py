@@ -18,7 +18,8 @@ and uses one 128x128 window per source, for choosing checkpoints: about 40 s of 
 Scores per row (one cell on one source, `count` windows): PSNR (MSE pooled over the windows' centre
 frames; inpaint: over the masked pixels only), mean SSIM, and the stripe check: the even/odd column
 and row bias of the error in dark flat 16x16 blocks of the clean frame (grey levels; the larger of
-the two), which a network's 2x2 sub-pixel layout leaves and PSNR hides.
+the two), which a network's 2x2 sub-pixel layout leaves and PSNR hides. Each task also runs one
+cell on issue 17's demo frame (bikes frame 30, whole frame, its dark coat): the stripe probe.
 """
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ import torch
 from benchmarks import ffmpeg_filters
 from benchmarks.inpaint_quality import opencv_fill
 from benchmarks.quality import upscale
-from benchmarks.robust_crops import CROP_CELLS, write_picture
-from benchmarks.robust_grid import Cell, Sample, Source, grid, sources
+from benchmarks.robust_crops import write_picture
+from benchmarks.robust_grid import Cell, Sample, Source, grid, probe, sources
 from training.checkpoint import load_checkpoint
 from training.evaluate import masked_psnr, psnr, restore, ssim
 
@@ -203,6 +204,9 @@ def run_grid(task: str, cells: list[Cell], srcs: list[Source], ours: dict[str, R
 IDENTICAL = 99.0  # dB: above this the input is the clean frame (evaluate.psnr floors the MSE at 1e-10: 148 dB)
 
 
+REFERENCE_NAME = {"sr4": "bicubic", "inpaint": "best classical"}
+
+
 def reference(row: Row) -> Score | None:
     """What a cell must not fall below: the input (sr4: bicubic); inpaint: the best classical.
     None for a clean input (clean, sharp): nothing to gain there, the >= 40 dB target judges it."""
@@ -225,8 +229,9 @@ def _cells(rows: list[Row]) -> dict[str, list[Row]]:
     return out
 
 
-def targets(task: str, rows: list[Row], label: str) -> list[tuple[str, bool, str]]:
-    """(target, reached, measured) for issue 17's targets that `task`'s rows can check."""
+def targets(task: str, rows: list[Row], label: str, probe_row: Row | None = None) -> list[tuple[str, bool, str]]:
+    """(target, reached, measured) for issue 17's targets that `task`'s rows can check; the stripe
+    target also takes the probe row's."""
     by_cell = _cells(rows)
 
     def gain(cell_filter: Callable[[str], bool]) -> list[float]:
@@ -272,15 +277,20 @@ def targets(task: str, rows: list[Row], label: str) -> list[tuple[str, bool, str
         exact = [r for r in rows if r.ours[label].note != "outside bit-exact"]
         out.append(("pixels outside the mask bit-exact", not exact, f"{len(rows) - len(exact)} of {len(rows)} rows"))
     stripes = [r.ours[label].stripe for r in rows if r.ours[label].stripe is not None]
-    if stripes:
-        out.append((f"stripe bias < {STRIPE_TARGET} grey level", max(stripes) < STRIPE_TARGET,
-                    f"max {max(stripes):.2f}, mean {_mean(stripes):.2f} over {len(stripes)} rows with dark flat blocks"))
+    probe_stripe = probe_row.ours[label].stripe if probe_row else None
+    if stripes or probe_stripe is not None:
+        measured = (f"max {max(stripes):.2f}, mean {_mean(stripes):.2f} over {len(stripes)} rows with dark flat blocks"
+                    if stripes else "no grid row has dark flat blocks")
+        if probe_stripe is not None:
+            measured += f"; probe ({probe_row.source}) {probe_stripe:.2f}"
+        worst = max(stripes + ([probe_stripe] if probe_stripe is not None else []))
+        out.append((f"stripe bias < {STRIPE_TARGET} grey level", worst < STRIPE_TARGET, measured))
     return [t for t in out if "nan" not in t[2]]  # a target whose cells were not run is not judged
 
 
-def summary_markdown(task: str, rows: list[Row], label: str) -> str:
+def summary_markdown(task: str, rows: list[Row], label: str, probe_row: Row | None = None) -> str:
     """Per cell, averaged over the sources: input, best classical, ours (`label`), ours minus the
-    reference and its worst source; then the targets, reached or not."""
+    reference and its worst source; the stripe probe's row; then the targets, reached or not."""
     ref = "bicubic x4" if task == "sr4" else "input"
     lines = [f"| cell | {ref} PSNR / SSIM | best classical PSNR / SSIM | ours PSNR / SSIM | ours - "
              f"{'best classical' if task == 'inpaint' else ref} (mean, worst source) | stripe (max) |",
@@ -298,8 +308,13 @@ def summary_markdown(task: str, rows: list[Row], label: str) -> str:
         stripes = [r.ours[label].stripe for r in rs if r.ours[label].stripe is not None]
         lines.append(f"| {cell} | {fmt([r.input for r in rs])} | {fmt([r.classical for r in rs])} | "
                      f"{fmt([r.ours[label] for r in rs])} | {gain} | {f'{max(stripes):.2f}' if stripes else '-'} |")
+    if probe_row:
+        p, ref = probe_row.ours[label], reference(probe_row)
+        lines += ["", f"Stripe probe, {probe_row.cell} on {probe_row.source}: ours {p.psnr:.2f} dB"
+                  + (f" ({p.psnr - ref.psnr:+.2f} vs {REFERENCE_NAME.get(task, 'input')})" if ref else "")
+                  + (f", stripe {p.stripe:.2f} grey level" if p.stripe is not None else ", no dark flat block")]
     lines += ["", "| target | reached | measured |", "|---|---|---|"]
-    lines += [f"| {t} | {'yes' if ok else '**no**'} | {m} |" for t, ok, m in targets(task, rows, label)]
+    lines += [f"| {t} | {'yes' if ok else '**no**'} | {m} |" for t, ok, m in targets(task, rows, label, probe_row)]
     return "\n".join(lines)
 
 
@@ -362,8 +377,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", action="store_true", help="also print every row (cell x source)")
     parser.add_argument("--out", default="", help="write the markdown (summaries and all rows) to this file")
     parser.add_argument("--crops", default="", metavar="DIR",
-                        help="also write DIR/robust_<task>.png: zoomed dark flat and textured crops of one row "
-                        "(benchmarks/robust_crops.py CROP_CELLS, first source), linked from --out")
+                        help="also write DIR/robust_<task>.png: zoomed dark flat and textured crops of the stripe "
+                        "probe (robust_grid.PROBE_CELLS on bikes frame 30), linked from --out")
     parser.add_argument("--card", action="store_true",
                         help="write each task's summary into training/checkpoints/<task>.md (first checkpoint of the task)")
     args = parser.parse_args(argv)
@@ -394,19 +409,18 @@ def main(argv: list[str] | None = None) -> None:
         if len(ours) > 1:
             section += ["\n**side by side** (mean PSNR over the sources; reference: input, sr4 bicubic, inpaint best "
                         "classical)\n", compare_markdown(task, rows)]
+        probe_row, samples, outputs = run_row(task, *probe(task), ours, classical[task])
         for label in ours:
-            section += [f"\n**{label}**\n", summary_markdown(task, rows, label)]
+            section += [f"\n**{label}**\n", summary_markdown(task, rows, label, probe_row)]
         if args.crops:
-            cell = next(c for c in grid(task) if c.name == CROP_CELLS[task])
-            _, samples, outputs = run_row(task, cell, srcs[0], ours, classical[task])
             names = {"input": "bicubic" if task == "sr4" else "input", "classical": "best classical",
                      **{label: f"ours {Path(label.split()[0]).stem}" for label in ours}}
             png = write_picture(Path(args.crops) / f"robust_{task}.png", samples,
                                 {names[k]: v for k, v in outputs.items()})
             link = os.path.relpath(png, Path(args.out).parent) if args.out else str(png)
-            section += [f"\nZoomed 4x, {cell.name} on {srcs[0].name} (first window; best classical: "
-                        f"{rows[[r.cell for r in rows].index(cell.name)].classical.note if classical[task] else '-'}):\n",
-                        f"![{task}, {cell.name}, {srcs[0].name}]({link})"]
+            best = f"; best classical: {probe_row.classical.note}" if probe_row.classical else ""
+            section += [f"\nZoomed 4x, the stripe probe ({probe_row.cell} on {probe_row.source}{best}):\n",
+                        f"![{task}, {probe_row.cell}, {probe_row.source}]({link})"]
         if args.rows:
             section += ["\nAll rows (PSNR dB / SSIM):\n", rows_markdown(task, rows)]
         print("\n".join(section), flush=True)
@@ -419,7 +433,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"{CARD_HEADING}\n\n{header}; checkpoint {label}; benchmarks/robust.py "
                         f"(inputs and degradations: benchmarks/robust_grid.py). Mean over the "
                         f"{len(srcs)} sources ({', '.join(s.name for s in srcs)}) per cell:\n\n"
-                        + summary_markdown(task, rows, label))
+                        + summary_markdown(task, rows, label, probe_row))
     if args.out:
         Path(args.out).write_text("\n".join(out) + "\n")
 

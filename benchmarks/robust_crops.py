@@ -1,7 +1,8 @@
 """Zoomed crops beside the robustness tables: what PSNR hides (stripes in dark flat areas, lost
-texture, smeared hole fills) shown for one row of each task's grid.
+texture, smeared hole fills).
 
-One picture per row: a line of tiles per area of the first window's clean centre frame (the
+One picture per row (robust.py pictures each task's stripe probe, robust_grid.PROBE_CELLS): a
+line of tiles per area of the first window's clean centre frame (the
 darkest flat area, the most textured one; inpaint also the most hidden one), a column per method
 (clean, input or bicubic, best classical, ours...), each tile enlarged 4x with nearest neighbours
 so single-pixel patterns stay visible.
@@ -15,9 +16,6 @@ import numpy as np
 
 from benchmarks.robust_grid import Sample
 
-# The row pictured per task (on the first source): the cases of issue 17's examples.
-CROP_CELLS = {"denoise": "Gaussian sigma 25", "sr4": "cubic", "deblur": "linear motion 9 px at 30 deg",
-              "inpaint": "subtitle bar 8%"}
 TILE, ZOOM, HEADER = 40, 4, 18
 
 

