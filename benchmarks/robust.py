@@ -312,7 +312,8 @@ def summary_markdown(task: str, rows: list[Row], label: str, probe_row: Row | No
         p, ref = probe_row.ours[label], reference(probe_row)
         lines += ["", f"Stripe probe, {probe_row.cell} on {probe_row.source}: ours {p.psnr:.2f} dB"
                   + (f" ({p.psnr - ref.psnr:+.2f} vs {REFERENCE_NAME.get(task, 'input')})" if ref else "")
-                  + (f", stripe {p.stripe:.2f} grey level" if p.stripe is not None else ", no dark flat block")]
+                  + (f", stripe {p.stripe:.2f} grey level" if p.stripe is not None else
+                     "" if task == "inpaint" else ", no dark flat block")]
     lines += ["", "| target | reached | measured |", "|---|---|---|"]
     lines += [f"| {t} | {'yes' if ok else '**no**'} | {m} |" for t, ok, m in targets(task, rows, label, probe_row)]
     return "\n".join(lines)
