@@ -3,7 +3,7 @@ grid of the degradations users' footage has (benchmarks/robust_grid.py), PSNR an
 (sr4: bicubic x4), the best classical baseline and our network(s), and whether the targets hold.
 
     python -m benchmarks.robust                                   # all tasks, shipped checkpoints
-    python -m benchmarks.robust --quick --tasks denoise \\
+    python -m benchmarks.robust --quick \\
         --checkpoint denoise=runs/a.pt --checkpoint denoise=runs/b.pt   # choose between two checkpoints
     python -m benchmarks.robust --out benchmarks/results_robust.md --card   # record it, model cards too
 
@@ -42,7 +42,7 @@ from benchmarks import ffmpeg_filters
 from benchmarks.inpaint_quality import opencv_fill
 from benchmarks.quality import upscale
 from benchmarks.robust_crops import write_picture
-from benchmarks.robust_grid import Cell, Sample, Source, grid, probe, sources
+from benchmarks.robust_grid import GRIDS, Cell, Sample, Source, grid, probe, sources
 from training.checkpoint import load_checkpoint
 from training.evaluate import masked_psnr, psnr, restore, ssim
 
@@ -366,7 +366,8 @@ def update_card(card: Path, section: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.robust", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", default=["denoise", "sr4", "deblur", "inpaint"])
+    parser.add_argument("--tasks", nargs="+", choices=list(GRIDS), default=None,
+                        help="tasks to run (default: those of --checkpoint, else all four)")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="TASK=PATH",
                         help="a checkpoint of TASK to score (repeatable: several of one task side by side); "
                         "default training/checkpoints/<task>.pt")
@@ -385,14 +386,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     count, crop = (1, 128) if args.quick else (args.count, args.crop)
-    # Inpaint's baselines are the reference its targets are set against, and cheap: --quick keeps them.
-    classical = {t: not args.no_classical and (not args.quick or t == "inpaint") for t in args.tasks}
     checkpoints: dict[str, list[Path]] = {}
     for item in args.checkpoint:
         task, sep, path = item.partition("=")
         if not sep or not Path(path).is_file():
             parser.error(f"--checkpoint {item!r}: expected TASK=PATH of an existing file")
         checkpoints.setdefault(task, []).append(Path(path))
+    args.tasks = args.tasks or list(checkpoints) or list(GRIDS)
+    if set(checkpoints) - set(args.tasks):
+        parser.error(f"--checkpoint for {', '.join(sorted(set(checkpoints) - set(args.tasks)))} not in --tasks")
+    # Inpaint's baselines are the reference its targets are set against, and cheap: --quick keeps them.
+    classical = {t: not args.no_classical and (not args.quick or t == "inpaint") for t in args.tasks}
     command = f"python -m benchmarks.robust {' '.join(sys.argv[1:] if argv is None else argv)}".strip()
     header = (f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; `{command}`; "
               f"{platform.machine()}, {torch.get_num_threads()} threads; {count} window(s) per source, "
