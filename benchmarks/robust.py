@@ -12,8 +12,8 @@ model's planes, then ServingNet, the module exported to ONNX), so any checkpoint
 Classical baselines (benchmarks/ffmpeg_filters.py; OpenCV) are tuned per row against the clean
 frames (an oracle no user has): the best setting is reported. --quick skips them (they do not
 depend on the checkpoint; inpaint keeps its cheap OpenCV/removelogo ones, its targets' reference)
-and uses one 128x128 window per source, for choosing checkpoints: about 40 s of CPU per task
-(measured: denoise 41 s).
+and uses one 128x128 window per source, for choosing checkpoints (denoise, with its whole-frame
+stripe probe: 86 s of CPU, 4 min wall on the shared 2-core machine at load average 10).
 
 Scores per row (one cell on one source, `count` windows): PSNR (MSE pooled over the windows' centre
 frames; inpaint: over the masked pixels only), mean SSIM, and the stripe check: the even/odd column
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="a checkpoint of TASK to score (repeatable: several of one task side by side); "
                         "default training/checkpoints/<task>.pt")
     parser.add_argument("--quick", action="store_true",
-                        help="one 128x128 window per source, no classical baselines but inpaint's (about 40 s of CPU per task)")
+                        help="one 128x128 window per source, no classical baselines but inpaint's (denoise: 86 s of CPU)")
     parser.add_argument("--count", type=int, default=2, help="windows per source (--quick: 1)")
     parser.add_argument("--crop", type=int, default=256, help="centre crop side (0 = whole frame; --quick: 128)")
     parser.add_argument("--no-classical", action="store_true", help="skip the classical baselines")
