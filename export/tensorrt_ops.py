@@ -324,9 +324,10 @@ def task_shapes(task: Task) -> dict[str, tuple[tuple[int, ...], ...]]:
     return profile_shapes(task, ProfileSpec(max_batch=profile.max_batch, max_side=profile.max_side))
 
 
-def check_task_onnx(onnx_path: Path, task: Task) -> list[Problem]:
-    """check_model on a task's exported graph with the task's own profile."""
-    return check_model(onnx.load(str(onnx_path)), task, task_shapes(task))
+def check_task_onnx(onnx_path: Path, task: Task,
+                    shapes: dict[str, tuple[tuple[int, ...], ...]] | None = None) -> list[Problem]:
+    """check_model on a task's exported graph with `shapes` (default: the task's own profile)."""
+    return check_model(onnx.load(str(onnx_path)), task, shapes or task_shapes(task))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -144,3 +144,25 @@ def test_a_pyramid_too_deep_for_the_smallest_side_is_caught():
 def test_cli_names_a_missing_graph(tmp_path, capsys):
     assert main(["--repository", str(tmp_path), "--task", "sr4"]) == 1
     assert "sr4_net/1/model.onnx is missing" in capsys.readouterr().err
+
+
+def test_make_engine_stops_before_building_a_plan_tensorrt_would_refuse(monkeypatch, capsys, tmp_path):
+    """Where TensorRT is present (the GPU image), `make engine` checks the exported graph first and
+    fails with the problem list; a graph that passes goes on to the build (here: exit 2, no TensorRT)."""
+    import export.engine as engine
+    import export.tensorrt_ops as tensorrt_ops
+    from test_export_onnx import tiny_checkpoint
+
+    if engine.tensorrt_problem() is None:
+        pytest.skip("TensorRT and a GPU are here: the second install would really build")
+    monkeypatch.setattr(engine, "tensorrt_problem", lambda: None)
+    args = ["--task", "sr4", "--backend", "tensorrt", "--checkpoint", str(tiny_checkpoint(tmp_path / "sr4.pt", "sr4")),
+            "--repository", str(tmp_path / "repo")]
+    with monkeypatch.context() as older_parser:
+        older_parser.setattr(tensorrt_ops, "OPSET_MAX", 17)  # a parser older than our opset-18 export
+        assert engine.main(args) == 1
+    err = capsys.readouterr().err
+    assert "engine: FAILED:" in err and "opset 18 is outside TensorRT 10.5's 9..17" in err, err
+    assert not (tmp_path / "repo" / "sr4_net" / "config.pbtxt").exists()
+    assert engine.main(args) == engine.EXIT_BACKEND_UNAVAILABLE
+    assert "Python API is not importable" in capsys.readouterr().err
