@@ -223,6 +223,7 @@ def check_operators(model: onnx.ModelProto) -> list[Problem]:
 
 
 def _type_restrictions(tensors: list[str], info: dict, graph_io: set[str]) -> list[str]:
+    """The types of `tensors` that TensorRT has no tensor for (UINT8: only at the graph's edges)."""
     broken = []
     for tensor in tensors:
         kind = info.get(tensor, (None,))[0]
