@@ -122,7 +122,7 @@ def test_an_opset_beyond_the_parser_is_refused():
 
 def test_a_fixed_height_breaks_the_profile():
     task = TASKS["denoise"]
-    window = helper.make_tensor_value_info("WINDOW", U8, ["batch", task.window, 720, "width", 3])
+    window = helper.make_tensor_value_info("WINDOW", U8, ["batch", task.net_frames, 720, "width", 3])
     restored = helper.make_tensor_value_info("RESTORED", U8, ["batch", "h", "w", 3])
     model = helper.make_model(helper.make_graph([], "g", [window], [restored]))
     found = [str(p) for p in check_dynamic_io(model, task)]
