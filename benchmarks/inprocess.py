@@ -17,22 +17,18 @@ from benchmarks.measure import Result, from_latencies, resolution_name
 from benchmarks.procstat import CpuMeter
 from benchmarks.repository import onnx_path
 from export.repository import load_model_code
-from export.triton_config import window_aligns
 from training.contract import get_task
 
 WARMUP_CALLS = 10
 
 
 def windows(repository: Path, task: str, frames: list[np.ndarray]) -> Iterator[np.ndarray]:
-    """uint8 (1, T, H, W, 3) window centred on each frame in turn, edges mirrored as served, and
-    aligned by the window model's own alignment.py when its config says `align`."""
+    """uint8 (1, T, H, W, 3) window centred on each frame in turn, edges mirrored as served."""
     spec = get_task(task)
     indices = load_model_code(spec.window_model, "windowing", repository).window_indices
-    config = (repository / spec.window_model / "config.pbtxt").read_text()
-    align = load_model_code(spec.window_model, "alignment", repository).align_window if window_aligns(config) else None
     for centre in range(len(frames)):
         window = np.stack([frames[i] for i in indices(centre, spec.net_frames, len(frames))])
-        yield (window if align is None else align(window)[0])[np.newaxis]
+        yield window[np.newaxis]
 
 
 def _time_calls(config: str, run: Callable[[np.ndarray], np.ndarray], repository: Path, task: str,
@@ -44,7 +40,7 @@ def _time_calls(config: str, run: Callable[[np.ndarray], np.ndarray], repository
     with CpuMeter() as cpu:
         start = time.perf_counter()
         previous = start
-        # Building (and aligning) the window is timed too: the served path pays for it in the window model.
+        # Building the window is timed too: the served path pays for it in the window model.
         for window in windows(repository, task, frames):
             run(window)
             now = time.perf_counter()

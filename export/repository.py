@@ -5,7 +5,6 @@ tighter limits). Also loads the repository's own Python files into this process,
 benchmarks that run exactly what the server runs."""
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from export.triton_config import WindowOptions, parse, window_config, write
+from export.triton_config import WindowOptions, window_config, write
 from training.contract import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +29,7 @@ def build_repository(dest: Path, tasks: list[str], window: WindowOptions | None 
                      checkpoints: Path = CHECKPOINTS) -> Path:
     """Copy the committed entries of `tasks` into `dest`, export their networks (`checkpoints`/
     <task>.pt) into it (ONNX Runtime backend), and write the window models' configs with
-    `window`'s options if given (alignment stays as the checkpoint wants it)."""
+    `window`'s options if given."""
     for task in tasks:
         for name in (task, f"{task}_window", f"{task}_net"):
             shutil.copytree(REPOSITORY / name, dest / name, symlinks=True,
@@ -41,9 +40,7 @@ def build_repository(dest: Path, tasks: list[str], window: WindowOptions | None 
             check=True, cwd=ROOT,
         )
         if window is not None:
-            path = dest / f"{task}_window" / "config.pbtxt"
-            align = parse(path.read_text()).parameters["align"].string_value == "true"
-            write(path, window_config(get_task(task), dataclasses.replace(window, align=align)))
+            write(dest / f"{task}_window" / "config.pbtxt", window_config(get_task(task), window))
     return dest
 
 

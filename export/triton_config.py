@@ -6,7 +6,7 @@ Per task three models: the ensemble `<task>`, the window model `<task>_window` (
 sequence batcher, decoupled) and the network `<task>_net`, either the CPU default (Python backend
 running the ONNX with ONNX Runtime, committed to git) or a `tensorrt_plan` (written only by
 `make engine` on a host that built a plan). WindowOptions and NetOptions hold what is not in the
-contract: where each model runs, whether the network wants aligned windows, and the server limits.
+contract: where each model runs and the server limits.
 
     python -m export.triton_config [--repository model_repository]   # rewrite the committed configs
     python -m export.triton_config --check                            # exit 1 if any differs
@@ -25,7 +25,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from export.files import atomic_write
-from training.contract import (FRAME, FRAME_INDEX, MASK, MAX_BATCH_SIZE, MAX_SIDE, RESTORED, TASKS, WINDOW,
+from training.contract import (FRAME, FRAME_INDEX, MASK, MAX_BATCH_SIZE, MAX_SIDE, RESTORED, TASKS,
                                Task)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +56,6 @@ class WindowOptions:
     """What `<task>_window`'s config holds beyond the contract."""
 
     gpu: bool = False           # ring buffers on the GPU beside a TensorRT plan
-    align: bool = False         # the network was trained on motion-compensated windows
     idle_timeout_s: float = 60  # Triton drops an idle sequence after this; the model reaps on the same clock
     max_streams: int = 64       # live streams held; a new one past this is refused
     max_held_mib: int = 4096    # memory all streams' ring buffers may take together
@@ -141,7 +140,7 @@ def window_config(task: Task, options: WindowOptions = WindowOptions()) -> mc.Mo
     config.model_transaction_policy.decoupled = True
     config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_GPU if options.gpu else mc.ModelInstanceGroup.KIND_CPU)
     _set_parameters(config, {
-        "window": task.window, "propagate": task.propagate, "align": options.align,
+        "window": task.window, "propagate": task.propagate,
         "idle_timeout_s": float(options.idle_timeout_s), "max_streams": options.max_streams,
         "max_held_mib": options.max_held_mib, "max_side": options.max_side,
         **({"device": "cuda", "FORCE_CPU_ONLY_INPUT_TENSORS": "no"} if options.gpu else {}),
@@ -185,34 +184,19 @@ def parse(text: str) -> mc.ModelConfig:
     return text_format.Parse(text, mc.ModelConfig())
 
 
-def window_aligns(config: str) -> bool:
-    """Whether a window config (config.pbtxt text) has the window model align its windows."""
-    return parse(config).parameters["align"].string_value == "true"
-
-
-def checkpoint_is_aligned(checkpoint: Path) -> bool:
-    """Whether the network wants motion-compensated windows (NetConfig.aligned)."""
-    from training.checkpoint import load_checkpoint  # torch import: only when asked
-
-    return load_checkpoint(checkpoint)[0].config.aligned
-
-
 def write(path: Path, config: mc.ModelConfig) -> Path:
     """Write `config` to `path` atomically (Triton may be polling the repository)."""
     return atomic_write(path, render(config))
 
 
 def committed_configs(repository: Path, checkpoints: Path = ROOT / "training" / "checkpoints") -> dict[Path, str]:
-    """config.pbtxt path -> text of every model of the tasks in `repository`, CPU defaults; the
-    window models align where their shipped checkpoint wants it."""
+    """config.pbtxt path -> text of every model of the tasks in `repository`, CPU defaults."""
     configs = {}
     for task in TASKS.values():
         if not (repository / task.name).is_dir():
             continue
-        checkpoint = checkpoints / f"{task.name}.pt"
-        align = checkpoint.is_file() and checkpoint_is_aligned(checkpoint)
         for name, config in ((task.name, ensemble_config(task)),
-                             (task.window_model, window_config(task, WindowOptions(align=align))),
+                             (task.window_model, window_config(task)),
                              (task.net_model, net_config(task))):
             configs[repository / name / "config.pbtxt"] = render(config)
     return configs

@@ -15,9 +15,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 import export.engine as engine
 import export.onnx_export
-from export.triton_config import (NetOptions, WindowOptions, ensemble_config, net_config, render, window_aligns,
-                                  window_config)
-from training.checkpoint import load_checkpoint
+from export.triton_config import NetOptions, WindowOptions, ensemble_config, net_config, render, window_config
 from training.contract import DECONV_WINDOW, MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
 from test_export_onnx import tiny_checkpoint
 
@@ -154,22 +152,20 @@ def test_committed_repository_is_the_cpu_default(task):
         assert (model / "1" / name).resolve() == (ROOT / "model_repository/denoise_net/1" / name).resolve()
 
 
-@pytest.mark.parametrize("task", ["denoise", "sr4"])  # committed with align "true" and "false"
+@pytest.mark.parametrize("task", ["denoise", "sr4"])
 def test_window_config_moves_to_the_gpu_with_the_plan_and_back(task):
     committed = (ROOT / "model_repository" / f"{task}_window" / "config.pbtxt").read_text()
-    align = window_aligns(committed)
-    gpu = parse(render(window_config(TASKS[task], WindowOptions(gpu=True, align=align))))
+    gpu = parse(render(window_config(TASKS[task], WindowOptions(gpu=True))))
     assert [g.kind for g in gpu.instance_group] == [mc.ModelInstanceGroup.KIND_GPU]
     assert gpu.parameters["device"].string_value == "cuda"
     assert gpu.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value == "no"
-    assert render(window_config(TASKS[task], WindowOptions(align=align))) == committed
-    flipped = parse(render(window_config(TASKS[task], WindowOptions(align=not align))))
-    assert flipped.parameters["align"].string_value == ("false" if align else "true")
+    assert render(window_config(TASKS[task])) == committed
 
 
-def test_committed_window_configs_align_as_their_checkpoints_were_trained():
-    """`make engine` would rewrite a mismatch; the committed configs already agree."""
+def test_no_window_model_aligns_alignment_is_in_the_graph():
+    """Optical flow runs inside an aligned network's graph (training/flow.py); no window model
+    config asks for it, and the window models carry no flow code."""
     for task in ("denoise", "deblur", "sr4", "inpaint"):
         committed = parse((ROOT / "model_repository" / f"{task}_window" / "config.pbtxt").read_text())
-        net, _ = load_checkpoint(ROOT / "training" / "checkpoints" / f"{task}.pt")
-        assert (committed.parameters["align"].string_value == "true") == net.config.aligned, task
+        assert "align" not in committed.parameters, task
+    assert not (ROOT / "training" / "alignment.py").exists()

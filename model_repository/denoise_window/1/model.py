@@ -12,9 +12,6 @@ by DLPack straight to the TensorRT plan.
 Config parameters max_side, max_streams (at most 256) and max_held_mib: the limits windowing.py
 checks before a frame is held; a refused request gets an error naming the limit, and every
 other stream goes on untouched.
-Config parameter `align` ("true" when the network was trained on motion-compensated windows,
-written by `make engine`): each window's neighbours are warped onto its centre frame by
-alignment.py (a copy of training/alignment.py) before it is sent, outside the stream-table lock.
 Output DECONV_WINDOW (deblur's config has it): each window also leaves deconvolved by the blur
 kernel estimated from its centre frame, by deconvolution.py (a copy of training/deconvolution.py,
 placed by `make engine`), outside the lock as well.
@@ -58,11 +55,6 @@ class TritonPythonModel:
 
             self.torch = torch
             self.cuda = torch.device("cuda", int(args["model_instance_device_id"]))
-        self.align = None
-        if params.get("align", "false") == "true":
-            from alignment import align_window  # copied beside this file by `make engine`
-
-            self.align = align_window
         self.propagate = self.flow_image = None
         if params.get("propagate", "false") == "true":
             from propagation import flow_image, propagate_window  # copied beside this file by `make engine`
@@ -100,8 +92,6 @@ class TritonPythonModel:
                 for window in self._handle(request):
                     if self.propagate is not None:
                         window = self._propagated(window)
-                    if self.align is not None:
-                        window = self._aligned(window)
                     if self.deconvolve is not None:
                         window = self._deconvolved(window)
                     sender.send(self._response(window))
@@ -148,11 +138,6 @@ class TritonPythonModel:
 
     def _on_device(self, planes: list[np.ndarray]) -> tuple:
         return tuple(planes if self.device == "cpu" else (self.torch.from_numpy(p).to(self.cuda) for p in planes))
-
-    def _aligned(self, window: Window) -> Window:
-        """The window with its neighbours (and masks) warped onto the centre frame (OpenCV, CPU)."""
-        planes = self._on_host(window.planes)
-        return dataclasses.replace(window, planes=self._on_device(list(self.align(*planes)[: len(planes)])))
 
     def _propagated(self, window: Window) -> Window:
         """The net's window (frames, masks) cut from the held one (frames, masks, flow images),
