@@ -41,8 +41,9 @@ class StreamOutcome:
 
 
 def run_stream(url: str, model: str, frames: list[np.ndarray], max_in_flight: int = 4,
-               timeout_s: float = 600) -> StreamOutcome:
-    """Send `frames` as one sequence over its own gRPC stream and collect every response."""
+               timeout_s: float = 600, masks: list[np.ndarray] | None = None) -> StreamOutcome:
+    """Send `frames` as one sequence over its own gRPC stream and collect every response.
+    `masks`: one (H, W, 1) MASK per frame, for a masked task (inpaint)."""
     outcome = StreamOutcome(next(_sequence_ids))
     slots = threading.Semaphore(max_in_flight)
     sent_at: dict[int, float] = {}
@@ -78,8 +79,12 @@ def run_stream(url: str, model: str, frames: list[np.ndarray], max_in_flight: in
                 return outcome
             tensor = grpcclient.InferInput("FRAME", [1, *frame.shape], "UINT8")
             tensor.set_data_from_numpy(frame[np.newaxis])
+            inputs = [tensor]
+            if masks is not None:
+                inputs.append(grpcclient.InferInput("MASK", [1, *masks[index].shape], "UINT8"))
+                inputs[-1].set_data_from_numpy(masks[index][np.newaxis])
             sent_at[index] = time.perf_counter()
-            client.async_stream_infer(model, [tensor], request_id=str(index), sequence_id=outcome.sequence_id,
+            client.async_stream_infer(model, inputs, request_id=str(index), sequence_id=outcome.sequence_id,
                                       sequence_start=index == 0, sequence_end=index == len(frames) - 1,
                                       enable_empty_final_response=True)
             outcome.sent += 1
@@ -93,12 +98,13 @@ def run_stream(url: str, model: str, frames: list[np.ndarray], max_in_flight: in
 
 
 def run_streams(url: str, model: str, clips: list[list[np.ndarray]], max_in_flight: int = 4,
-                timeout_s: float = 600) -> tuple[list[StreamOutcome], float]:
-    """One concurrent stream per clip; the outcomes and the wall time until the last one ended."""
+                timeout_s: float = 600, masks: list[list[np.ndarray]] | None = None) -> tuple[list[StreamOutcome], float]:
+    """One concurrent stream per clip (with `masks[i]`, one MASK per frame, beside clip i if
+    given); the outcomes and the wall time until the last one ended."""
     outcomes: list[StreamOutcome | None] = [None] * len(clips)
 
     def worker(i: int) -> None:
-        outcomes[i] = run_stream(url, model, clips[i], max_in_flight, timeout_s)
+        outcomes[i] = run_stream(url, model, clips[i], max_in_flight, timeout_s, None if masks is None else masks[i])
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(clips))]
     start = time.perf_counter()

@@ -1,0 +1,43 @@
+"""benchmarks/stub_cpu.py against a real tritonserver: per-frame CPU of each Python-backend stub,
+on tiny frames of one task, attributed to the stub that spent it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.procstat import CLOCK_TICKS
+from benchmarks.repository import prepare_repository
+from benchmarks.stub_cpu import measure, stub_pids
+from client.local_server import TritonServer
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+def test_stub_pids_names_each_models_own_stub(served_repository: Path, tmp_path: Path) -> None:
+    repository = prepare_repository(tmp_path / "model_repository", "denoise", served_repository)
+    with TritonServer(repository, tmp_path / "tritonserver.log") as server:
+        window, net = stub_pids(server.process.pid, "denoise_window"), stub_pids(server.process.pid, "denoise_net")
+        for model, pids in (("denoise_window", window), ("denoise_net", net)):
+            assert pids, model
+            for pid in pids:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                assert argv[1].endswith(f"/{model}/1/model.py".encode()), argv
+        assert not set(window) & set(net)
+        assert stub_pids(server.process.pid, "denoise") == []  # the ensemble has no stub
+
+
+def test_per_frame_cpu_of_window_and_net_stubs(served_repository: Path, tmp_path: Path) -> None:
+    # /proc counts CPU in 10 ms clock ticks: 32 frames of 480x270 give the window stub about 6 of
+    # them (about 2 ms per frame), so a zero would mean its CPU went uncounted, not rounding.
+    result = measure("denoise", (480, 270), frames=32, warmup=3, repository=served_repository, workdir=tmp_path)
+    print(result.row())
+    assert result.frame_size == (480, 270) and result.frames == 32
+    assert result.frames_per_s > 0
+    # The window stub holds every frame and sends every window: it spends CPU of its own, and the
+    # network (a U-Net with flow alignment) spends far more per frame than windowing does.
+    assert 0 < result.window_ms < result.net_ms
+    assert 0 < result.graph_share < 1
+    # Both stubs are part of the server tree, measured over the same interval (up to one clock
+    # tick of rounding each).
+    assert result.window_ms + result.net_ms <= result.server_ms + 1000 * 2 / CLOCK_TICKS / result.frames
