@@ -28,8 +28,9 @@ def test_stub_pids_names_each_models_own_stub(served_repository: Path, tmp_path:
 
 
 def test_per_frame_cpu_of_window_and_net_stubs(served_repository: Path, tmp_path: Path) -> None:
-    # /proc counts CPU in 10 ms clock ticks: 32 frames of 480x270 give the window stub about 6 of
-    # them (about 2 ms per frame), so a zero would mean its CPU went uncounted, not rounding.
+    # /proc gives the scheduler's exact CPU time rounded to 10 ms clock ticks: 32 frames of 480x270
+    # cost the window stub about 30 ms (about 1 ms a frame, measured 2026-12-05), so a zero would
+    # mean its CPU went uncounted, not rounding.
     result = measure("denoise", (480, 270), frames=32, warmup=3, repository=served_repository, workdir=tmp_path)
     print(result.row())
     assert result.frame_size == (480, 270) and result.frames == 32
