@@ -2,7 +2,8 @@
 tritonserver (issue 16's budgets): the window model's stub (`<task>_window`) and the network's
 stub (`<task>_net`, ONNX Runtime on this CPU) separately, as user + system time read from /proc,
 so other processes on the same cores do not inflate it. Also the served frames/s and the share of
-the per-frame CPU spent inside the network graph: net / (window + net).
+the per-frame CPU spent inside the network graph: net / (window + net), and how much CPU other
+work on the machine used meanwhile (served frames/s depends on it; CPU per frame hardly does).
 
     python -m benchmarks.stub_cpu --task all --size 1080p --frames 12 [--repository model_repository]
 
@@ -61,6 +62,7 @@ class StubCpu:
     server_ms: float             # the whole server tree (tritonserver + every stub) per frame
     frames_per_s: float
     machine_cores: float         # CPU busy on the whole machine meanwhile, in cores
+    other_cores: float           # of which neither the server nor this client: other people's work
 
     @property
     def graph_share(self) -> float:
@@ -70,11 +72,12 @@ class StubCpu:
     def row(self) -> str:
         w, h = self.frame_size
         return (f"| {self.task} | {w}x{h} | {self.frames} | {self.window_ms:.1f} | {self.net_ms:.0f} | "
-                f"{100 * self.graph_share:.1f}% | {self.server_ms:.0f} | {self.frames_per_s:.2f} | {self.machine_cores:.2f} |")
+                f"{100 * self.graph_share:.1f}% | {self.server_ms:.0f} | {self.frames_per_s:.2f} | {self.machine_cores:.2f} | {self.other_cores:.2f} |")
 
 
 HEADER = ("| task | frames sent | timed frames | window model CPU ms/frame | net CPU ms/frame | share in graph "
-          "| server tree CPU ms/frame | served frames/s | machine busy (cores) |\n|---|---|---|---|---|---|---|---|---|")
+          "| server tree CPU ms/frame | served frames/s | machine busy (cores) | of which others (cores) |"
+          "\n|---|---|---|---|---|---|---|---|---|---|")
 
 
 def input_size(task: Task, size: tuple[int, int]) -> tuple[int, int]:
@@ -129,7 +132,8 @@ def measure(task_name: str, size: tuple[int, int], frames: int, warmup: int, rep
     if len(after[0]) < len(window_pids) or len(after[1]) < len(net_pids):
         raise RuntimeError(f"{task.name}: a stub exited during the timed stream (log: {server.log_path})")
     return StubCpu(task.name, sent_size, frames, 1000 * window_s / frames, 1000 * net_s / frames,
-                   1000 * cpu.use.server_cores * seconds / frames, frames / seconds, cpu.use.machine_cores)
+                   1000 * cpu.use.server_cores * seconds / frames, frames / seconds, cpu.use.machine_cores,
+                   max(0.0, cpu.use.machine_cores - cpu.use.server_cores - cpu.use.client_cores))
 
 
 def main(argv: list[str] | None = None) -> None:
