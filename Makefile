@@ -14,7 +14,7 @@ TASKS ?= $(sort $(foreach c,$(wildcard training/checkpoints/*.pt),$(if $(wildcar
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup engine serve demo test train bench bench-quality bench-smoke clean
+.PHONY: help setup engine serve demo pictures test train bench bench-quality bench-smoke clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,8 +34,11 @@ serve: setup  ## run tritonserver in the foreground on $(REPOSITORY), bound to $
 	$(PY) -m client.local_server --repository $(REPOSITORY) --host $(HOST) \
 	  --grpc-port $(PORT) --http-port $(HTTP_PORT) --metrics-port $(METRICS_PORT)
 
-demo: engine  ## start a server, restore a noisy sample clip, print PSNR before/after and frames/s
+demo: engine  ## start a server, restore a noisy sample clip, print PSNR before/after and frames/s, draw build/demo/before_after.png
 	$(PY) -m benchmarks.demo --task $(TASK) --repository $(REPOSITORY)
+
+pictures: engine  ## one before/after PNG per task into benchmarks/pictures/, each restored through tritonserver (about 3 min)
+	$(PY) -m benchmarks.pictures --repository $(REPOSITORY)
 
 test: setup  ## unit + integration tests against a real tritonserver
 	$(PY) -m pytest $(PYTEST_ARGS)
