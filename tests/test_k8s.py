@@ -134,3 +134,15 @@ def test_podmonitor_scrapes_the_metrics_port(objects):
     assert matches(pm["selector"]["matchLabels"], pod_labels)
     (endpoint,) = pm["podMetricsEndpoints"]
     assert port_number(container(objects), endpoint["port"]) == TRITON_PORTS["metrics"]
+
+
+def test_image_exposes_the_ports_and_reads_the_key_the_deployment_gives(objects):
+    dockerfile = K8S.parents[1] / "packaging" / "gpu" / "Dockerfile"
+    if not dockerfile.is_file():
+        pytest.skip("packaging/gpu/Dockerfile (the GPU server image) is not in this checkout")
+    exposed = {int(p) for line in dockerfile.read_text().splitlines() if line.startswith("EXPOSE") for p in line.split()[1:]}
+    assert exposed == set(TRITON_PORTS.values())
+    # The image's entrypoint starts the server through client/local_server.py, which reads the key.
+    server = (K8S.parents[1] / "client" / "local_server.py").read_text()
+    env_names = {e["name"] for e in container(objects)["env"]}
+    assert "RESTORE_ADMIN_KEY" in env_names and "RESTORE_ADMIN_KEY" in server
