@@ -6,6 +6,7 @@ requested, and the admin key comes from a Secret through the environment.
 Nothing here talks to a cluster: no cluster is reachable from this machine."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -51,7 +52,6 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 def test_renders_the_expected_objects(objects):
     assert set(objects) == {"Deployment", "Service", "HorizontalPodAutoscaler", "PodMonitor"}
-    assert container(objects)["image"] == "restore-server:gpu"
 
 
 def test_container_ports_are_tritons(objects):
@@ -136,13 +136,19 @@ def test_podmonitor_scrapes_the_metrics_port(objects):
     assert port_number(container(objects), endpoint["port"]) == TRITON_PORTS["metrics"]
 
 
-def test_image_exposes_the_ports_and_reads_the_key_the_deployment_gives(objects):
-    dockerfile = K8S.parents[1] / "packaging" / "gpu" / "Dockerfile"
-    if not dockerfile.is_file():
-        pytest.skip("packaging/gpu/Dockerfile (the GPU server image) is not in this checkout")
-    exposed = {int(p) for line in dockerfile.read_text().splitlines() if line.startswith("EXPOSE") for p in line.split()[1:]}
+def test_deployment_runs_the_gpu_image_as_built(objects):
+    """Image name, ports, working folder and admin key agree with packaging/gpu (the image)."""
+    gpu = K8S.parent / "gpu"
+    dockerfile = (gpu / "Dockerfile").read_text()
+    c = container(objects)
+    built_as = re.search(r"docker build -f packaging/gpu/Dockerfile -t (\S+) \.", dockerfile).group(1)
+    assert c["image"] == built_as
+    exposed = {int(p) for line in dockerfile.splitlines() if line.startswith("EXPOSE") for p in line.split()[1:]}
     assert exposed == set(TRITON_PORTS.values())
-    # The image's entrypoint starts the server through client/local_server.py, which reads the key.
-    server = (K8S.parents[1] / "client" / "local_server.py").read_text()
-    env_names = {e["name"] for e in container(objects)["env"]}
-    assert "RESTORE_ADMIN_KEY" in env_names and "RESTORE_ADMIN_KEY" in server
+    workdir = re.search(r"^WORKDIR (\S+)", dockerfile, re.MULTILINE).group(1)
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert all(m == "/dev/shm" or m.startswith(workdir + "/") for m in mounts), mounts
+    assert f"{workdir}/model_repository" not in mounts, "a volume there would hide the image's model repository"
+    # The entry point starts the server through client/local_server.py, which reads the key.
+    assert "client.local_server" in (gpu / "entrypoint.sh").read_text()
+    assert "RESTORE_ADMIN_KEY" in (K8S.parents[1] / "client" / "local_server.py").read_text()
