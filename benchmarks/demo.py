@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     write_lossless(noisy_path, noisy, rate)
     print(f"demo: {len(clean)} frames of {args.clip} ({clean[0].shape[1]}x{clean[0].shape[0]}), noise sigma {args.sigma:g} -> {noisy_path}")
 
+    # A previous demo's output: removed here, so the client never has to ask before replacing it.
+    out_path.unlink(missing_ok=True)
     with TritonServer(args.repository, args.workdir / "tritonserver.log") as server:
         print(f"demo: tritonserver ready on {server.grpc_url} (log: {server.log_path})")
         cmd = [sys.executable, "-m", "client.restore", str(noisy_path), "-o", str(out_path),
