@@ -224,12 +224,12 @@ PROBE_CELLS = {"denoise": "Gaussian sigma 25", "sr4": "cubic", "deblur": "linear
 def probe(task: str) -> tuple[Cell, Source]:
     """`task`'s probe cell and the probe frame's window (whole frame)."""
     cell = next(c for c in grid(task) if c.name == PROBE_CELLS[task])
-    src = clip_source(PROBE_CLIP, get_task(task).held_window, 1, 0, centres=[PROBE_FRAME])
+    src = clip_source(PROBE_CLIP, get_task(task).window, 1, 0, centres=[PROBE_FRAME])
     return cell, Source(f"{src.name} frame {PROBE_FRAME}, whole frame", src.windows)
 
 
 def sources(task: str, count: int, crop: int, clips: tuple[str, ...] = CLIPS,
             stills: tuple[str, ...] = GRID_STILLS) -> list[Source]:
     """The grid's clean windows for `task` (as many frames as its window model holds)."""
-    frames = get_task(task).held_window
+    frames = get_task(task).window
     return [clip_source(c, frames, count, crop) for c in clips] + [still_source(s, frames, count, crop) for s in stills]
