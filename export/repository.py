@@ -1,13 +1,15 @@
 """Assemble a servable model repository outside the committed one (tests, benchmarks): copy the
 committed entries of the tasks that ship a checkpoint and install their networks with
-`export.engine`, optionally with a shorter idle-sequence timeout."""
+`export.engine` (reusing exports from build/onnx_cache), optionally with a shorter idle-sequence
+timeout."""
 from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from export import engine
+from export.onnx_cache import CACHE
 
 ROOT = Path(__file__).resolve().parents[1]
 REPOSITORY = ROOT / "model_repository"
@@ -20,19 +22,18 @@ def served_tasks() -> list[str]:
 
 
 def build_repository(dest: Path, tasks: list[str], idle_timeout_s: float | None = None,
-                     checkpoints: Path = CHECKPOINTS) -> Path:
+                     checkpoints: Path = CHECKPOINTS, cache: Path | None = CACHE) -> Path:
     """Copy the committed entries of `tasks` into `dest`, export their networks (`checkpoints`/
-    <task>.pt) into it (ONNX Runtime backend), and set the window models' idle-sequence timeout
-    if given."""
+    <task>.pt) into it (ONNX Runtime backend; an export already in `cache` is copied), and set
+    the window models' idle-sequence timeout if given."""
     for task in tasks:
         for name in (task, f"{task}_window", f"{task}_net"):
             shutil.copytree(REPOSITORY / name, dest / name, symlinks=True,
                             ignore=shutil.ignore_patterns("__pycache__", "model.onnx", "*.json"))
-        subprocess.run(
-            [sys.executable, "-m", "export.engine", "--task", task, "--backend", "onnxruntime",
-             "--checkpoint", str(checkpoints / f"{task}.pt"), "--repository", str(dest)],
-            check=True, cwd=ROOT,
-        )
+        args = ["--task", task, "--backend", "onnxruntime", "--checkpoint", str(checkpoints / f"{task}.pt"),
+                "--repository", str(dest), *(["--onnx-cache", str(cache)] if cache else [])]
+        if engine.main(args) != 0:
+            raise RuntimeError(f"export.engine {' '.join(args)} failed (its reason is printed above)")
         if idle_timeout_s is not None:
             config = dest / f"{task}_window" / "config.pbtxt"
             text = re.sub(r"max_sequence_idle_microseconds: \d+",
