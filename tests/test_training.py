@@ -15,7 +15,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from training.checkpoint import load_checkpoint, save_checkpoint, warm_start
 from training.config import TrainConfig, parse_args
-from training.data import VALIDATION_CLIP, WindowDataset, animate_still, load_clip, sample_clip_window
+from training.data import (DECONV_CONTEXT, VALIDATION_CLIP, WindowDataset, animate_still, load_clip,
+                           sample_clip_window)
+from training.deconvolution import deconvolve_window
 from training.evaluate import mirrored_window, psnr, validation_set
 from training.network import NetConfig, VideoRestorationNet, gflops_per_frame
 from training.train import learning_rate, loss_fn, train
@@ -55,12 +57,18 @@ def test_dataset_samples(task, lr_size):
 
 
 def test_deblur_samples_carry_the_deconvolved_window():
-    ds = WindowDataset("deblur", frames=5, crop=32, still_prob=0.5, clips=("carphone_pristine.mp4",), deconvolved=True)
-    rng = np.random.default_rng(3)
-    for _ in range(3):
-        blurred, target, deconvolved = ds.sample(rng)
-        assert blurred.shape == deconvolved.shape == (5, 3, 32, 32) and deconvolved.dtype == torch.uint8
-        assert target.shape == (3, 32, 32)
+    """A crop as large as the deconvolution's context is not cut: the deconvolved plane must then
+    be exactly the Wiener deconvolution of the sample's own blurred window, frame for frame."""
+    ds = WindowDataset("deblur", frames=5, crop=DECONV_CONTEXT, still_prob=1.0, deconvolved=True)
+    for seed in (0, 1):
+        blurred, target, deconvolved = ds.sample(np.random.default_rng(seed))
+        assert blurred.shape == deconvolved.shape == (5, 3, DECONV_CONTEXT, DECONV_CONTEXT)
+        assert deconvolved.dtype == torch.uint8 and target.shape == (3, DECONV_CONTEXT, DECONV_CONTEXT)
+        expected = deconvolve_window(blurred.permute(0, 2, 3, 1).numpy())
+        assert np.array_equal(deconvolved.permute(0, 2, 3, 1).numpy(), expected), seed
+    small = WindowDataset("deblur", frames=5, crop=32, still_prob=0.5, clips=("carphone_pristine.mp4",), deconvolved=True)
+    blurred, target, deconvolved = small.sample(np.random.default_rng(3))
+    assert blurred.shape == deconvolved.shape == (5, 3, 32, 32) and target.shape == (3, 32, 32)
 
 
 def test_mirrored_window_edges():
