@@ -14,7 +14,7 @@ TASKS ?= $(sort $(foreach c,$(wildcard training/checkpoints/*.pt),$(if $(wildcar
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup engine serve demo test train bench bench-quality bench-smoke clean
+.PHONY: help setup engine serve demo test test-long train bench bench-quality bench-smoke clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,8 +37,11 @@ serve: setup  ## run tritonserver in the foreground on $(REPOSITORY), bound to $
 demo: engine  ## start a server, restore a noisy sample clip, print PSNR before/after and frames/s
 	$(PY) -m benchmarks.demo --task $(TASK) --repository $(REPOSITORY)
 
-test: setup  ## unit + integration tests against a real tritonserver
+test: setup  ## unit + integration tests against a real tritonserver (what CI runs, < 5 min)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-long: setup  ## the long tests left out of make test (4K tiling, 10-round load, 600-step training)
+	$(PY) -m pytest -m long $(PYTEST_ARGS)
 
 train: setup  ## train TASK (TRAIN_ARGS passes flags; see python -m training.train --help)
 	$(PY) -m training.train --task $(TASK) $(TRAIN_ARGS)
