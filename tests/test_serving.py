@@ -184,7 +184,7 @@ def test_two_streams_of_the_same_size_are_batched_together_and_each_gets_what_it
     assert_close(together[26], in_process(b))
 
 
-@pytest.mark.parametrize("task", [t for t in served_tasks() if not TASKS[t].masked and TASKS[t].scale == 1])
+@pytest.mark.parametrize("task", [t for t in served_tasks() if not TASKS[t].masked])
 def test_streams_shorter_than_the_window_are_restored_from_mirrored_frames(triton_server, task):
     """1 to 4 frames through a 5-frame window: every frame comes back, and its content is the
     network on the window mirrored as the contract says (frame -1 := 1, n := n-2, reflected again
