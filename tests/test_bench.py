@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_bench_smoke_runs_end_to_end(served_repository: Path, tmp_path: Path) -> None:
-    repository = task_repository(served_repository, tmp_path / "repository", ["denoise"])  # its server starts faster
+    repository = task_repository(served_repository, tmp_path / "denoise_only", ["denoise"])  # its server starts faster
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--smoke", "--workdir", str(tmp_path), "--repository", str(repository)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
