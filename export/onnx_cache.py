@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,9 +14,16 @@ CACHE = ROOT / "build" / "onnx_cache"
 GRAPH_SOURCES = ("training", "export")
 
 
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:  # the export itself will say what is missing
+        return "absent"
+
+
 def graph_digest() -> str:
     """Hex sha256 of the Python sources under training/ and export/ and the exporter versions."""
-    digest = hashlib.sha256(f"torch {version('torch')} onnx {version('onnx')}".encode())
+    digest = hashlib.sha256(f"torch {_version('torch')} onnx {_version('onnx')}".encode())
     for path in sorted(p for folder in GRAPH_SOURCES for p in (ROOT / folder).glob("*.py")):
         digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()

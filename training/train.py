@@ -127,7 +127,7 @@ def train(cfg: TrainConfig) -> dict:
 
     # Data: each rank draws its own stream; a resumed run continues it at its step.
     dataset = WindowDataset(cfg.task, cfg.frames, cfg.crop, cfg.still_prob, seed=cfg.seed + 1000 * rank,
-                            aligned=cfg.aligned, deconvolved=net_config.deconvolved, propagation=cfg.propagation,
+                            deconvolved=net_config.deconvolved, propagation=cfg.propagation,
                             batch_size=cfg.batch_size, start_batch=step)
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
