@@ -8,8 +8,6 @@ import pytest
 import torch
 
 from benchmarks.inpaint_quality import distance_table
-from export.onnx_export import check_against_torch, export_serving_net
-from training.contract import MASK_WINDOW, WINDOW
 from training.data import WindowDataset, load_clip
 from training.evaluate import masked_psnr, validation_set
 from training.masks import random_mask_window
@@ -96,17 +94,3 @@ def test_distance_table_bins_every_hidden_pixel_once():
     assert rows[0][0] == "0-2" and sum(float(r[1].rstrip("%")) for r in rows) == pytest.approx(100, abs=0.2)
     assert float(rows[0][3]) < 15 and all(float(r[2]) > 100 for r in rows)
     assert all(float(r[3]) > 100 for r in rows[1:])
-
-
-@pytest.mark.slow
-def test_onnx_graph_fills_frames_of_any_size(tmp_path):
-    """The pull-push pyramid has a fixed depth: frames smaller than 2**levels must still work (a
-    small network: the pyramid's depth does not depend on its width, and it exports in seconds)."""
-    serving = ServingNet(_net(NetConfig(masked=True, channels=8, frame_channels=4, fusion_blocks=1, levels=1,
-                                        level_blocks=1)))
-    window, masks = _real_window()
-    path = tmp_path / "inpaint.onnx"
-    export_serving_net(serving, {WINDOW: window.numpy(), MASK_WINDOW: masks.numpy()}, path)
-    cases = [{WINDOW: np.ascontiguousarray(window[..., :h, :w, :].numpy()),
-              MASK_WINDOW: np.ascontiguousarray(masks[..., :h, :w, :].numpy())} for h, w in ((1, 1), (3, 5), (9, 2))]
-    assert check_against_torch(path, serving, cases) <= 1
