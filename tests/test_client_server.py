@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from client.colour import Colour
-from client.local_server import TritonServer, free_port
+from client.local_server import free_port
 from client.tiling import plan_tiles
-from conftest import inference_counts, task_repository
+from conftest import inference_counts, start_server, task_repository
 from tests.test_client_media import assert_same_audio, decode_all, make_clip, packets, psnr, real_frames
 
 pytestmark = [pytest.mark.server]
@@ -222,7 +222,7 @@ def test_server_killed_mid_stream_fails_fast_then_the_same_command_succeeds(serv
                                                                             slow_clip, tmp_path):
     out = tmp_path / "restored.mkv"
     repo = task_repository(served_repository, tmp_path / "repository", ["denoise"])
-    with TritonServer(repo, tmp_path / "doomed.log") as doomed:
+    with start_server(repo, tmp_path / "doomed.log") as doomed:
         # "Server back" is the session's server: same repository, another port.
         failed_after, message, again, _ = _interrupted_then_rerun(slow_clip, out, doomed.grpc_url,
                                                                triton_server.grpc_url, lambda p: doomed.kill(),
@@ -284,7 +284,7 @@ def test_a_killed_model_stub_is_reported_not_a_hang(served_repository, tmp_path)
     big = [cv2.resize(f, None, fx=4, fy=4) for f in real_frames(12)]
     clip = make_clip(tmp_path / "big.mkv", big, codec="ffv1")
     repo = task_repository(served_repository, tmp_path / "repository", ["denoise"])
-    with TritonServer(repo, tmp_path / "server.log") as server:
+    with start_server(repo, tmp_path / "server.log") as server:
         process = subprocess.Popen(cli(str(clip), "-o", str(tmp_path / "out.mkv"), "--url", server.grpc_url,
                                        "--segment-frames", "1", "--timeout", "20"),
                                    cwd=ROOT, stderr=subprocess.PIPE, text=True)

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from client.local_server import TritonServer
 from client.tiling import plan_tiles
-from conftest import inference_counts, task_repository
+from conftest import inference_counts, start_server, task_repository
 from tests.test_client_media import decode_all, real_frames
 from tests.test_inpaint_client import _write_png, _write_pngs, _inside_psnr
 from tests.test_inpaint_serving import in_process as inpaint_in_process
@@ -31,7 +30,7 @@ def small_server(served_repository, tmp_path_factory):
     """denoise and inpaint whose networks take at most 96 px a side."""
     repo = task_repository(served_repository, tmp_path_factory.mktemp("max_side") / "repository", ["denoise", "inpaint"],
                            max_side=MAX_SIDE)
-    with TritonServer(repo, repo.parent / "tritonserver.log") as server:
+    with start_server(repo, repo.parent / "tritonserver.log") as server:
         yield server
 
 

@@ -20,8 +20,7 @@ import tritonclient.grpc as grpcclient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from client.local_server import TritonServer
-from conftest import TEST_IDLE_TIMEOUT_S, inference_counts
+from conftest import TEST_IDLE_TIMEOUT_S, inference_counts, start_server
 from export.repository import build_repository, served_tasks
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import clip_dir
@@ -299,7 +298,7 @@ def test_an_aligned_network_is_served_with_the_alignment_it_was_trained_with(tmp
     unaligned = list(restore(net.eval(), np.stack([np.stack([frames[i] for i in window_indices(c, 5, 7)])
                                                   for c in range(7)])))
     assert max(np.abs(e.astype(int) - u).max() for e, u in zip(expected, unaligned)) > 5
-    with TritonServer(repo, tmp_path / "tritonserver.log") as server:
+    with start_server(repo, tmp_path / "tritonserver.log") as server:
         stream = Stream(server.grpc_url)
         send_all(stream, 3, frames)
         results, errors = stream.collect()
