@@ -51,7 +51,7 @@ def task_repository(served: Path, dest: Path, tasks: list[str], max_side: int | 
             shutil.copytree(served / name, dest / name, symlinks=True)
         if max_side is not None:
             config = dest / f"{task}_net" / "config.pbtxt"
-            text, count = re.subn(r'(key: "max_side"\s*value: \{ string_value: )"\d+"', rf'\1"{max_side}"',
+            text, count = re.subn(r'(key: "max_side"\s*value:?\s*\{\s*string_value:\s*)"\d+"', rf'\1"{max_side}"',
                                   config.read_text())
             assert count == 1, f"no max_side parameter in {config}"
             config.write_text(text)
