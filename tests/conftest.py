@@ -44,17 +44,18 @@ def triton_server(served_repository: Path, tmp_path_factory: pytest.TempPathFact
 
 
 def task_repository(served: Path, dest: Path, tasks: list[str], max_side: int | None = None) -> Path:
-    """The entries of `tasks` from the session's repository (exports included), with their
-    networks' max_side parameter set to `max_side` if given."""
+    """The entries of `tasks` from the session's repository (exports included), with the
+    max_side parameter of their window models and networks set to `max_side` if given."""
     for task in tasks:
         for name in (task, f"{task}_window", f"{task}_net"):
             shutil.copytree(served / name, dest / name, symlinks=True)
-        if max_side is not None:
-            config = dest / f"{task}_net" / "config.pbtxt"
-            text, count = re.subn(r'(key: "max_side"\s*value:?\s*\{\s*string_value:\s*)"\d+"', rf'\1"{max_side}"',
-                                  config.read_text())
-            assert count == 1, f"no max_side parameter in {config}"
-            config.write_text(text)
+        if max_side is not None:  # the window model's limit and the network's (the client reads the first)
+            for model in (f"{task}_window", f"{task}_net"):
+                config = dest / model / "config.pbtxt"
+                text, count = re.subn(r'(key: "max_side"\s*value:?\s*\{\s*string_value:\s*)"\d+"', rf'\1"{max_side}"',
+                                      config.read_text())
+                assert count <= 1, f"{count} max_side parameters in {config}"
+                config.write_text(text)
     return dest
 
 
