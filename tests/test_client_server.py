@@ -19,7 +19,7 @@ import pytest
 
 from client.colour import Colour
 from client.local_server import TritonServer, free_port
-from client.server import connect, describe_task
+from client.server import Endpoint, connect, describe_task
 from client.stream import restore_stream
 from tests.test_client_media import decode_all, make_clip, packets, psnr, real_frames
 
@@ -79,11 +79,11 @@ def test_output_holds_the_served_frames_in_order(triton_server, noisy_clip, tmp_
                   "--segment-frames", "5")
     assert run.returncode == 0, run.stderr
     url = triton_server.grpc_url
-    client = connect(url)
+    client = connect(Endpoint(url))
     try:
-        task = describe_task(client, url, "denoise")
+        task = describe_task(client, Endpoint(url), "denoise")
         inputs = decode_all(source)[0]
-        served = list(restore_stream(client, url, task, ((i, f, None) for i, f in enumerate(inputs))))
+        served = list(restore_stream(client, Endpoint(url), task, ((i, f, None) for i, f in enumerate(inputs))))
     finally:
         client.close()
     written = decode_all(out)[0]
