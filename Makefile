@@ -1,7 +1,9 @@
 # restore: video restoration served on NVIDIA Triton. `make demo` and `make test` do everything.
 PYTHON ?= python3
 VENV ?= .venv
-PY := $(VENV)/bin/python
+# PY=python3 runs engine/serve with that interpreter and no venv (the GPU image: packaging/gpu).
+PY ?= $(VENV)/bin/python
+SETUP := $(if $(filter $(VENV)/bin/python,$(PY)),setup)
 TASK ?= denoise
 BACKEND ?= auto
 HOST ?= 127.0.0.1
@@ -27,10 +29,10 @@ $(VENV)/.installed: requirements.txt packaging/install_launchers.sh
 	bash packaging/install_launchers.sh $(VENV)
 	touch $@
 
-engine: setup  ## export each task's checkpoint and install it for the backend this machine runs (BACKEND=auto|onnxruntime|tensorrt)
+engine: $(SETUP)  ## export each task's checkpoint and install it for the backend this machine runs (BACKEND=auto|onnxruntime|tensorrt)
 	@for t in $(TASKS); do $(PY) -m export.engine --task $$t --backend $(BACKEND) --repository $(REPOSITORY) || exit $$?; done
 
-serve: setup  ## run tritonserver in the foreground on $(REPOSITORY), bound to $(HOST)
+serve: $(SETUP)  ## run tritonserver in the foreground on $(REPOSITORY), bound to $(HOST)
 	$(PY) -m client.local_server --repository $(REPOSITORY) --host $(HOST) \
 	  --grpc-port $(PORT) --http-port $(HTTP_PORT) --metrics-port $(METRICS_PORT)
 

@@ -20,10 +20,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from export.files import atomic_write, sha256_file
-from export.tensorrt_build import DEFAULT_WORKSPACE_MIB, ProfileSpec
+from export.plan_memory import PROFILES, profile_for
+from export.tensorrt_build import (DEFAULT_WORKSPACE_MIB, GpuStackMissing, ProfileSpec, import_tensorrt,
+                                   import_torch_cuda)
 from export.triton_config import (ONNX_FILE, PLAN_FILE, onnxruntime_config, tensorrt_config, write_config,
-                                  write_window_config)
-from training.contract import TASKS, Task, get_task
+                                  write_ensemble_config, write_window_config)
+from training.contract import MAX_BATCH_SIZE, TASKS, Task, get_task
 
 EXIT_BACKEND_UNAVAILABLE = 2
 ADAPTER_HOME = "denoise_net"  # holds the one copy of the Python-backend adapter
@@ -40,15 +42,20 @@ class BackendUnavailable(RuntimeError):
 def tensorrt_problem() -> str | None:
     """Why a TensorRT plan cannot be built and served here, or None when it can."""
     try:
-        import tensorrt
-    except (ImportError, OSError) as err:  # OSError: the wheel is there but its libraries are not
-        return f"TensorRT is not importable ({err})"
-    import torch
-
-    if not torch.cuda.is_available():
-        return (f"TensorRT {tensorrt.__version__} is importable but no CUDA GPU is visible "
-                f"(torch {torch.__version__}: torch.cuda.is_available() is False)")
+        import_tensorrt()
+        import_torch_cuda()
+    except GpuStackMissing as err:
+        return str(err)
     return None
+
+
+def interpreter_report() -> str:
+    """Which Python and which TensorRT this run uses (the GPU image has no venv: say which)."""
+    try:
+        trt = f"TensorRT {import_tensorrt().__version__}"
+    except GpuStackMissing:
+        trt = "no TensorRT"
+    return f"Python {sys.version.split()[0]} ({sys.executable}), {trt}"
 
 
 def choose_backend(requested: str, problem: str | None) -> tuple[str, str]:
@@ -132,6 +139,7 @@ def install_window_modules(repository: Path, task: Task) -> list[Path]:
 
 def install(args: argparse.Namespace) -> int:
     task = get_task(args.task)
+    print(f"engine: {interpreter_report()}")
     backend, why = choose_backend(args.backend, tensorrt_problem() if args.backend != "onnxruntime" else None)
     print(f"engine: {task.net_model}: backend {backend}, because {why}")
     checkpoint = args.checkpoint or Path("training/checkpoints") / f"{task.name}.pt"
@@ -144,15 +152,24 @@ def install(args: argparse.Namespace) -> int:
     if backend == "tensorrt":
         from export.tensorrt_build import ensure_plan
 
-        spec = ProfileSpec(max_side=args.max_side)
+        profile = profile_for(task)
+        spec = ProfileSpec(max_batch=args.max_batch or profile.max_batch, max_side=args.max_side or profile.max_side)
         meta, built = ensure_plan(onnx, version_dir / PLAN_FILE, task, spec, args.precision,
                                   args.workspace_mib, args.timing_cache, args.force)
-        print(f"engine: {'built' if built else 'kept current'} plan {version_dir / PLAN_FILE} [{meta.tag}]")
-        config = write_config(args.repository, task, tensorrt_config(task, max_side=args.max_side))
+        print(f"engine: {'built' if built else 'kept current'} plan {version_dir / PLAN_FILE} [{meta.tag}] "
+              f"(batch <= {spec.max_batch}, sides <= {spec.max_side})")
+        config = write_config(args.repository, task, tensorrt_config(task, max_side=spec.max_side,
+                                                                     max_batch=spec.max_batch))
+        max_batch = min(spec.max_batch, MAX_BATCH_SIZE)  # nor may it exceed the window model's
     else:
         for link in link_adapter(args.repository, task):
             print(f"engine: linked {link} -> {link.readlink()}")
         config = write_config(args.repository, task, onnxruntime_config(task))
+        max_batch = MAX_BATCH_SIZE
+    ensemble = write_ensemble_config(args.repository, task, max_batch)
+    if ensemble:
+        print(f"engine: wrote {ensemble} (max_batch_size {max_batch}: Triton wants an ensemble's "
+              "at most its steps')")
     print(f"engine: wrote {config} ({'platform tensorrt_plan, KIND_GPU' if backend == 'tensorrt' else 'python backend + ONNX Runtime, KIND_CPU'})")
     aligned = checkpoint_is_aligned(checkpoint)
     window = write_window_config(args.repository, task, gpu=backend == "tensorrt", align=aligned)
@@ -185,9 +202,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     trt = parser.add_argument_group("TensorRT (used only when the backend is tensorrt)")
     trt.add_argument("--precision", default="auto", choices=["auto", "fp16", "fp32"],
                      help="plan precision; auto = FP16 where the GPU has fast FP16 (default)")
-    trt.add_argument("--max-side", type=int, default=ProfileSpec.max_side,
-                     help=f"largest H and W the plan accepts (default {ProfileSpec.max_side}; "
-                          "the profile's optimum is 1080x1920, smallest side 64)")
+    trt.add_argument("--max-side", type=int, default=None,
+                     help="largest H and W the plan accepts (default: the task's profile in "
+                          f"export/plan_memory.py, {', '.join(f'{k} {v.max_side}' for k, v in PROFILES.items())}; "
+                          "the optimum is 1080x1920 clamped to it, smallest side 64)")
+    trt.add_argument("--max-batch", type=int, default=None,
+                     help="largest batch the plan accepts (default: the task's profile, "
+                          f"{', '.join(f'{k} {v.max_batch}' for k, v in PROFILES.items())})")
     trt.add_argument("--workspace-mib", type=int, default=DEFAULT_WORKSPACE_MIB,
                      help=f"builder workspace memory pool limit in MiB (default {DEFAULT_WORKSPACE_MIB})")
     trt.add_argument("--timing-cache", type=Path, default=Path("build/tensorrt.timing_cache"),
@@ -201,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return install(args)
     except BackendUnavailable as err:
+        print(f"engine: {err}", file=sys.stderr)
+        return EXIT_BACKEND_UNAVAILABLE
+    except GpuStackMissing as err:  # TensorRT was there when chosen but a later import failed
         print(f"engine: {err}", file=sys.stderr)
         return EXIT_BACKEND_UNAVAILABLE
     except (FileNotFoundError, ValueError, RuntimeError) as err:

@@ -6,8 +6,10 @@ so `make engine` builds on the serving host (inside the Triton container) and re
 TensorRT version, GPU, compute capability, precision, ONNX sha256 and profile beside the plan
 (model.plan.json); any difference triggers a rebuild instead of a load.
 
-Everything above `build_plan` is pure and tested on CPU; `build_plan`, `run_plan` and
-`install_plan` need `tensorrt` and a CUDA GPU (PyTorch with CUDA for the device buffers).
+Everything above `build_plan` is pure and tested on CPU, and so are the error paths of the GPU
+functions (every TensorRT call that reports failure by returning None or False is checked);
+`build_plan`, `run_plan` and `ensure_plan` need TensorRT and a CUDA GPU (PyTorch with CUDA for
+the device buffers).
 """
 from __future__ import annotations
 
@@ -125,23 +127,70 @@ def trtexec_command(onnx: Path, plan: Path, shapes: dict[str, tuple[Shape, Shape
     return shlex.join(args)
 
 
+class GpuStackMissing(RuntimeError):
+    """TensorRT's Python API or PyTorch with CUDA is not importable here."""
+
+
+def import_tensorrt():
+    """TensorRT's Python module: `tensorrt` (NVIDIA's wheels or a TensorRT install), else
+    `tensorrt_bindings` (the tensorrt-cu12-bindings wheel alone over the libraries of the Triton
+    container, as packaging/gpu installs it); GpuStackMissing saying so otherwise."""
+    try:
+        import tensorrt
+        return tensorrt
+    except (ImportError, OSError) as err:  # OSError: the module is there, its libraries are not
+        try:
+            import tensorrt_bindings
+            return tensorrt_bindings
+        except (ImportError, OSError):
+            raise GpuStackMissing(f"TensorRT's Python API is not importable ({err}); in the Triton "
+                                  "container install packaging/gpu/requirements.txt "
+                                  "(tensorrt-cu12-bindings of the container's TensorRT version)") from None
+
+
+def import_torch_cuda():
+    """PyTorch with a visible CUDA GPU (device buffers for the plan); GpuStackMissing otherwise."""
+    try:
+        import torch
+    except ImportError as err:
+        raise GpuStackMissing(f"PyTorch is not importable ({err}); the GPU image installs a CUDA build "
+                              "(packaging/gpu/requirements.txt)") from None
+    if not torch.cuda.is_available():
+        raise GpuStackMissing(f"no CUDA GPU is visible to torch {torch.__version__} "
+                              f"(CUDA build: {torch.version.cuda or 'none, a CPU build'})")
+    return torch
+
+
 @functools.cache
 def _logger() -> "trt.ILogger":  # noqa: F821 - tensorrt is imported lazily
     """The process's one TensorRT logger (TensorRT objects keep using the logger they got)."""
-    import tensorrt as trt
-
+    trt = import_tensorrt()
     return trt.Logger(trt.Logger.WARNING)
 
 
 class EngineBuildError(RuntimeError):
-    """TensorRT could not parse the ONNX or build a plan; the message holds every error."""
+    """TensorRT could not parse the ONNX, build, load or run a plan; the message says which."""
+
+
+def apply_timing_cache(config, cached: bytes, source: Path) -> str:
+    """Give the builder `config` the timing cache serialized in `cached` (empty: a new one);
+    a cache TensorRT rejects (another version or GPU, or corrupt) is replaced by a new one.
+    Returns what happened, for the log."""
+    if cached:
+        cache = config.create_timing_cache(cached)
+        if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+            return f"loaded timing cache {source}"
+    cache = config.create_timing_cache(b"")
+    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
+        raise EngineBuildError("TensorRT could not create an empty timing cache")
+    return (f"timing cache {source} rejected by this TensorRT/GPU: starting a new one" if cached
+            else f"new timing cache (saved to {source})")
 
 
 def build_plan(onnx: Path, shapes: dict[str, tuple[Shape, Shape, Shape]], precision: str,
                workspace_mib: int, timing_cache: Path) -> bytes:
     """Serialized plan for `onnx`; the timing cache at `timing_cache` is loaded and saved back."""
-    import tensorrt as trt
-
+    trt = import_tensorrt()
     builder = trt.Builder(_logger())
     network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
     parser = trt.OnnxParser(network, _logger())
@@ -158,9 +207,10 @@ def build_plan(onnx: Path, shapes: dict[str, tuple[Shape, Shape, Shape]], precis
     profile = builder.create_optimization_profile()
     for name, (low, opt, high) in shapes.items():
         profile.set_shape(name, low, opt, high)
-    config.add_optimization_profile(profile)
-    cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if config.add_optimization_profile(profile) < 0:
+        raise EngineBuildError(f"TensorRT rejected the optimisation profile {profile_json(shapes)}")
+    print("tensorrt_build: " + apply_timing_cache(
+        config, timing_cache.read_bytes() if timing_cache.is_file() else b"", timing_cache))
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineBuildError(f"TensorRT {trt.__version__} failed to build a plan from {onnx} "
@@ -170,21 +220,43 @@ def build_plan(onnx: Path, shapes: dict[str, tuple[Shape, Shape, Shape]], precis
     return bytes(memoryview(serialized))
 
 
-def run_plan(plan: bytes, feeds: dict[str, np.ndarray]) -> np.ndarray:
-    """RESTORED for `feeds` (uint8 arrays by input name), computed by the plan on GPU 0."""
-    import tensorrt as trt
-    import torch
+def load_engine(plan: bytes):
+    """The plan deserialized on the current CUDA device; EngineBuildError if TensorRT refuses it."""
+    trt = import_tensorrt()
+    engine = trt.Runtime(_logger()).deserialize_cuda_engine(plan)
+    if engine is None:
+        raise EngineBuildError(f"TensorRT {trt.__version__} could not deserialize the plan "
+                               "(built by another TensorRT version or for another GPU?)")
+    return engine
 
-    runtime = trt.Runtime(_logger())
-    engine = runtime.deserialize_cuda_engine(plan)
+
+def engine_memory_bytes(engine) -> int:
+    """Device memory an execution context of `engine` takes at the profile's maximum shapes."""
+    return int(getattr(engine, "device_memory_size_v2", None) or engine.device_memory_size)
+
+
+def run_plan(engine, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """RESTORED for `feeds` (uint8 arrays by input name), computed by `engine` on the current
+    CUDA device. A context TensorRT cannot create (no memory for the activations) or an input
+    shape outside the profile raises EngineBuildError naming it."""
     context = engine.create_execution_context()
+    if context is None:
+        raise EngineBuildError("TensorRT could not create an execution context: not enough GPU memory "
+                               f"for the activations at the profile's maximum ({engine_memory_bytes(engine) / 2**30:.2f} GiB); "
+                               "lower --max-batch or --max-side")
+    for name, array in feeds.items():
+        if not context.set_input_shape(name, tuple(array.shape)):
+            raise EngineBuildError(f"TensorRT refused input {name} of shape {list(array.shape)}: "
+                                   "not an input of the plan, or outside its optimisation profile")
+    torch = import_torch_cuda()
     buffers = {}
     for name, array in feeds.items():
         buffers[name] = torch.from_numpy(np.ascontiguousarray(array)).cuda()
-        context.set_input_shape(name, tuple(array.shape))
-        context.set_tensor_address(name, buffers[name].data_ptr())
+        if not context.set_tensor_address(name, buffers[name].data_ptr()):
+            raise EngineBuildError(f"TensorRT refused the device address of input {name}")
     out = torch.empty(tuple(context.get_tensor_shape(RESTORED)), dtype=torch.uint8, device="cuda")
-    context.set_tensor_address(RESTORED, out.data_ptr())
+    if not context.set_tensor_address(RESTORED, out.data_ptr()):
+        raise EngineBuildError(f"TensorRT refused the device address of {RESTORED}")
     stream = torch.cuda.current_stream()
     if not context.execute_async_v3(stream.cuda_stream):
         raise EngineBuildError(f"TensorRT execution failed for shapes "
@@ -195,16 +267,14 @@ def run_plan(plan: bytes, feeds: dict[str, np.ndarray]) -> np.ndarray:
 
 def gpu_identity() -> tuple[str, str]:
     """(name, compute capability "major.minor") of CUDA device 0."""
-    import torch
-
+    torch = import_torch_cuda()
     major, minor = torch.cuda.get_device_capability(0)
     return torch.cuda.get_device_name(0), f"{major}.{minor}"
 
 
 def platform_has_fast_fp16() -> bool:
     """The builder's FP16 capability (an attribute deprecated in late 10.x, gone in 11)."""
-    import tensorrt as trt
-
+    trt = import_tensorrt()
     return bool(getattr(trt.Builder(_logger()), "platform_has_fast_fp16", False))
 
 
@@ -213,6 +283,9 @@ def check_plan(plan: bytes, onnx: Path, task: Task, max_side: int) -> float:
     to the profile's `max_side`); raise ParityError below PSNR_MIN_DB."""
     import onnxruntime as ort
 
+    engine = load_engine(plan)
+    print(f"tensorrt_build: the plan's activations at the profile's maximum take "
+          f"{engine_memory_bytes(engine) / 2**30:.2f} GiB of GPU memory")
     from export.onnx_export import parity_cases
     from export.samples import read_window, sample_clip
 
@@ -220,7 +293,7 @@ def check_plan(plan: bytes, onnx: Path, task: Task, max_side: int) -> float:
     worst = float("inf")
     window = read_window(sample_clip(), task.window)[:, :, :max_side, :max_side]
     for feeds in parity_cases(window, list(task.net_inputs)):
-        value = psnr(run_plan(plan, feeds), session.run([RESTORED], feeds)[0])
+        value = psnr(run_plan(engine, feeds), session.run([RESTORED], feeds)[0])
         if value < PSNR_MIN_DB:
             raise ParityError(f"TensorRT plan vs ONNX Runtime on {WINDOW} shape {list(feeds[WINDOW].shape)}: "
                               f"PSNR {value:.2f} dB < {PSNR_MIN_DB} dB")
@@ -232,8 +305,7 @@ def ensure_plan(onnx: Path, plan: Path, task: Task, spec: ProfileSpec, precision
                 workspace_mib: int, timing_cache: Path, force: bool = False) -> tuple[PlanMetadata, str | None]:
     """Build `plan` from `onnx` unless a fresh one is there; return its metadata and why it was
     built (None when the existing plan was kept). A plan that fails parity is not installed."""
-    import tensorrt as trt
-
+    trt = import_tensorrt()
     shapes = profile_shapes(task, spec)
     gpu, capability = gpu_identity()
     wanted = PlanMetadata(trt.__version__, gpu, capability,

@@ -33,11 +33,11 @@ def _tensor(name: str, dims: list[int]) -> str:
             f"    dims: [ {', '.join(str(d) for d in dims)} ]\n  }}")
 
 
-def tensor_block(task: Task) -> str:
+def tensor_block(task: Task, max_batch: int = MAX_BATCH_SIZE) -> str:
     """max_batch_size, inputs and output of `<task>_net` (dims exclude the batch dimension)."""
     inputs = [_tensor(name, [task.window, -1, -1, channels]) for name, channels in task.net_inputs.items()]
     joined = ",\n".join(inputs)
-    return (f"max_batch_size: {MAX_BATCH_SIZE}\n"
+    return (f"max_batch_size: {max_batch}\n"
             f"input [\n{joined}\n]\n"
             f"output [\n{_tensor(RESTORED, [-1, -1, 3])}\n]\n"
             f"dynamic_batching {{\n  max_queue_delay_microseconds: {QUEUE_DELAY_US}\n}}\n")
@@ -62,11 +62,13 @@ def onnxruntime_config(task: Task, onnx_file: str = ONNX_FILE, intra_op_threads:
                                                 _parameter("max_side", max_side)]) + "\n]\n")
 
 
-def tensorrt_config(task: Task, plan_file: str = PLAN_FILE, max_side: int = MAX_SIDE) -> str:
+def tensorrt_config(task: Task, plan_file: str = PLAN_FILE, max_side: int = MAX_SIDE,
+                    max_batch: int = MAX_BATCH_SIZE) -> str:
     """GPU config: Triton's TensorRT backend loading `plan_file` from the version directory;
-    max_side is the plan's profile maximum (clients tile larger frames)."""
+    max_side and max_batch are the plan's profile maximum (the backend refuses a larger
+    max_batch_size; clients read max_side and tile larger frames)."""
     return (HEADER + f"name: \"{task.net_model}\"\nplatform: \"tensorrt_plan\"\n"
-            f"default_model_filename: \"{plan_file}\"\n" + tensor_block(task)
+            f"default_model_filename: \"{plan_file}\"\n" + tensor_block(task, max_batch)
             + _instance_group("KIND_GPU")
             + "parameters [\n" + _parameter("max_side", max_side) + "\n]\n")
 
@@ -78,6 +80,21 @@ def config_path(repository: Path, task: Task) -> Path:
 def write_config(repository: Path, task: Task, text: str) -> Path:
     """Write `text` as `<repository>/<task>_net/config.pbtxt` (atomically: Triton may be polling)."""
     return atomic_write(config_path(repository, task), text)
+
+
+_MAX_BATCH_LINE = re.compile(r"^max_batch_size: \d+$", re.MULTILINE)
+
+
+def write_ensemble_config(repository: Path, task: Task, max_batch: int) -> Path | None:
+    """Set the ensemble `<task>`'s max_batch_size to its net's (Triton refuses an ensemble whose
+    max_batch_size exceeds a step's); None where the repository has no ensemble config."""
+    path = repository / task.name / "config.pbtxt"
+    if not path.is_file():
+        return None
+    text = path.read_text()
+    if not _MAX_BATCH_LINE.search(text):
+        raise ValueError(f"{path} has no 'max_batch_size: N' line to set")
+    return atomic_write(path, _MAX_BATCH_LINE.sub(f"max_batch_size: {max_batch}", text, count=1))
 
 
 GPU_WINDOW_PARAMETERS = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 import export.engine as engine
 import export.onnx_export
-from export.triton_config import onnxruntime_config, tensorrt_config, window_config
+from export.triton_config import onnxruntime_config, tensorrt_config, window_config, write_ensemble_config
 from training.checkpoint import load_checkpoint
 from training.contract import DECONV_WINDOW, MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
 from test_export_onnx import tiny_checkpoint
@@ -41,8 +42,22 @@ def test_tensorrt_demanded_without_it_exits_2(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(engine, "tensorrt_problem", lambda: NO_TRT)
     code = engine.main(["--task", "denoise", "--backend", "tensorrt", "--repository", str(tmp_path)])
     assert code == engine.EXIT_BACKEND_UNAVAILABLE == 2
-    assert f"--backend tensorrt: {NO_TRT}" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert f"--backend tensorrt: {NO_TRT}" in err
+    assert f"engine: Python {sys.version.split()[0]} ({sys.executable}), no TensorRT" in out
     assert not any(tmp_path.iterdir()), "nothing may be installed when the backend is refused"
+
+
+def test_ensemble_batch_follows_its_net(tmp_path):
+    """Triton refuses an ensemble whose max_batch_size exceeds a step's: a plan with a smaller
+    batch brings the ensemble down with it, and the CPU install restores it."""
+    task = TASKS["sr4"]
+    (tmp_path / task.name).mkdir()
+    shutil.copy(ROOT / "model_repository" / task.name / "config.pbtxt", tmp_path / task.name)
+    written = write_ensemble_config(tmp_path, task, 2)
+    assert parse(written.read_text()).max_batch_size == 2
+    assert parse(write_ensemble_config(tmp_path, task, MAX_BATCH_SIZE).read_text()).max_batch_size == MAX_BATCH_SIZE
+    assert write_ensemble_config(tmp_path / "elsewhere", task, 2) is None
 
 
 def committed_adapter(repo: Path) -> Path:

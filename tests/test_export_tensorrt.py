@@ -8,11 +8,14 @@ import json
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from export.engine import tensorrt_problem
-from export.tensorrt_build import (NEEDS_TENSORRT, PlanMetadata, ProfileSpec, choose_precision, profile_json,
-                                   profile_shapes, stale_reason, trtexec_command)
+from export.tensorrt_build import (NEEDS_TENSORRT, EngineBuildError, GpuStackMissing, PlanMetadata, ProfileSpec,
+                                   apply_timing_cache, choose_precision, engine_memory_bytes, import_tensorrt,
+                                   import_torch_cuda, profile_json, profile_shapes, run_plan, stale_reason,
+                                   trtexec_command)
 from training.contract import TASKS
 
 
@@ -71,11 +74,76 @@ def test_trtexec_command_matches_the_build():
     assert "--fp16" not in shlex.split(trtexec_command(Path("m"), Path("p"), shapes, "fp32", 1, Path("c")))
 
 
+@pytest.mark.skipif(tensorrt_problem() is None, reason="TensorRT and a GPU are here")
+def test_missing_gpu_stack_is_named_not_a_raw_import_error():
+    with pytest.raises(GpuStackMissing) as missing:
+        import_tensorrt()
+        import_torch_cuda()
+    assert "packaging/gpu/requirements.txt" in str(missing.value) or "CUDA" in str(missing.value)
+    assert tensorrt_problem() == str(missing.value)
+
+
+# Stand-ins for the TensorRT objects whose failures are reported by return value (None, False, -1)
+# rather than by exception: the checks on them must hold on machines without TensorRT too.
+class RefusingContext:
+    def set_input_shape(self, name, shape):
+        return False
+
+
+class Engine:
+    device_memory_size_v2 = 3 << 30
+
+    def __init__(self, context):
+        self.context = context
+
+    def create_execution_context(self):
+        return self.context
+
+
+def test_run_plan_names_a_context_it_could_not_create():
+    with pytest.raises(EngineBuildError, match=r"execution context.*3\.00 GiB.*--max-batch"):
+        run_plan(Engine(None), {"WINDOW": np.zeros((1, 5, 8, 8, 3), np.uint8)})
+
+
+def test_run_plan_names_an_input_shape_outside_the_profile():
+    with pytest.raises(EngineBuildError, match=r"WINDOW of shape \[9, 5, 8, 8, 3\].*profile"):
+        run_plan(Engine(RefusingContext()), {"WINDOW": np.zeros((9, 5, 8, 8, 3), np.uint8)})
+
+
+def test_engine_memory_prefers_the_v2_size():
+    assert engine_memory_bytes(Engine(None)) == 3 << 30
+
+
+class BuilderConfig:
+    """Accepts only timing caches made from bytes in `accepted`."""
+
+    def __init__(self, accepted):
+        self.accepted, self.cache = accepted, None
+
+    def create_timing_cache(self, data):
+        return data
+
+    def set_timing_cache(self, cache, ignore_mismatch):
+        if cache not in self.accepted:
+            return False
+        self.cache = cache
+        return True
+
+
+def test_timing_cache_loaded_replaced_or_refused():
+    config = BuilderConfig({b"ok", b""})
+    assert "loaded" in apply_timing_cache(config, b"ok", Path("t.cache")) and config.cache == b"ok"
+    assert "rejected" in apply_timing_cache(config, b"other gpu", Path("t.cache")) and config.cache == b""
+    assert "new timing cache" in apply_timing_cache(config, b"", Path("t.cache"))
+    with pytest.raises(EngineBuildError, match="timing cache"):
+        apply_timing_cache(BuilderConfig(set()), b"", Path("t.cache"))
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(tensorrt_problem() is not None, reason=NEEDS_TENSORRT)
 def test_build_parity_and_reuse(tmp_path):
     from export.onnx_export import export_checkpoint
-    from export.tensorrt_build import ensure_plan
+    from export.tensorrt_build import ensure_plan, load_engine
     from test_export_onnx import tiny_checkpoint
 
     task = TASKS["denoise"]
@@ -86,3 +154,7 @@ def test_build_parity_and_reuse(tmp_path):
     assert reason and (tmp_path / "model.plan").stat().st_size > 0 and cache.is_file()
     assert json.loads((tmp_path / "model.plan.json").read_text())["tag"] == meta.tag
     assert ensure_plan(onnx, tmp_path / "model.plan", task, spec, "auto", 1024, cache)[1] is None
+    engine = load_engine((tmp_path / "model.plan").read_bytes())
+    assert 0 < engine_memory_bytes(engine) < 4 << 30
+    with pytest.raises(EngineBuildError, match="outside its optimisation profile"):
+        run_plan(engine, {"WINDOW": np.zeros((1, 5, 64, 1024, 3), np.uint8)})

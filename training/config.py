@@ -51,8 +51,8 @@ class TrainConfig:
     unshuffle: int = _f(None, "work at 1/r resolution (PixelUnshuffle r): 1, 2 or 4")
     levels: int = _f(None, "U-Net levels after fusion (0 = none; each halves resolution, doubles width)")
     level_blocks: int = _f(None, "residual blocks per U-Net level")
-    aligned: bool = _f(None, "warp the neighbours onto the centre frame by optical flow before the network "
-                       "(training/alignment.py; serving does the same in the window model)")
+    aligned: bool = _f(None, "warp the neighbours onto the centre frame by optical flow, inside the network's "
+                       "graph (training/flow.py)")
     refine_channels: int = _f(None, "width of a full-resolution refinement stage after the network (0 = none)")
     # optimisation
     steps: int = _f(4000, "optimizer steps (the cosine schedule spans them)")

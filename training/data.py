@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from training.alignment import align_window
 from training.deconvolution import deconvolve_window
 from training.degradations import degrade_window
 from training.masks import random_mask_window
@@ -151,16 +150,13 @@ class WindowDataset(IterableDataset):
         still_prob: float = 0.3,
         seed: int = 0,
         clips: tuple[str, ...] = TRAIN_CLIPS,
-        aligned: bool = False,
         deconvolved: bool = False,
         propagation: int = 0,
     ) -> None:
         super().__init__()
         if VALIDATION_CLIP in clips:
             raise ValueError(f"{VALIDATION_CLIP} is the held-out validation clip; do not train on it")
-        self.task, self.frames, self.crop, self.still_prob, self.seed, self.clips, self.aligned = (
-            task, frames, crop, still_prob, seed, clips, aligned
-        )
+        self.task, self.frames, self.crop, self.still_prob, self.seed, self.clips = task, frames, crop, still_prob, seed, clips
         self.deconvolved = deconvolved
         self.propagation = propagation  # inpaint: draw this many frames and propagate into the centre
 
@@ -191,12 +187,8 @@ class WindowDataset(IterableDataset):
             masks = random_mask_window(frames, self.crop, self.crop, rng)[..., None]
             if frames > self.frames:
                 window, masks = propagate_window(window, masks, self.frames)
-            if self.aligned:
-                window, masks = align_window(window, masks)
             return torch.from_numpy(window).permute(0, 3, 1, 2), target, torch.from_numpy(masks).permute(0, 3, 1, 2)
         degraded = degrade_window(self.task, window, rng)
-        if self.aligned:
-            degraded, _ = align_window(degraded)
         return torch.from_numpy(degraded).permute(0, 3, 1, 2), target
 
     def __iter__(self):

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-from training.alignment import align_window
 from training.deconvolution import deconvolve_window
 from training.data import VALIDATION_CLIP, load_clip
 from training.degradations import bicubic_downscale, blur, defocus_kernel, gaussian_noise, motion_blur_kernel
@@ -110,7 +109,7 @@ def network_planes(
 ) -> list[np.ndarray]:
     """What the served `<task>_net` receives for windows (K, T, h, w, 3) [and inpainting masks
     (K, T, h, w, 1)], in its input order (training/contract.py `net_inputs`): the window model's
-    alignment or deconvolution applied as the network was trained, the window cut to T frames
+    deconvolution applied as the network was trained, the window cut to T frames
     for a network with a shorter window (T=1 gets each centre frame only); with masks, a longer
     window first fills its centre by propagation from all its frames (training/propagation.py)."""
     t = windows.shape[1]
@@ -123,10 +122,6 @@ def network_planes(
         lo = t // 2 - config.frames // 2
         windows = windows[:, lo : lo + config.frames]
         masks = None if masks is None else masks[:, lo : lo + config.frames]
-    if config.aligned:  # as the window model does before the served network
-        pairs = [align_window(w, None if masks is None else masks[i]) for i, w in enumerate(windows)]
-        windows = np.stack([w for w, _ in pairs])
-        masks = None if masks is None else np.stack([m for _, m in pairs])
     planes = [windows] if masks is None else [windows, masks]
     if config.deconvolved:
         planes.append(np.stack([deconvolve_window(w) for w in windows]))

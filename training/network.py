@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.flow import align_window
+
 
 @dataclass
 class NetConfig:
@@ -50,7 +52,7 @@ class NetConfig:
     masked: bool = False       # inpainting: each frame carries a 4th channel, its mask
     levels: int = 0            # U-Net levels after fusion (0 = none); H, W multiples of r*2**levels
     level_blocks: int = 2      # residual blocks per U-Net level
-    aligned: bool = False      # neighbours arrive motion-compensated onto the centre (training/alignment.py)
+    aligned: bool = False      # warp the neighbours onto the centre by optical flow first (training/flow.py)
     deconvolved: bool = False  # deblur: the window after blind deconvolution comes too (training/deconvolution.py)
     refine_channels: int = 0   # width of the full-resolution refinement stage (0 = none)
 
@@ -65,6 +67,8 @@ class NetConfig:
             raise ValueError(f"NetConfig.levels must be in 0..4, got {self.levels}")
         if self.masked and self.deconvolved:
             raise ValueError("NetConfig: masked (inpaint) and deconvolved (deblur) exclude each other")
+        if self.masked and self.aligned:
+            raise ValueError("NetConfig: aligned windows are for unmasked networks (flow on masked frames is not defined)")
 
     @property
     def in_channels(self) -> int:
@@ -148,11 +152,15 @@ class VideoRestorationNet(nn.Module):
         deconvolved: float (N, T, 3, H, W) in [0, 1], the same window after blind deconvolution
                  (training/deconvolution.py); required iff config.deconvolved.
         Returns float (N, 3, H*s, W*s), RGB, about [0, 1] (not clamped: the loss sees overshoot).
+        An aligned network first warps each neighbour onto the centre frame (training/flow.py),
+        inside the graph, so training, evaluation and serving align identically.
         """
         n, t, _, h, w = frames.shape
         c = self.config
         if t != c.frames:
             raise ValueError(f"expected a window of {c.frames} frames, got {t} (shape {tuple(frames.shape)})")
+        if c.aligned:
+            frames = align_window(frames)
         centre = frames[:, t // 2]
         x = frames - 0.5
         if c.masked:

@@ -122,7 +122,7 @@ def train(cfg: TrainConfig) -> dict:
 
     # Data: each rank and worker draws its own stream; a resumed run continues with fresh seeds.
     dataset = WindowDataset(cfg.task, cfg.frames, cfg.crop, cfg.still_prob, seed=cfg.seed + 1000 * rank + 7 * step,
-                            aligned=cfg.aligned, deconvolved=net_config.deconvolved, propagation=cfg.propagation)
+                            deconvolved=net_config.deconvolved, propagation=cfg.propagation)
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,

@@ -5,8 +5,10 @@ request per sequence in a batch, in order). For each request this sends zero or 
 (WINDOW, FRAME_INDEX[, MASK_WINDOW]) and then the FINAL flag. The logic lives in windowing.py.
 
 Config parameter `device`: "cpu" (default; NumPy ring buffers) or "cuda" (GPU hosts, written by
-`make engine` beside FORCE_CPU_ONLY_INPUT_TENSORS "no"): each frame is copied to the GPU once,
-ring buffers are torch CUDA tensors, and windows leave by DLPack straight to the TensorRT plan.
+`make engine` beside FORCE_CPU_ONLY_INPUT_TENSORS "no"): each frame is copied once onto this
+instance's GPU (`model_instance_device_id`; a copy even when Triton placed it there already, since
+that buffer is released with its request), ring buffers are torch CUDA tensors, and windows leave
+by DLPack straight to the TensorRT plan.
 Config parameter `align` ("true" when the network was trained on motion-compensated windows,
 written by `make engine`): each window's neighbours are warped onto its centre frame by
 alignment.py (a copy of training/alignment.py) before it is sent, outside the stream-table lock.
@@ -53,6 +55,7 @@ class TritonPythonModel:
             import torch  # only GPU hosts need torch in the serving environment
 
             self.torch = torch
+            self.cuda = torch.device("cuda", int(args["model_instance_device_id"]))
             stack = torch.stack
         self.align = None
         if params.get("align", "false") == "true":
@@ -132,14 +135,14 @@ class TritonPythonModel:
     def _to_device(self, tensor: "pb_utils.Tensor"):
         if self.device == "cpu":
             return tensor.as_numpy()
-        # The one host-to-device copy of this frame (a no-op if Triton already placed it there).
-        return self.torch.from_dlpack(tensor.to_dlpack()).to("cuda", non_blocking=True)
+        # The one copy of this frame onto our GPU; blocking, as Triton frees the source after the request.
+        return self.torch.from_dlpack(tensor.to_dlpack()).to(self.cuda, copy=True)
 
     def _on_host(self, planes: tuple) -> list[np.ndarray]:
         return [p if self.device == "cpu" else p.cpu().numpy() for p in planes]
 
     def _on_device(self, planes: list[np.ndarray]) -> tuple:
-        return tuple(planes if self.device == "cpu" else (self.torch.from_numpy(p).to("cuda") for p in planes))
+        return tuple(planes if self.device == "cpu" else (self.torch.from_numpy(p).to(self.cuda) for p in planes))
 
     def _aligned(self, window: Window) -> Window:
         """The window with its neighbours (and masks) warped onto the centre frame (OpenCV, CPU)."""

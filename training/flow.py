@@ -1,0 +1,174 @@
+"""Dense optical flow and warping as torch modules, so that they run inside the exported graph.
+
+Denoise aligns each window's neighbours onto its centre frame with them, and inpainting
+propagates what other frames show into the centre frame's holes (training/propagation.py). They
+are part of the network's forward pass, so training, evaluation, the ONNX export and serving
+(ONNX Runtime on CPU, TensorRT on GPU) run the same code: no OpenCV in the window model.
+
+The estimator is classical, with no learned weights: coarse-to-fine Lucas-Kanade (Bouguet's
+pyramidal scheme, solved densely). At each pyramid level, from the coarser level's flow upsampled:
+
+    J_w   = the other frame warped by the current flow (bilinear GridSample)
+    It    = J_w - I                                   (I: the reference frame)
+    [A B; B C] du = -[G*(Ix It); G*(Iy It)],  A = G*(Ix^2) + lambda, B = G*(Ix Iy), C = G*(Iy^2) + lambda
+
+with G a Gaussian window and Ix, Iy the reference's gradients; lambda (Tikhonov) keeps flat areas
+at the coarser level's motion instead of amplifying noise. Frames are grey and smoothed first:
+noise up to sigma 50 otherwise drives the data term. Operators: Conv, AveragePool, Resize, Pad,
+GridSample and elementwise arithmetic only (all in TensorRT 10's ONNX parser; no DFT).
+
+Sign convention (as OpenCV's calcOpticalFlow): flow maps the reference onto the other frame,
+other(x + flow(x)) ~ reference(x); `warp(other, flow)` is then aligned with the reference.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+STRIDE = 4            # flow is estimated at 1/STRIDE resolution and upsampled (as DIS's fast preset
+                      # stops at 1/4): 16x cheaper, and block averaging suppresses the noise
+LEVELS = 3            # pyramid levels from 1/STRIDE: motion up to ~STRIDE * 2^LEVELS * 2 px (~60 px)
+ITERATIONS = 3        # Lucas-Kanade updates per level
+WINDOW_SIGMA = 1.5    # px at 1/STRIDE, the Gaussian window of the local least squares
+SMOOTH_SIGMA = 0.75   # px at 1/STRIDE, pre-smoothing of the block-averaged grey frames
+REGULARISER = 1e-4    # lambda, in (grey level / 255)^2 per px^2: flat areas keep the coarse flow
+CONFIDENCE_SIGMA = 2.0  # px, the reach of the confidence-weighted smoothing of the flow at coarse levels
+FINE_CONFIDENCE_SIGMA = 0.5  # px, the same at the finest level (motion edges stay sharper)
+MAX_UPDATE = 2.0      # px per iteration at each level: a badly conditioned solve cannot run away
+
+
+def grey(frames: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB -> (N, 1, H, W) luma (BT.601 weights)."""
+    weights = frames.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (frames * weights).sum(dim=1, keepdim=True)
+
+
+def _gaussian_taps(sigma: float) -> list[float]:
+    radius = max(1, math.ceil(2.5 * sigma))
+    taps = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-radius, radius + 1)]
+    return [t / sum(taps) for t in taps]
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of every channel of (N, C, H, W), replicated borders."""
+    taps = _gaussian_taps(sigma)
+    radius = len(taps) // 2
+    c = x.shape[1]
+    kernel = x.new_tensor(taps)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Central differences (d/dx, d/dy) of (N, 1, H, W), replicated borders."""
+    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    dx = 0.5 * (padded[:, :, 1:-1, 2:] - padded[:, :, 1:-1, :-2])
+    dy = 0.5 * (padded[:, :, 2:, 1:-1] - padded[:, :, :-2, 1:-1])
+    return dx, dy
+
+
+def half(x: torch.Tensor) -> torch.Tensor:
+    """2x2 average pooling; odd sides are replicate-padded first, so no level is ever empty."""
+    h, w = x.shape[-2:]
+    return F.avg_pool2d(F.pad(x, (0, w % 2, 0, h % 2), mode="replicate"), 2)
+
+
+def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """x (N, C, H, W) sampled at (p + flow(p)); flow (N, 2, H, W) in pixels (x, y). Outside the
+    frame the border pixel is repeated."""
+    n, _, h, w = x.shape
+    ys = torch.arange(h, dtype=x.dtype, device=x.device).view(1, h, 1).expand(n, h, w)
+    xs = torch.arange(w, dtype=x.dtype, device=x.device).view(1, 1, w).expand(n, h, w)
+    # GridSample's normalised coordinates with align_corners=False: -1 and 1 are the outer edges of
+    # the corner pixels, so pixel p sits at (2p + 1) / side - 1 (no division by side - 1, which a
+    # one-pixel side would make zero).
+    gx = (2.0 * (xs + flow[:, 0]) + 1.0) / w - 1.0
+    gy = (2.0 * (ys + flow[:, 1]) + 1.0) / h - 1.0
+    return F.grid_sample(x, torch.stack([gx, gy], dim=-1), mode=mode, padding_mode="border", align_corners=False)
+
+
+def outside(flow: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) bool: where p + flow(p) falls outside the frame."""
+    h, w = flow.shape[-2:]
+    ys = torch.arange(h, dtype=flow.dtype, device=flow.device).view(1, h, 1)
+    xs = torch.arange(w, dtype=flow.dtype, device=flow.device).view(1, 1, w)
+    x, y = xs + flow[:, 0], ys + flow[:, 1]
+    return ((x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)).unsqueeze(1)
+
+
+def _refine(reference: torch.Tensor, other: torch.Tensor, flow: torch.Tensor, iterations: int, smooth: float) -> torch.Tensor:
+    ix, iy = gradients(reference)
+    a = gaussian_blur(ix * ix, WINDOW_SIGMA) + REGULARISER
+    b = gaussian_blur(ix * iy, WINDOW_SIGMA)
+    c = gaussian_blur(iy * iy, WINDOW_SIGMA) + REGULARISER
+    det = a * c - b * b
+    for _ in range(iterations):
+        it = warp(other, flow) - reference
+        b1 = gaussian_blur(ix * it, WINDOW_SIGMA)
+        b2 = gaussian_blur(iy * it, WINDOW_SIGMA)
+        du = -(c * b1 - b * b2) / det
+        dv = -(a * b2 - b * b1) / det
+        flow = flow + torch.cat([du, dv], dim=1).clamp(-MAX_UPDATE, MAX_UPDATE)
+    # Normalised convolution by the structure tensor's smaller eigenvalue: where the least squares
+    # were poorly conditioned (flat areas, edges in one direction) the flow comes from the textured
+    # pixels around, instead of running away on noise.
+    half_trace = 0.5 * (a + c)
+    confidence = half_trace - torch.sqrt((0.25 * (a - c) ** 2 + b * b).clamp(min=0.0))
+    return gaussian_blur(confidence * flow, smooth) / gaussian_blur(confidence, smooth).clamp(min=1e-12)
+
+
+def estimate_flow(reference: torch.Tensor, other: torch.Tensor, levels: int = LEVELS,
+                  iterations: int = ITERATIONS) -> torch.Tensor:
+    """Dense flow (N, 2, H, W) in pixels from `reference` to `other`, both (N, 1, H, W) grey in
+    [0, 1] already smoothed (`flow_images`): other(x + flow(x)) ~ reference(x)."""
+    pyramid = [(reference, other)]
+    for _ in range(levels - 1):
+        pyramid.append((half(pyramid[-1][0]), half(pyramid[-1][1])))
+    flow = None
+    for ref, oth in reversed(pyramid):
+        if flow is None:
+            flow = torch.zeros_like(ref).expand(-1, 2, -1, -1)
+        else:
+            # Twice the coarser flow, resized to this level (odd sides round up when halving).
+            flow = 2.0 * F.interpolate(flow, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+        finest = ref.shape[-1] == reference.shape[-1]
+        flow = _refine(ref, oth, flow, iterations, FINE_CONFIDENCE_SIGMA if finest else CONFIDENCE_SIGMA)
+    return flow
+
+
+def flow_images(frames: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [0, 1] -> (N, 1, ceil(H/STRIDE), ceil(W/STRIDE)) what flow is estimated
+    on: grey, averaged over STRIDE x STRIDE blocks (which also averages the noise away: sigma 50
+    becomes 12.5), then smoothed."""
+    h, w = frames.shape[-2:]
+    luma = F.pad(grey(frames), (0, (-w) % STRIDE, 0, (-h) % STRIDE), mode="replicate")
+    return gaussian_blur(F.avg_pool2d(luma, STRIDE), SMOOTH_SIGMA)
+
+
+def dense_flow(reference: torch.Tensor, other: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Flow between flow images (`flow_images`) at full resolution: (N, 2, height, width) pixels."""
+    coarse = estimate_flow(reference, other)
+    return STRIDE * F.interpolate(coarse, scale_factor=STRIDE, mode="bilinear", align_corners=False)[..., :height, :width]
+
+
+def align_window(frames: torch.Tensor) -> torch.Tensor:
+    """Warp each neighbour of the centre frame onto it.
+
+    frames: (N, T, 3, H, W) RGB in [0, 1]. Returns the same shape: the centre frame unchanged,
+    neighbour t sampled at x + flow_t(x), where flow_t maps the centre onto frame t. No gradient
+    flows through the flow estimate (it is a fixed pre-step, not a learned one)."""
+    n, t, c, h, w = frames.shape
+    if t == 1:
+        return frames
+    centre = t // 2
+    with torch.no_grad():
+        greys = flow_images(frames.reshape(n * t, c, h, w))
+        greys = greys.reshape(n, t, 1, greys.shape[-2], greys.shape[-1])
+        others = torch.cat([greys[:, :centre], greys[:, centre + 1 :]], dim=1).flatten(0, 1)
+        reference = greys[:, centre : centre + 1].expand(-1, t - 1, -1, -1, -1).flatten(0, 1)
+        flow = dense_flow(reference, others, h, w)
+    neighbours = torch.cat([frames[:, :centre], frames[:, centre + 1 :]], dim=1).reshape(n * (t - 1), c, h, w)
+    warped = warp(neighbours, flow).reshape(n, t - 1, c, h, w)
+    return torch.cat([warped[:, :centre], frames[:, centre : centre + 1], warped[:, centre:]], dim=1)
