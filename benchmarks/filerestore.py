@@ -15,8 +15,12 @@ from statistics import median
 import numpy as np
 
 from benchmarks.demo import read_frames, write_lossless
-from benchmarks.measure import Result, resolution_name, with_cpu
-from benchmarks.procstat import CpuMeter
+from benchmarks.frames import load_frames, parse_size
+from benchmarks.inprocess import onnxruntime_result
+from benchmarks.measure import Result, markdown_table, resolution_name, with_cpu
+from benchmarks.procstat import CpuMeter, machine
+from benchmarks.repository import prepare_repository
+from client.local_server import TritonServer
 from client.restore import main as restore_main
 
 
@@ -48,13 +52,6 @@ def file_restore_result(url: str, task: str, source: Path, output: Path, frame_c
 
 
 def main(argv: list[str] | None = None) -> None:
-    from benchmarks.frames import load_frames, parse_size
-    from benchmarks.inprocess import onnxruntime_result
-    from benchmarks.measure import markdown_table
-    from benchmarks.procstat import machine
-    from benchmarks.repository import prepare_repository
-    from client.local_server import TritonServer
-
     p = argparse.ArgumentParser(prog="python -m benchmarks.filerestore", description=__doc__)
     p.add_argument("--task", default="denoise")
     p.add_argument("--size", type=parse_size, default=(640, 360), help="frame size (default 640x360)")
