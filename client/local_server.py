@@ -40,7 +40,9 @@ def tritonserver_executable() -> str:
         return str(beside)
     found = shutil.which("tritonserver")
     if not found:
-        raise FileNotFoundError("tritonserver not found: run `make setup` (installs .venv/bin/tritonserver)")
+        raise FileNotFoundError("tritonserver not found: in a checkout run `make setup` (installs .venv/bin/tritonserver); "
+                                "after `pip install '.[serve]'` run `bash packaging/install_launchers.sh VENV` "
+                                "from the checkout, or use the GPU image (packaging/gpu)")
     return found
 
 
@@ -181,7 +183,11 @@ def main(argv: list[str] | None = None) -> None:
         key = admin_key(args.admin_key_file)
     except (OSError, ValueError) as e:
         parser.error(str(e))
-    cmd = server_command(args.repository, args.host, args.http_port, args.grpc_port, args.metrics_port, key, tuple(extra))
+    try:
+        cmd = server_command(args.repository, args.host, args.http_port, args.grpc_port, args.metrics_port, key,
+                             tuple(extra))
+    except FileNotFoundError as e:
+        parser.error(str(e))
     os.execv(cmd[0], cmd)
 
 
