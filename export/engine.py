@@ -150,10 +150,15 @@ def install(args: argparse.Namespace) -> int:
     onnx = version_dir / ONNX_FILE
     print(f"engine: {ensure_onnx(checkpoint, onnx, task, args.force)}")
     if backend == "tensorrt":
-        from export.tensorrt_build import ensure_plan
+        from export.tensorrt_build import ensure_plan, profile_shapes
+        from export.tensorrt_ops import TENSORRT_VERSION, check_task_onnx
 
         profile = profile_for(task)
         spec = ProfileSpec(max_batch=args.max_batch or profile.max_batch, max_side=args.max_side or profile.max_side)
+        problems = check_task_onnx(onnx, task, profile_shapes(task, spec))  # seconds, not a failed build
+        if problems:
+            raise ValueError(f"{onnx} uses what TensorRT {TENSORRT_VERSION}'s ONNX parser or the profile "
+                             "does not take:\n  " + "\n  ".join(map(str, problems)))
         meta, built = ensure_plan(onnx, version_dir / PLAN_FILE, task, spec, args.precision,
                                   args.workspace_mib, args.timing_cache, args.force)
         print(f"engine: {'built' if built else 'kept current'} plan {version_dir / PLAN_FILE} [{meta.tag}] "

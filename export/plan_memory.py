@@ -29,6 +29,8 @@ from onnx.reference import ReferenceEvaluator
 
 from training.contract import TASKS, Task
 
+FOLD_LIMIT = 4096              # elements: shape arithmetic (pads, reshape targets) is folded, data-sized
+                               # constants (a sampling grid at 2160x2160: 1 GB, minutes) are left to inference
 ELEMENT_LIMIT = 2**31          # TensorRT 10: most layers reject tensors with this many elements or more
 GIB = 1 << 30
 DEFAULT_BUDGET_GIB = 16.0      # all four tasks' plans together on one GPU (a 24 GB card keeps room for CUDA contexts)
@@ -104,13 +106,17 @@ def _fold_shape_arithmetic(model: onnx.ModelProto) -> bool:
     kept, folded = [], False
     for node in model.graph.node:
         inputs = [name for name in node.input if name]
+        large = any(np.prod(known[out][0], dtype=np.int64) > FOLD_LIMIT for out in node.output if out in known)
         if node.op_type == "Shape" and node.input[0] in known:
             shape = np.array(known[node.input[0]][0], dtype=np.int64)
             attrs = {a.name: a.i for a in node.attribute}
             result = [shape[attrs.get("start", 0):attrs.get("end", len(shape))]]
-        elif (inputs or node.op_type == "Constant") and all(name in values for name in inputs):
+        elif (inputs or node.op_type == "Constant") and all(name in values for name in inputs) and not large:
             result = ReferenceEvaluator(node).run(None, {name: values[name] for name in inputs})
         else:
+            kept.append(node)
+            continue
+        if any(np.asarray(value).size > FOLD_LIMIT for value in result):
             kept.append(node)
             continue
         for name, value in zip(node.output, result):
