@@ -15,8 +15,9 @@ REPOSITORY ?= model_repository
 TASKS ?= $(sort $(foreach c,$(wildcard training/checkpoints/*.pt),$(if $(wildcard $(REPOSITORY)/$(basename $(notdir $(c)))/config.pbtxt),$(basename $(notdir $(c))))))
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
+ROBUST_ARGS ?=
 
-.PHONY: help setup engine serve demo test train bench bench-quality bench-smoke clean
+.PHONY: help setup engine serve demo test train bench bench-quality bench-robust bench-smoke clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -51,6 +52,9 @@ bench: engine  ## perf_analyzer and side-by-side throughput; appends to benchmar
 bench-quality: setup  ## quality tables vs classical baselines on the validation clip (all tasks, inpaint too)
 	$(PY) -m benchmarks.quality
 	$(PY) -m benchmarks.inpaint_quality
+
+bench-robust: setup  ## robustness grid: every task x clip x degradation vs input and FFmpeg/OpenCV (ROBUST_ARGS=--quick: checkpoint choice)
+	$(PY) -m benchmarks.robust $(ROBUST_ARGS)
 
 bench-smoke: setup  ## a few-second run of the benchmark code (part of make test)
 	$(PY) -m benchmarks.run --task $(TASK) --smoke

@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    frames = get_task("inpaint").held_window
+    frames = get_task("inpaint").window
     val = validation_set("inpaint", frames, args.count, args.crop or None)
     centre = val.masks[:, frames // 2] != 0
     never = np.all(val.masks != 0, axis=1)

@@ -15,23 +15,20 @@ import numpy as np
 
 from benchmarks.measure import Result, from_latencies, resolution_name
 from benchmarks.procstat import CpuMeter
-from benchmarks.repository import load_model_module, onnx_path
-from export.triton_config import window_aligns
+from benchmarks.repository import onnx_path
+from export.repository import load_model_code
 from training.contract import get_task
 
 WARMUP_CALLS = 10
 
 
 def windows(repository: Path, task: str, frames: list[np.ndarray]) -> Iterator[np.ndarray]:
-    """uint8 (1, T, H, W, 3) window centred on each frame in turn, edges mirrored as served, and
-    aligned by the window model's own alignment.py when its config says `align`."""
+    """uint8 (1, T, H, W, 3) window centred on each frame in turn, edges mirrored as served."""
     spec = get_task(task)
-    indices = load_model_module(repository, spec.window_model, "windowing").window_indices
-    config = (repository / spec.window_model / "config.pbtxt").read_text()
-    align = load_model_module(repository, spec.window_model, "alignment").align_window if window_aligns(config) else None
+    indices = load_model_code(spec.window_model, "windowing", repository).window_indices
     for centre in range(len(frames)):
-        window = np.stack([frames[i] for i in indices(centre, spec.window, len(frames))])
-        yield (window if align is None else align(window)[0])[np.newaxis]
+        window = np.stack([frames[i] for i in indices(centre, spec.net_frames, len(frames))])
+        yield window[np.newaxis]
 
 
 def _time_calls(config: str, run: Callable[[np.ndarray], np.ndarray], repository: Path, task: str,
@@ -43,7 +40,7 @@ def _time_calls(config: str, run: Callable[[np.ndarray], np.ndarray], repository
     with CpuMeter() as cpu:
         start = time.perf_counter()
         previous = start
-        # Building (and aligning) the window is timed too: the served path pays for it in the window model.
+        # Building the window is timed too: the served path pays for it in the window model.
         for window in windows(repository, task, frames):
             run(window)
             now = time.perf_counter()
@@ -55,7 +52,7 @@ def _time_calls(config: str, run: Callable[[np.ndarray], np.ndarray], repository
 
 def onnxruntime_result(repository: Path, task: str, frames: list[np.ndarray], warmup: int = WARMUP_CALLS) -> Result:
     """Frames/s of model.onnx in ONNX Runtime with the served runner's session settings."""
-    ort_runner = load_model_module(repository, get_task(task).net_model, "ort_runner")
+    ort_runner = load_model_code(get_task(task).net_model, "ort_runner", repository)
     runner = ort_runner.OrtRunner(onnx_path(repository, task), ort_runner.resolve_threads("0"))
     return _time_calls("in-process ONNX Runtime", lambda w: runner.run({runner.input_names[0]: w}),
                        repository, task, frames, warmup)

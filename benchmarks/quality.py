@@ -29,7 +29,6 @@ import cv2
 import numpy as np
 import torch
 
-from training.alignment import align_window
 from training.checkpoint import load_checkpoint
 from training.contract import RESTORED, net_inputs
 from training.data import VALIDATION_CLIP
@@ -161,7 +160,7 @@ def onnx_frames_per_second(net: VideoRestorationNet, height: int = 360, width: i
 
 def seconds_per_call(prepare: Callable[[np.ndarray], object], window: np.ndarray, height: int = 360,
                      width: int = 640, calls: int = 10) -> float:
-    """Seconds per `prepare(window)` call (the window model's alignment or deconvolution) on
+    """Seconds per `prepare(window)` call (the window model's deconvolution) on
     `window` (a real degraded window) resized to height x width."""
     frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in window])
     prepare(frames)  # warm-up
@@ -173,22 +172,19 @@ def seconds_per_call(prepare: Callable[[np.ndarray], object], window: np.ndarray
 
 def speed_table(entries: list[tuple[str, Path]], val: ValidationSet) -> list[str]:
     lines = ["| network | config | params | GFLOPs/frame @640x360 | PSNR sigma=25 (dB) | frames/s ONNX Runtime @640x360 "
-             "| frames/s incl. alignment | trained |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| trained |",
+             "|---|---|---|---|---|---|---|"]
     for label, path in entries:
         net, extra = load_checkpoint(path)
         c = net.config
         (_, p, _, _), _ = network_row(label, net, val)
         fps = onnx_frames_per_second(net)
-        # Flow alignment (window model, CPU) then the network, one after the other: the
-        # conservative figure (served, the two run in different processes and overlap).
-        with_alignment = f"{1 / (1 / fps + seconds_per_call(align_window, val.windows[0])):.1f}" if c.aligned else "(not aligned)"
         shape = f"T={c.frames} C={c.channels} Cf={c.frame_channels} blocks={c.frame_blocks}+{c.fusion_blocks} r={c.unshuffle}"
         shape += f" U-Net {c.levels}x{c.level_blocks}" if c.levels else ""
         shape += " aligned" if c.aligned else ""
         trained = f"{extra.get('step', '?')} steps, {extra.get('wall_time_s', extra.get('elapsed', float('nan'))) / 60:.0f} min"
         lines.append(f"| {label} | {shape} | {count_parameters(net) / 1e3:.0f}k | {gflops_per_frame(c, 360, 640):.1f} "
-                     f"| {p:.2f} | {fps:.1f} | {with_alignment} | {trained} |")
+                     f"| {p:.2f} | {fps:.1f} | {trained} |")
     return lines
 
 

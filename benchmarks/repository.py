@@ -1,6 +1,4 @@
-"""The model repository a benchmark serves, and the repository's own Python code (windowing,
-ONNX Runtime runner) loaded into this process so in-process baselines run exactly what the
-server runs.
+"""The model repository a benchmark serves.
 
 The repository is built in the benchmark's work folder (never in the committed one): either
 exported from the task's checkpoint by export/repository.py's `build_repository` (which runs
@@ -9,19 +7,15 @@ without dynamic batching is added, so perf_analyzer can compare both in one serv
 """
 from __future__ import annotations
 
-import importlib.util
-import re
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 from export.repository import build_repository
+from export.triton_config import parse, write
 from training.contract import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 NOBATCH = "_nobatch"
-IDLE_TIMEOUT_S = 60.0
 
 
 def prepare_repository(dest: Path, task: str, source: Path | None = None) -> Path:
@@ -34,7 +28,7 @@ def prepare_repository(dest: Path, task: str, source: Path | None = None) -> Pat
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     if source is None:
-        build_repository(dest, [task], IDLE_TIMEOUT_S)
+        build_repository(dest, [task])
     else:
         for name in (spec.name, spec.window_model, spec.net_model):
             shutil.copytree(source / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -47,27 +41,13 @@ def add_nobatch_variant(repository: Path, net_model: str) -> str:
     name = net_model + NOBATCH
     shutil.copytree(repository / net_model, repository / name, ignore=shutil.ignore_patterns("__pycache__"))
     config = repository / name / "config.pbtxt"
-    text = re.sub(r'name:\s*"[^"]*"', f'name: "{name}"', config.read_text(), count=1)
-    text, found = re.subn(r"dynamic_batching\s*\{[^}]*\}", "", text)
-    if not found:
+    parsed = parse(config.read_text())
+    if not parsed.HasField("dynamic_batching"):
         raise ValueError(f"{config}: no dynamic_batching block to remove")
-    config.write_text(text)
+    parsed.name = name
+    parsed.ClearField("dynamic_batching")
+    write(config, parsed)
     return name
-
-
-def load_model_module(repository: Path, model: str, module: str) -> ModuleType:
-    """Import `<repository>/<model>/1/<module>.py` under a private name (no sys.path change)."""
-    path = repository / model / "1" / f"{module}.py"
-    name = f"_bench_{model}_{module}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    loaded = importlib.util.module_from_spec(spec)
-    sys.modules[name] = loaded  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(loaded)
-    return loaded
 
 
 def onnx_path(repository: Path, task: str) -> Path:

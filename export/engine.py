@@ -23,8 +23,8 @@ from export.files import atomic_write, sha256_file
 from export.plan_memory import PROFILES, profile_for
 from export.tensorrt_build import (DEFAULT_WORKSPACE_MIB, GpuStackMissing, ProfileSpec, import_tensorrt,
                                    import_torch_cuda)
-from export.triton_config import (ONNX_FILE, PLAN_FILE, onnxruntime_config, tensorrt_config, write_config,
-                                  write_ensemble_config, write_window_config)
+from export.triton_config import (ONNX_FILE, PLAN_FILE, NetOptions, WindowOptions,
+                                  ensemble_config, net_config, window_config, write)
 from training.contract import MAX_BATCH_SIZE, TASKS, Task, get_task
 
 EXIT_BACKEND_UNAVAILABLE = 2
@@ -32,7 +32,7 @@ ADAPTER_HOME = "denoise_net"  # holds the one copy of the Python-backend adapter
 ADAPTER_FILES = ("model.py", "ort_runner.py")
 # Pure NumPy/OpenCV modules of training/ that the window model runs exactly as training did.
 WINDOW_MODULES = tuple(Path(__file__).resolve().parents[1] / "training" / name
-                       for name in ("alignment.py", "deconvolution.py", "propagation.py"))
+                       for name in ("deconvolution.py", "propagation.py"))
 
 
 class BackendUnavailable(RuntimeError):
@@ -122,17 +122,10 @@ def link_adapter(repository: Path, task: Task) -> list[Path]:
     return made
 
 
-def checkpoint_is_aligned(checkpoint: Path) -> bool:
-    """Whether the network wants motion-compensated windows (NetConfig.aligned)."""
-    from training.checkpoint import load_checkpoint  # torch import: only when installing
-
-    return load_checkpoint(checkpoint)[0].config.aligned
-
-
 def install_window_modules(repository: Path, task: Task) -> list[Path]:
-    """Copy training/alignment.py, deconvolution.py and propagation.py beside the window model
-    (copies, not links: the repository is often copied to a server whole), so serving aligns,
-    deconvolves and propagates exactly as training and evaluation did."""
+    """Copy training/deconvolution.py and propagation.py beside the window model (copies, not
+    links: the repository is often copied to a server whole), so serving deconvolves and
+    propagates exactly as training and evaluation did."""
     return [atomic_write(repository / task.window_model / "1" / source.name, source.read_text())
             for source in WINDOW_MODULES]
 
@@ -163,24 +156,24 @@ def install(args: argparse.Namespace) -> int:
                                   args.workspace_mib, args.timing_cache, args.force)
         print(f"engine: {'built' if built else 'kept current'} plan {version_dir / PLAN_FILE} [{meta.tag}] "
               f"(batch <= {spec.max_batch}, sides <= {spec.max_side})")
-        config = write_config(args.repository, task, tensorrt_config(task, max_side=spec.max_side,
-                                                                     max_batch=spec.max_batch))
+        options = NetOptions(backend="tensorrt", max_side=spec.max_side, max_batch=spec.max_batch)
         max_batch = min(spec.max_batch, MAX_BATCH_SIZE)  # nor may it exceed the window model's
     else:
         for link in link_adapter(args.repository, task):
             print(f"engine: linked {link} -> {link.readlink()}")
-        config = write_config(args.repository, task, onnxruntime_config(task))
+        options = NetOptions()
         max_batch = MAX_BATCH_SIZE
-    ensemble = write_ensemble_config(args.repository, task, max_batch)
-    if ensemble:
+    config = write(args.repository / task.net_model / "config.pbtxt", net_config(task, options))
+    if (args.repository / task.name).is_dir():
+        ensemble = write(args.repository / task.name / "config.pbtxt", ensemble_config(task, max_batch))
         print(f"engine: wrote {ensemble} (max_batch_size {max_batch}: Triton wants an ensemble's "
               "at most its steps')")
     print(f"engine: wrote {config} ({'platform tensorrt_plan, KIND_GPU' if backend == 'tensorrt' else 'python backend + ONNX Runtime, KIND_CPU'})")
-    aligned = checkpoint_is_aligned(checkpoint)
-    window = write_window_config(args.repository, task, gpu=backend == "tensorrt", align=aligned)
-    if window:
+    window_dir = args.repository / task.window_model
+    if window_dir.is_dir():  # absent while a repository is assembled net by net
+        window = write(window_dir / "config.pbtxt",
+                       window_config(task, WindowOptions(gpu=backend == "tensorrt")))
         print(f"engine: wrote {window} (ring buffers on the {'GPU' if backend == 'tensorrt' else 'CPU'}; "
-              f"{'neighbours aligned by optical flow' if aligned else 'no alignment'}"
               f"{'; windows also deconvolved' if task.deconvolved else ''})")
         for copied in install_window_modules(args.repository, task):
             print(f"engine: copied {copied}")

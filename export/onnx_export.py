@@ -121,11 +121,11 @@ def check_against_torch(onnx_path: Path, model: ServingNet, cases: list[dict[str
 
 
 def check_task(checkpoint: Path, extra: dict, config: NetConfig, task: Task) -> None:
-    """Raise ValueError when the checkpoint was not trained for `task` (name, scale, window, mask,
+    """Raise ValueError when the checkpoint was not trained for `task` (name, scale, frames, mask,
     deconvolution)."""
-    found = {"task": extra.get("task", task.name), "scale": config.scale, "window": config.frames,
+    found = {"task": extra.get("task", task.name), "scale": config.scale, "net_frames": config.frames,
              "masked": config.masked, "deconvolved": config.deconvolved}
-    wanted = {"task": task.name, "scale": task.scale, "window": task.window, "masked": task.masked,
+    wanted = {"task": task.name, "scale": task.scale, "net_frames": task.net_frames, "masked": task.masked,
               "deconvolved": task.deconvolved}
     wrong = [f"{key} {found[key]!r} (task {task.name!r} needs {wanted[key]!r})"
              for key in wanted if found[key] != wanted[key]]

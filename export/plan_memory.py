@@ -69,7 +69,7 @@ def profile_for(task: Task) -> TaskProfile:
 
 def max_shapes(task: Task, profile: TaskProfile) -> dict[str, tuple[int, ...]]:
     """Every network input at the profile's maximum, [N, T, H, W, C]."""
-    return {name: (profile.max_batch, task.window, profile.max_side, profile.max_side, channels)
+    return {name: (profile.max_batch, task.net_frames, profile.max_side, profile.max_side, channels)
             for name, channels in task.net_inputs.items()}
 
 

@@ -1,13 +1,19 @@
 """Assemble a servable model repository outside the committed one (tests, benchmarks): copy the
 committed entries of the tasks that ship a checkpoint and install their networks with
-`export.engine`, optionally with a shorter idle-sequence timeout."""
+`export.engine`, optionally with other window-model options (a shorter idle-sequence timeout,
+tighter limits). Also loads the repository's own Python files into this process, for tests and
+benchmarks that run exactly what the server runs."""
 from __future__ import annotations
 
-import re
+import importlib.util
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+
+from export.triton_config import WindowOptions, window_config, write
+from training.contract import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 REPOSITORY = ROOT / "model_repository"
@@ -19,11 +25,11 @@ def served_tasks() -> list[str]:
     return sorted(p.stem for p in CHECKPOINTS.glob("*.pt") if (REPOSITORY / p.stem).is_dir())
 
 
-def build_repository(dest: Path, tasks: list[str], idle_timeout_s: float | None = None,
+def build_repository(dest: Path, tasks: list[str], window: WindowOptions | None = None,
                      checkpoints: Path = CHECKPOINTS) -> Path:
     """Copy the committed entries of `tasks` into `dest`, export their networks (`checkpoints`/
-    <task>.pt) into it (ONNX Runtime backend), and set the window models' idle-sequence timeout
-    if given."""
+    <task>.pt) into it (ONNX Runtime backend), and write the window models' configs with
+    `window`'s options if given."""
     for task in tasks:
         for name in (task, f"{task}_window", f"{task}_net"):
             shutil.copytree(REPOSITORY / name, dest / name, symlinks=True,
@@ -33,10 +39,27 @@ def build_repository(dest: Path, tasks: list[str], idle_timeout_s: float | None 
              "--checkpoint", str(checkpoints / f"{task}.pt"), "--repository", str(dest)],
             check=True, cwd=ROOT,
         )
-        if idle_timeout_s is not None:
-            config = dest / f"{task}_window" / "config.pbtxt"
-            text = re.sub(r"max_sequence_idle_microseconds: \d+",
-                          f"max_sequence_idle_microseconds: {int(idle_timeout_s * 1e6)}", config.read_text())
-            text = re.sub(r'(key: "idle_timeout_s" value: \{ string_value: )"[^"]*"', rf'\1"{idle_timeout_s:g}"', text)
-            config.write_text(text)
+        if window is not None:
+            write(dest / f"{task}_window" / "config.pbtxt", window_config(get_task(task), window))
     return dest
+
+
+def load_model_code(model: str, module: str, repository: Path = REPOSITORY) -> ModuleType:
+    """Import `<repository>/<model>/1/<module>.py` under a private name, without touching
+    sys.path (the Python backend puts that directory first on the server's path; here several
+    models' files of the same name must not shadow one another)."""
+    path = repository / model / "1" / f"{module}.py"
+    name = f"_repository_{repository.resolve().as_posix().replace('/', '_')}_{model}_{module}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded  # dataclasses look their module up while the class is created
+    try:
+        spec.loader.exec_module(loaded)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return loaded

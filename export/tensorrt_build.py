@@ -54,7 +54,7 @@ def profile_shapes(task: Task, spec: ProfileSpec) -> dict[str, tuple[Shape, Shap
     opt_h = min(max(spec.opt_height, spec.min_side), spec.max_side)
     opt_w = min(max(spec.opt_width, spec.min_side), spec.max_side)
     channels = task.net_inputs
-    t = task.window
+    t = task.net_frames
     return {name: ((1, t, spec.min_side, spec.min_side, c),
                    (spec.opt_batch, t, opt_h, opt_w, c),
                    (spec.max_batch, t, spec.max_side, spec.max_side, c))
@@ -291,7 +291,7 @@ def check_plan(plan: bytes, onnx: Path, task: Task, max_side: int) -> float:
 
     session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
     worst = float("inf")
-    window = read_window(sample_clip(), task.window)[:, :, :max_side, :max_side]
+    window = read_window(sample_clip(), task.net_frames)[:, :, :max_side, :max_side]
     for feeds in parity_cases(window, list(task.net_inputs)):
         value = psnr(run_plan(engine, feeds), session.run([RESTORED], feeds)[0])
         if value < PSNR_MIN_DB:

@@ -239,7 +239,7 @@ def check_dynamic_io(model: onnx.ModelProto, task: Task) -> list[Problem]:
     """Problems of the graph's inputs and output against the profile's dynamic axes: batch, H and W
     symbolic; window length and channels fixed, as the profile gives them (tensorrt_build)."""
     problems = []
-    expected = {name: {1: task.window, 4: channels} for name, channels in task.net_inputs.items()}
+    expected = {name: {1: task.net_frames, 4: channels} for name, channels in task.net_inputs.items()}
     names = [v.name for v in model.graph.input]
     if sorted(names) != sorted(expected):
         problems.append(Problem("model", "inputs", f"inputs {names}, the task {task.name!r} needs {list(expected)}"))

@@ -1,11 +1,15 @@
-"""config.pbtxt of every `<task>_net` model, written from training/contract.py so that serving
-and training cannot drift apart.
+"""Every config.pbtxt of the model repository, built from training/contract.py as Triton's own
+`ModelConfig` protobuf and written with `text_format`, so that serving and training cannot drift
+apart and no config is ever patched as text.
 
-Two flavours share one tensor block: the CPU default (Python backend running the ONNX with ONNX
-Runtime, committed to git) and the GPU one (platform tensorrt_plan, written only by
-`make engine` on a host that built a plan).
+Per task three models: the ensemble `<task>`, the window model `<task>_window` (Python backend,
+sequence batcher, decoupled) and the network `<task>_net`, either the CPU default (Python backend
+running the ONNX with ONNX Runtime, committed to git) or a `tensorrt_plan` (written only by
+`make engine` on a host that built a plan). WindowOptions and NetOptions hold what is not in the
+contract: where each model runs and the server limits.
 
-    python -m export.triton_config [--repository model_repository]   # rewrite the CPU defaults
+    python -m export.triton_config [--repository model_repository]   # rewrite the committed configs
+    python -m export.triton_config --check                            # exit 1 if any differs
 
 Only tasks already in the repository are written: a task joins it (with its checkpoint) through
 `make engine`, because tritonserver refuses to start on a model it cannot load.
@@ -13,144 +17,214 @@ Only tasks already in the repository are written: a task joins it (with its chec
 from __future__ import annotations
 
 import argparse
-import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from export.files import atomic_write
-from training.contract import MAX_BATCH_SIZE, MAX_SIDE, RESTORED, TASKS, Task
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
 
+from export.files import atomic_write
+from training.contract import (FRAME, FRAME_INDEX, MASK, MAX_BATCH_SIZE, MAX_SIDE, RESTORED, TASKS,
+                               Task)
+
+ROOT = Path(__file__).resolve().parents[1]
 ONNX_FILE = "model.onnx"
 PLAN_FILE = "model.plan"
 # Long enough to catch frames of other streams arriving together, short against a frame's
 # compute time (milliseconds even for the small network).
 QUEUE_DELAY_US = 500
-HEADER = "# Written by export/triton_config.py from training/contract.py; `make engine` rewrites it.\n"
+# A window model keeps at most this many live streams whatever its config says: each costs a
+# ring buffer, and the sequence batcher itself tracks up to MAX_CANDIDATE_SEQUENCES.
+MAX_STREAMS_CEILING = 256
+MAX_CANDIDATE_SEQUENCES = 1024
+HEADER = "# Written by `python -m export.triton_config` from training/contract.py: edit that, not this.\n"
+DESCRIPTIONS = {
+    "ensemble": "# Ensemble: frames in, restored frames out (decoupled, gRPC streaming; one sequence per file).\n",
+    "window": ("# Per-stream sliding window (1/windowing.py); parameter window = frames held per stream.\n"
+               "# Decoupled: a request yields 0..n responses. Limits (max_side, max_streams, max_held_mib)\n"
+               "# are checked before a frame is held; a refused request gets an error, nothing else changes.\n"),
+    "net": ("# The network. Requests queued longer than the default timeout are rejected (a request may\n"
+            "# ask for less). max_queue_size stays 0 (unbounded): with it set, Triton 2.51 leaves ensemble\n"
+            "# requests hanging when the net's full queue rejects them (seen here; fixed upstream later).\n"),
+}
+PLANE_CHANNELS = {FRAME: 3, MASK: 1}
 
 
-def _tensor(name: str, dims: list[int]) -> str:
-    return (f"  {{\n    name: \"{name}\"\n    data_type: TYPE_UINT8\n"
-            f"    dims: [ {', '.join(str(d) for d in dims)} ]\n  }}")
+@dataclass(frozen=True)
+class WindowOptions:
+    """What `<task>_window`'s config holds beyond the contract."""
+
+    gpu: bool = False           # ring buffers on the GPU beside a TensorRT plan
+    idle_timeout_s: float = 60  # Triton drops an idle sequence after this; the model reaps on the same clock
+    max_streams: int = 64       # live streams held; a new one past this is refused
+    max_held_mib: int = 4096    # memory all streams' ring buffers may take together
+    max_side: int = MAX_SIDE    # largest frame height or width accepted
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_streams <= MAX_STREAMS_CEILING:
+            raise ValueError(f"max_streams must be in 1..{MAX_STREAMS_CEILING}, got {self.max_streams}")
+        if self.idle_timeout_s <= 0 or self.max_held_mib < 1 or self.max_side < 1:
+            raise ValueError(f"idle_timeout_s, max_held_mib and max_side must be positive: {self}")
 
 
-def tensor_block(task: Task, max_batch: int = MAX_BATCH_SIZE) -> str:
-    """max_batch_size, inputs and output of `<task>_net` (dims exclude the batch dimension)."""
-    inputs = [_tensor(name, [task.window, -1, -1, channels]) for name, channels in task.net_inputs.items()]
-    joined = ",\n".join(inputs)
-    return (f"max_batch_size: {max_batch}\n"
-            f"input [\n{joined}\n]\n"
-            f"output [\n{_tensor(RESTORED, [-1, -1, 3])}\n]\n"
-            f"dynamic_batching {{\n  max_queue_delay_microseconds: {QUEUE_DELAY_US}\n}}\n")
+@dataclass(frozen=True)
+class NetOptions:
+    """What `<task>_net`'s config holds beyond the contract."""
+
+    backend: str = "onnxruntime"  # or "tensorrt"
+    max_side: int = MAX_SIDE      # the TensorRT profile's maximum; clients tile larger frames
+    max_batch: int = MAX_BATCH_SIZE  # the TensorRT profile's maximum (the backend refuses more)
+    intra_op_threads: int = 0     # ONNX Runtime: 0 = every core the server process may use
+    queue_timeout_s: float = 300  # a request still queued after this is rejected
+    max_queue_size: int = 0       # 0 = unbounded (see DESCRIPTIONS["net"])
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("onnxruntime", "tensorrt"):
+            raise ValueError(f"backend must be onnxruntime or tensorrt, got {self.backend!r}")
 
 
-def _instance_group(kind: str) -> str:
-    return f"instance_group [\n  {{\n    count: 1\n    kind: {kind}\n  }}\n]\n"
+def _tensor(name: str, dtype: int, dims: list[int]) -> mc.ModelInput:
+    return mc.ModelInput(name=name, data_type=dtype, dims=dims)
 
 
-def _parameter(key: str, value: object) -> str:
-    return f"  {{\n    key: \"{key}\"\n    value: {{ string_value: \"{value}\" }}\n  }}"
+def _output(name: str, dtype: int, dims: list[int]) -> mc.ModelOutput:
+    return mc.ModelOutput(name=name, data_type=dtype, dims=dims)
 
 
-def onnxruntime_config(task: Task, onnx_file: str = ONNX_FILE, intra_op_threads: int = 0,
-                       max_side: int = MAX_SIDE) -> str:
-    """CPU config: Python backend (1/model.py) running `onnx_file` with ONNX Runtime.
-    intra_op_threads 0 means every core the server process may use."""
-    return (HEADER + f"name: \"{task.net_model}\"\nbackend: \"python\"\n" + tensor_block(task)
-            + _instance_group("KIND_CPU")
-            + "parameters [\n" + ",\n".join([_parameter("onnx_file", onnx_file),
-                                                _parameter("intra_op_threads", intra_op_threads),
-                                                _parameter("max_side", max_side)]) + "\n]\n")
+def _frame_planes(task: Task) -> list[str]:
+    """The per-frame inputs a client streams: FRAME, and MASK for masked tasks."""
+    return [FRAME, *([MASK] if task.masked else [])]
 
 
-def tensorrt_config(task: Task, plan_file: str = PLAN_FILE, max_side: int = MAX_SIDE,
-                    max_batch: int = MAX_BATCH_SIZE) -> str:
-    """GPU config: Triton's TensorRT backend loading `plan_file` from the version directory;
-    max_side and max_batch are the plan's profile maximum (the backend refuses a larger
-    max_batch_size; clients read max_side and tile larger frames)."""
-    return (HEADER + f"name: \"{task.net_model}\"\nplatform: \"tensorrt_plan\"\n"
-            f"default_model_filename: \"{plan_file}\"\n" + tensor_block(task, max_batch)
-            + _instance_group("KIND_GPU")
-            + "parameters [\n" + _parameter("max_side", max_side) + "\n]\n")
+def _set_parameters(config: mc.ModelConfig, values: dict[str, object]) -> None:
+    for key, value in values.items():
+        config.parameters[key].string_value = (str(value).lower() if isinstance(value, bool)
+                                               else f"{value:g}" if isinstance(value, float) else str(value))
 
 
-def config_path(repository: Path, task: Task) -> Path:
-    return repository / task.net_model / "config.pbtxt"
+def ensemble_config(task: Task, max_batch: int = MAX_BATCH_SIZE) -> mc.ModelConfig:
+    """`<task>`: the window model's outputs wired into the net's inputs. Triton refuses an
+    ensemble whose max_batch_size exceeds a step's: `max_batch` is at most the net's and the
+    window model's."""
+    config = mc.ModelConfig(name=task.name, platform="ensemble", max_batch_size=max_batch)
+    config.input.extend(_tensor(p, mc.TYPE_UINT8, [-1, -1, PLANE_CHANNELS[p]]) for p in _frame_planes(task))
+    config.output.extend([_output(RESTORED, mc.TYPE_UINT8, [-1, -1, 3]), _output(FRAME_INDEX, mc.TYPE_INT64, [1])])
+    window = config.ensemble_scheduling.step.add(model_name=task.window_model, model_version=-1)
+    net = config.ensemble_scheduling.step.add(model_name=task.net_model, model_version=-1)
+    for plane in _frame_planes(task):
+        window.input_map[plane] = plane
+    for name in task.net_inputs:
+        window.output_map[name] = net.input_map[name] = name.lower()
+    window.output_map[FRAME_INDEX] = FRAME_INDEX
+    net.output_map[RESTORED] = RESTORED
+    return config
 
 
-def write_config(repository: Path, task: Task, text: str) -> Path:
-    """Write `text` as `<repository>/<task>_net/config.pbtxt` (atomically: Triton may be polling)."""
-    return atomic_write(config_path(repository, task), text)
+def window_config(task: Task, options: WindowOptions = WindowOptions()) -> mc.ModelConfig:
+    """`<task>_window`: holds `task.window` frames per stream, sends the net's `net_frames`.
+    On GPU hosts its ring buffers live on the GPU (KIND_GPU, device cuda, inputs left where Triton
+    put them) so a frame crosses PCIe once and windows reach the plan by DLPack."""
+    config = mc.ModelConfig(name=task.window_model, backend="python", max_batch_size=MAX_BATCH_SIZE)
+    config.input.extend(_tensor(p, mc.TYPE_UINT8, [-1, -1, PLANE_CHANNELS[p]]) for p in _frame_planes(task))
+    config.output.extend(_output(name, mc.TYPE_UINT8, [task.net_frames, -1, -1, c]) for name, c in task.net_inputs.items())
+    config.output.append(_output(FRAME_INDEX, mc.TYPE_INT64, [1]))
+    batching = config.sequence_batching
+    batching.max_sequence_idle_microseconds = round(options.idle_timeout_s * 1e6)
+    batching.oldest.max_candidate_sequences = MAX_CANDIDATE_SEQUENCES
+    batching.oldest.max_queue_delay_microseconds = 0
+    kinds = mc.ModelSequenceBatching.Control
+    for name, kind in (("START", kinds.CONTROL_SEQUENCE_START), ("END", kinds.CONTROL_SEQUENCE_END)):
+        batching.control_input.add(name=name).control.add(kind=kind, int32_false_true=[0, 1])
+    batching.control_input.add(name="CORRID").control.add(kind=kinds.CONTROL_SEQUENCE_CORRID, data_type=mc.TYPE_UINT64)
+    config.model_transaction_policy.decoupled = True
+    config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_GPU if options.gpu else mc.ModelInstanceGroup.KIND_CPU)
+    _set_parameters(config, {
+        "window": task.window, "propagate": task.propagate,
+        "idle_timeout_s": float(options.idle_timeout_s), "max_streams": options.max_streams,
+        "max_held_mib": options.max_held_mib, "max_side": options.max_side,
+        **({"device": "cuda", "FORCE_CPU_ONLY_INPUT_TENSORS": "no"} if options.gpu else {}),
+    })
+    return config
 
 
-_MAX_BATCH_LINE = re.compile(r"^max_batch_size: \d+$", re.MULTILINE)
+def net_config(task: Task, options: NetOptions = NetOptions()) -> mc.ModelConfig:
+    """`<task>_net`: the Python backend running 1/model.onnx with ONNX Runtime (CPU), or Triton's
+    TensorRT backend loading 1/model.plan (GPU)."""
+    config = mc.ModelConfig(name=task.net_model, max_batch_size=options.max_batch)
+    config.input.extend(_tensor(name, mc.TYPE_UINT8, [task.net_frames, -1, -1, c]) for name, c in task.net_inputs.items())
+    config.output.append(_output(RESTORED, mc.TYPE_UINT8, [-1, -1, 3]))
+    batching = config.dynamic_batching
+    batching.max_queue_delay_microseconds = QUEUE_DELAY_US
+    policy = batching.default_queue_policy
+    policy.timeout_action = mc.ModelQueuePolicy.REJECT
+    policy.default_timeout_microseconds = round(options.queue_timeout_s * 1e6)
+    policy.allow_timeout_override = True  # a request may only shorten it
+    policy.max_queue_size = options.max_queue_size
+    parameters: dict[str, object] = {"max_side": options.max_side}
+    if options.backend == "tensorrt":
+        config.platform = "tensorrt_plan"
+        config.default_model_filename = PLAN_FILE
+        config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_GPU)
+    else:
+        config.backend = "python"
+        config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)
+        parameters.update(onnx_file=ONNX_FILE, intra_op_threads=options.intra_op_threads)
+    _set_parameters(config, parameters)
+    return config
 
 
-def write_ensemble_config(repository: Path, task: Task, max_batch: int) -> Path | None:
-    """Set the ensemble `<task>`'s max_batch_size to its net's (Triton refuses an ensemble whose
-    max_batch_size exceeds a step's); None where the repository has no ensemble config."""
-    path = repository / task.name / "config.pbtxt"
-    if not path.is_file():
-        return None
-    text = path.read_text()
-    if not _MAX_BATCH_LINE.search(text):
-        raise ValueError(f"{path} has no 'max_batch_size: N' line to set")
-    return atomic_write(path, _MAX_BATCH_LINE.sub(f"max_batch_size: {max_batch}", text, count=1))
+def render(config: mc.ModelConfig) -> str:
+    """config.pbtxt text: the header, a line on what the model is, the protobuf text."""
+    kind = "ensemble" if config.platform == "ensemble" else "window" if config.HasField("sequence_batching") else "net"
+    return HEADER + DESCRIPTIONS[kind] + text_format.MessageToString(config, use_short_repeated_primitives=True)
 
 
-GPU_WINDOW_PARAMETERS = (
-    'parameters { key: "device" value: { string_value: "cuda" } }\n'
-    'parameters { key: "FORCE_CPU_ONLY_INPUT_TENSORS" value: { string_value: "no" } }\n'
-)
+def parse(text: str) -> mc.ModelConfig:
+    return text_format.Parse(text, mc.ModelConfig())
 
 
-ALIGN_PARAMETER = 'parameters {{ key: "align" value: {{ string_value: "{}" }} }}\n'
-_ALIGN_LINE = re.compile(r'parameters \{ key: "align" value: \{ string_value: "[^"]*" \} \}\n?')
+def write(path: Path, config: mc.ModelConfig) -> Path:
+    """Write `config` to `path` atomically (Triton may be polling the repository)."""
+    return atomic_write(path, render(config))
 
 
-def window_aligns(config: str) -> bool:
-    """Whether a window config (config.pbtxt text) has the window model align its windows."""
-    return ALIGN_PARAMETER.format("true") in config
-
-
-def window_config(committed: str, gpu: bool, align: bool = False) -> str:
-    """`<task>_window`'s config placed for the net's backend: on GPU hosts its ring buffers live
-    on the GPU (KIND_GPU, device cuda, inputs left where Triton put them) so a frame crosses PCIe
-    once and windows reach the plan by DLPack; otherwise the committed CPU config. `align`: the
-    network wants its neighbours motion-compensated (NetConfig.aligned), which the window model
-    then does (training/alignment.py, copied beside it by `make engine`)."""
-    text = _ALIGN_LINE.sub("", committed.replace(GPU_WINDOW_PARAMETERS, "")).replace("KIND_GPU", "KIND_CPU")
-    text += ALIGN_PARAMETER.format("true" if align else "false")
-    if gpu:
-        text = text.replace("KIND_CPU", "KIND_GPU") + GPU_WINDOW_PARAMETERS
-    return text
-
-
-def write_window_config(repository: Path, task: Task, gpu: bool, align: bool = False) -> Path | None:
-    """Place `<task>_window` for the backend and the network's alignment; None where there is no
-    window config to place (a repository being assembled) and the CPU default is wanted anyway."""
-    path = repository / task.window_model / "config.pbtxt"
-    if not path.is_file():
-        if gpu or align:
-            raise FileNotFoundError(f"{path} is missing: the window model needs its config")
-        return None
-    return atomic_write(path, window_config(path.read_text(), gpu, align))
+def committed_configs(repository: Path, checkpoints: Path = ROOT / "training" / "checkpoints") -> dict[Path, str]:
+    """config.pbtxt path -> text of every model of the tasks in `repository`, CPU defaults."""
+    configs = {}
+    for task in TASKS.values():
+        if not (repository / task.name).is_dir():
+            continue
+        for name, config in ((task.name, ensemble_config(task)),
+                             (task.window_model, window_config(task)),
+                             (task.net_model, net_config(task))):
+            configs[repository / name / "config.pbtxt"] = render(config)
+    return configs
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m export.triton_config",
-        description="Rewrite the CPU-default config.pbtxt (Python backend + ONNX Runtime) of every "
-                    f"<task>_net model in the repository (tasks: {', '.join(TASKS)}) from "
-                    "training/contract.py.")
-    parser.add_argument("--repository", type=Path, default=Path("model_repository"),
-                        help="Triton model repository to write into (default: model_repository)")
+        description="Write the CPU-default config.pbtxt of every model (ensemble, window, net) of the "
+                    f"tasks in the repository (tasks: {', '.join(TASKS)}) from training/contract.py.")
+    parser.add_argument("--repository", type=Path, default=ROOT / "model_repository",
+                        help="Triton model repository (default: model_repository)")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 naming each config that differs from the generated one")
     args = parser.parse_args(argv)
-    present = [t for t in TASKS.values() if (args.repository / t.net_model).is_dir()]
-    if not present:
-        print(f"triton_config: no <task>_net model in {args.repository}", file=sys.stderr)
+    configs = committed_configs(args.repository)
+    if not configs:
+        print(f"triton_config: no task in {args.repository}", file=sys.stderr)
         return 1
-    for task in present:
-        print(f"triton_config: wrote {write_config(args.repository, task, onnxruntime_config(task))}")
+    if args.check:
+        stale = [p for p, text in configs.items() if not p.is_file() or p.read_text() != text]
+        for path in stale:
+            print(f"triton_config: {path} differs from the generated config "
+                  "(run python -m export.triton_config)", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in configs.items():
+        atomic_write(path, text)
+        print(f"triton_config: wrote {path}")
     return 0
 
 

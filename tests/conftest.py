@@ -8,6 +8,7 @@ import pytest
 
 from client.local_server import TritonServer
 from export.repository import CHECKPOINTS, build_repository, served_tasks
+from export.triton_config import WindowOptions
 
 # Short, so reaping is tested in seconds; long enough for a slow frame on a loaded 2-core machine.
 TEST_IDLE_TIMEOUT_S = 6
@@ -24,7 +25,8 @@ def served_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tasks = served_tasks()
     if not tasks:
         pytest.fail(f"no checkpoint in {CHECKPOINTS} has a model_repository entry")
-    return build_repository(tmp_path_factory.mktemp("model_repository"), tasks, TEST_IDLE_TIMEOUT_S)
+    return build_repository(tmp_path_factory.mktemp("model_repository"), tasks,
+                            WindowOptions(idle_timeout_s=TEST_IDLE_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 import export.engine as engine
 import export.onnx_export
-from export.triton_config import onnxruntime_config, tensorrt_config, window_config, write_ensemble_config
-from training.checkpoint import load_checkpoint
+from export.triton_config import NetOptions, WindowOptions, ensemble_config, net_config, render, window_config
 from training.contract import DECONV_WINDOW, MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
 from test_export_onnx import tiny_checkpoint
 
@@ -48,16 +47,14 @@ def test_tensorrt_demanded_without_it_exits_2(monkeypatch, capsys, tmp_path):
     assert not any(tmp_path.iterdir()), "nothing may be installed when the backend is refused"
 
 
-def test_ensemble_batch_follows_its_net(tmp_path):
+def test_ensemble_batch_follows_its_net():
     """Triton refuses an ensemble whose max_batch_size exceeds a step's: a plan with a smaller
-    batch brings the ensemble down with it, and the CPU install restores it."""
+    batch brings the ensemble down with it, and the CPU default keeps the contract's."""
     task = TASKS["sr4"]
-    (tmp_path / task.name).mkdir()
-    shutil.copy(ROOT / "model_repository" / task.name / "config.pbtxt", tmp_path / task.name)
-    written = write_ensemble_config(tmp_path, task, 2)
-    assert parse(written.read_text()).max_batch_size == 2
-    assert parse(write_ensemble_config(tmp_path, task, MAX_BATCH_SIZE).read_text()).max_batch_size == MAX_BATCH_SIZE
-    assert write_ensemble_config(tmp_path / "elsewhere", task, 2) is None
+    assert parse(render(ensemble_config(task, 2))).max_batch_size == 2
+    assert parse(render(net_config(task, NetOptions(backend="tensorrt", max_batch=2)))).max_batch_size == 2
+    assert parse(render(ensemble_config(task))).max_batch_size == MAX_BATCH_SIZE
+    assert render(ensemble_config(task)) == (ROOT / "model_repository" / task.name / "config.pbtxt").read_text()
 
 
 def committed_adapter(repo: Path) -> Path:
@@ -123,20 +120,19 @@ def test_missing_checkpoint_and_wrong_task_fail_with_status_1(cpu_only, capsys, 
 
 @pytest.mark.parametrize("task", TASKS.values(), ids=lambda t: t.name)
 def test_configs_for_both_backends(task):
-    inputs = {name: [task.window, -1, -1, c] for name, c in task.net_inputs.items()}
+    inputs = {name: [task.net_frames, -1, -1, c] for name, c in task.net_inputs.items()}
     if task.masked:
         assert list(inputs) == [WINDOW, MASK_WINDOW]
     if task.deconvolved:
         assert list(inputs) == [WINDOW, DECONV_WINDOW]
-    for text, kind in ((onnxruntime_config(task), mc.ModelInstanceGroup.KIND_CPU),
-                       (tensorrt_config(task), mc.ModelInstanceGroup.KIND_GPU)):
-        config = parse(text)
+    cpu = parse(render(net_config(task)))
+    gpu = parse(render(net_config(task, NetOptions(backend="tensorrt"))))
+    for config, kind in ((cpu, mc.ModelInstanceGroup.KIND_CPU), (gpu, mc.ModelInstanceGroup.KIND_GPU)):
         assert config.name == task.net_model and config.max_batch_size == MAX_BATCH_SIZE
         assert {i.name: list(i.dims) for i in config.input} == inputs
         assert all(i.data_type == mc.TYPE_UINT8 for i in [*config.input, *config.output])
         assert [(o.name, list(o.dims)) for o in config.output] == [(RESTORED, [-1, -1, 3])]
         assert config.HasField("dynamic_batching") and [g.kind for g in config.instance_group] == [kind]
-    cpu, gpu = parse(onnxruntime_config(task)), parse(tensorrt_config(task))
     assert cpu.backend == "python" and cpu.parameters["onnx_file"].string_value == "model.onnx"
     assert cpu.parameters["intra_op_threads"].string_value == "0"
     assert gpu.platform == "tensorrt_plan" and gpu.default_model_filename == "model.plan"
@@ -150,36 +146,26 @@ SERVED = [t for t in TASKS.values() if (ROOT / "model_repository" / t.net_model)
 @pytest.mark.parametrize("task", SERVED, ids=lambda t: t.name)
 def test_committed_repository_is_the_cpu_default(task):
     model = ROOT / "model_repository" / task.net_model
-    assert (model / "config.pbtxt").read_text() == onnxruntime_config(task), \
+    assert (model / "config.pbtxt").read_text() == render(net_config(task)), \
         "regenerate with: python -m export.triton_config"
     for name in ("model.py", "ort_runner.py"):
         assert (model / "1" / name).resolve() == (ROOT / "model_repository/denoise_net/1" / name).resolve()
 
 
-@pytest.mark.parametrize("task", ["denoise", "sr4"])  # committed with align "true" and "false"
+@pytest.mark.parametrize("task", ["denoise", "sr4"])
 def test_window_config_moves_to_the_gpu_with_the_plan_and_back(task):
     committed = (ROOT / "model_repository" / f"{task}_window" / "config.pbtxt").read_text()
-    align = parse(committed).parameters["align"].string_value == "true"
-    gpu = parse(window_config(committed, gpu=True, align=align))
+    gpu = parse(render(window_config(TASKS[task], WindowOptions(gpu=True))))
     assert [g.kind for g in gpu.instance_group] == [mc.ModelInstanceGroup.KIND_GPU]
     assert gpu.parameters["device"].string_value == "cuda"
     assert gpu.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value == "no"
-    assert window_config(window_config(committed, gpu=True, align=align), gpu=False, align=align) == committed
-    assert window_config(committed, gpu=False, align=align) == committed
+    assert render(window_config(TASKS[task])) == committed
 
 
-@pytest.mark.parametrize("task", ["denoise", "sr4"])
-def test_window_config_says_whether_to_align(task):
-    committed = (ROOT / "model_repository" / f"{task}_window" / "config.pbtxt").read_text()
-    align = parse(committed).parameters["align"].string_value == "true"
-    flipped = window_config(committed, gpu=True, align=not align)
-    assert parse(flipped).parameters["align"].string_value == ("false" if align else "true")
-    assert window_config(window_config(committed, gpu=False, align=not align), gpu=False, align=align) == committed
-
-
-def test_committed_window_configs_align_as_their_checkpoints_were_trained():
-    """`make engine` would rewrite a mismatch; the committed configs already agree."""
+def test_no_window_model_aligns_alignment_is_in_the_graph():
+    """Optical flow runs inside an aligned network's graph (training/flow.py); no window model
+    config asks for it, and the window models carry no flow code."""
     for task in ("denoise", "deblur", "sr4", "inpaint"):
         committed = parse((ROOT / "model_repository" / f"{task}_window" / "config.pbtxt").read_text())
-        net, _ = load_checkpoint(ROOT / "training" / "checkpoints" / f"{task}.pt")
-        assert (committed.parameters["align"].string_value == "true") == net.config.aligned, task
+        assert "align" not in committed.parameters, task
+    assert not (ROOT / "training" / "alignment.py").exists()

@@ -15,7 +15,7 @@ import pytest
 
 from export.plan_memory import (DEFAULT_BUDGET_GIB, ELEMENT_LIMIT, GIB, PROFILES, TaskProfile, check_profiles,
                                 footprint, max_shapes)
-from export.triton_config import tensorrt_config
+from export.triton_config import NetOptions, net_config
 from training.contract import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,6 +126,7 @@ def test_the_old_sr4_profile_is_caught(served_repository):
 
 def test_gpu_config_follows_the_profile():
     for name, profile in PROFILES.items():
-        text = tensorrt_config(TASKS[name], max_side=profile.max_side, max_batch=profile.max_batch)
-        assert f"max_batch_size: {profile.max_batch}\n" in text
-        assert f'key: "max_side"\n    value: {{ string_value: "{profile.max_side}" }}' in text
+        config = net_config(TASKS[name], NetOptions(backend="tensorrt", max_side=profile.max_side,
+                                                    max_batch=profile.max_batch))
+        assert config.max_batch_size == profile.max_batch
+        assert config.parameters["max_side"].string_value == str(profile.max_side)

@@ -4,7 +4,6 @@ network in-process; pixels outside the mask come back bit-exact."""
 from __future__ import annotations
 
 import queue
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import tritonclient.grpc as grpcclient
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from export.repository import load_model_code
 from training import contract
 from training.checkpoint import load_checkpoint
 from training.data import load_clip
@@ -20,8 +20,7 @@ from training.evaluate import restore
 from training.masks import random_mask_window
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "model_repository" / "denoise_window" / "1"))
-from windowing import window_indices  # noqa: E402
+window_indices = load_model_code("denoise_window", "windowing").window_indices
 
 TASK = contract.get_task("inpaint")
 needs_inpaint = pytest.mark.skipif(
@@ -39,7 +38,7 @@ def _io(model: str, kind: str) -> dict[str, tuple[str, list[int]]]:
 def test_window_model_windows_the_mask_beside_the_frame():
     assert _io(TASK.window_model, "input") == {contract.FRAME: ("TYPE_UINT8", [-1, -1, 3]),
                                               contract.MASK: ("TYPE_UINT8", [-1, -1, 1])}
-    assert _io(TASK.window_model, "output")[contract.MASK_WINDOW] == ("TYPE_UINT8", [TASK.window, -1, -1, 1])
+    assert _io(TASK.window_model, "output")[contract.MASK_WINDOW] == ("TYPE_UINT8", [TASK.net_frames, -1, -1, 1])
     for name in ("model.py", "windowing.py"):  # one window model for every task
         assert (ROOT / "model_repository" / TASK.window_model / "1" / name).resolve() == \
             (ROOT / "model_repository" / "denoise_window" / "1" / name).resolve()
@@ -56,7 +55,7 @@ def in_process(frames: np.ndarray, masks: np.ndarray) -> list[np.ndarray]:
     """Each frame restored through training's serving path: its held window (mirrored at the
     stream's ends as the window model does), propagation, then the network."""
     model, _ = load_checkpoint(ROOT / "training" / "checkpoints" / "inpaint.pt")
-    idx = [window_indices(centre, TASK.held_window, len(frames)) for centre in range(len(frames))]
+    idx = [window_indices(centre, TASK.window, len(frames)) for centre in range(len(frames))]
     return list(restore(model, frames[idx], masks=masks[idx]))
 
 

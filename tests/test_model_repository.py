@@ -7,6 +7,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from export import triton_config
 from training import contract
 
 REPO = Path(__file__).resolve().parents[1] / "model_repository"
@@ -27,6 +28,37 @@ def test_every_directory_is_a_model():
         if d.is_dir():
             assert (d / "config.pbtxt").is_file(), f"{d} is not a model: tritonserver would fail to start"
             assert load_config(d.name).name == d.name
+
+
+def test_committed_configs_are_the_generated_ones():
+    # Every config.pbtxt is written by export/triton_config.py; a hand edit would be lost.
+    generated = triton_config.committed_configs(REPO)
+    assert sorted(generated) == sorted(REPO / name / "config.pbtxt" for t in TASKS
+                                       for name in (t.name, t.window_model, t.net_model))
+    stale = [str(path.relative_to(REPO)) for path, text in generated.items() if path.read_text() != text]
+    assert stale == [], "regenerate with: python -m export.triton_config"
+    assert triton_config.main(["--check", "--repository", str(REPO)]) == 0
+
+
+def test_window_limits_and_net_queue_policy_are_set(tmp_path):
+    for task in TASKS:
+        window = load_config(task.window_model).parameters
+        assert int(window["max_side"].string_value) == contract.MAX_SIDE
+        assert 1 <= int(window["max_streams"].string_value) <= triton_config.MAX_STREAMS_CEILING
+        assert int(window["max_held_mib"].string_value) > 0
+        policy = load_config(task.net_model).dynamic_batching.default_queue_policy
+        assert policy.timeout_action == mc.ModelQueuePolicy.REJECT and policy.default_timeout_microseconds > 0
+        assert policy.max_queue_size == 0  # see export/triton_config.py: a full queue hangs ensembles in 2.51
+    with pytest.raises(ValueError, match="max_streams"):
+        triton_config.WindowOptions(max_streams=257)
+    # --check notices a hand edit.
+    edited = tmp_path / "repo"
+    for name in ("denoise", "denoise_window", "denoise_net"):
+        (edited / name).mkdir(parents=True)
+        (edited / name / "config.pbtxt").write_text((REPO / name / "config.pbtxt").read_text())
+    path = edited / "denoise_net" / "config.pbtxt"
+    path.write_text(path.read_text().replace("max_queue_delay_microseconds: 500", "max_queue_delay_microseconds: 501"))
+    assert triton_config.main(["--check", "--repository", str(edited)]) == 1
 
 
 def test_at_least_denoise_is_served():
@@ -54,11 +86,11 @@ def test_ensemble_wires_window_to_net(task):
 def test_window_model_matches_contract(task):
     config = load_config(task.window_model)
     assert config.backend == "python" and config.model_transaction_policy.decoupled
-    # It holds the longer propagation window where the task has one, and sends the net's.
-    assert int(config.parameters["window"].string_value) == task.held_window
-    assert config.parameters["propagate"].string_value == ("true" if task.propagation else "false")
+    # It holds `window` frames (longer than the net's where the task propagates) and sends the net's.
+    assert int(config.parameters["window"].string_value) == task.window >= task.net_frames
+    assert config.parameters["propagate"].string_value == ("true" if task.propagate else "false")
     outputs = dims(config, "output")
-    assert outputs == {**{name: ("TYPE_UINT8", [task.window, -1, -1, c]) for name, c in task.net_inputs.items()},
+    assert outputs == {**{name: ("TYPE_UINT8", [task.net_frames, -1, -1, c]) for name, c in task.net_inputs.items()},
                        contract.FRAME_INDEX: ("TYPE_INT64", [1])}
     controls = {c.name: c.control[0].kind for c in config.sequence_batching.control_input}
     assert controls == {"START": mc.ModelSequenceBatching.Control.CONTROL_SEQUENCE_START,
@@ -72,7 +104,7 @@ def test_window_model_matches_contract(task):
 @pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
 def test_net_model_matches_contract(task):
     config = load_config(task.net_model)
-    inputs = {name: ("TYPE_UINT8", [task.window, -1, -1, c]) for name, c in task.net_inputs.items()}
+    inputs = {name: ("TYPE_UINT8", [task.net_frames, -1, -1, c]) for name, c in task.net_inputs.items()}
     assert dims(config, "input") == inputs
     assert dims(config, "output") == {contract.RESTORED: ("TYPE_UINT8", [-1, -1, 3])}
     assert config.max_batch_size == contract.MAX_BATCH_SIZE

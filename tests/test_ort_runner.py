@@ -2,9 +2,7 @@
 Triton: validation, stacking of equal shapes, splitting, and per-request errors."""
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +10,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-ROOT = Path(__file__).resolve().parents[1]
-# Loaded by path under its own name: other version directories hold modules called model.py too.
-_spec = importlib.util.spec_from_file_location("denoise_net_ort_runner", ROOT / "model_repository/denoise_net/1/ort_runner.py")
-ort_runner = sys.modules.setdefault(_spec.name, importlib.util.module_from_spec(_spec))
-_spec.loader.exec_module(ort_runner)
+from export.repository import load_model_code
+
+ort_runner = load_model_code("denoise_net", "ort_runner")
 
 
 def centre_frame_onnx(path: Path, masked: bool) -> Path:

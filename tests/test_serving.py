@@ -25,15 +25,15 @@ from hypothesis import strategies as st
 
 from client.local_server import TritonServer
 from conftest import TEST_IDLE_TIMEOUT_S
-from export.repository import build_repository, served_tasks
+from export.repository import build_repository, load_model_code, served_tasks
+from export.triton_config import WindowOptions
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import clip_dir
 from training.contract import TASKS
 from training.evaluate import restore
 from training.network import NetConfig, VideoRestorationNet
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model_repository" / "denoise_window" / "1"))
-from windowing import window_indices  # noqa: E402
+window_indices = load_model_code("denoise_window", "windowing").window_indices
 
 pytestmark = [pytest.mark.server]
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def decode(name: str, count: int, crop: tuple[int, int] | None = None) -> list[n
 
 def in_process(frames: list[np.ndarray], task: str = "denoise", checkpoint: Path | None = None) -> list[np.ndarray]:
     """The shipped network (or `checkpoint`) in-process on the same mirrored windows, through
-    training's restore (alignment when the network wants it, then the uint8 ServingNet)."""
+    training's restore (the uint8 ServingNet, with an aligned network's flow inside it)."""
     model, _ = load_checkpoint(checkpoint or ROOT / "training" / "checkpoints" / f"{task}.pt")
     t = model.config.frames
     windows = np.stack([np.stack([frames[i] for i in window_indices(c, t, len(frames))]) for c in range(len(frames))])
@@ -257,14 +257,15 @@ def test_frames_larger_than_max_side_are_tiled_without_seams(served_repository, 
 @pytest.mark.slow
 @pytest.mark.server
 def test_an_aligned_network_is_served_with_the_alignment_it_was_trained_with(tmp_path):
-    """NetConfig.aligned: `make engine` turns the window model's alignment on, and the served
-    frames equal training's restore (optical-flow alignment, then the network) within 1 level."""
+    """NetConfig.aligned: the flow and warps are inside the exported graph (the window model only
+    windows), and the served frames equal training's restore within 1 level."""
     torch.manual_seed(0)
     net = VideoRestorationNet(NetConfig(channels=8, frame_channels=4, fusion_blocks=1, aligned=True))
     net.tail.weight.data.mul_(30)  # a residual large enough that the neighbours visibly matter
     save_checkpoint(tmp_path / "ckpt" / "denoise.pt", net, task="denoise")
-    repo = build_repository(tmp_path / "repo", ["denoise"], TEST_IDLE_TIMEOUT_S, checkpoints=tmp_path / "ckpt")
-    assert 'key: "align" value: { string_value: "true" }' in (repo / "denoise_window" / "config.pbtxt").read_text()
+    repo = build_repository(tmp_path / "repo", ["denoise"], WindowOptions(idle_timeout_s=TEST_IDLE_TIMEOUT_S),
+                            checkpoints=tmp_path / "ckpt")
+    assert "align" not in (repo / "denoise_window" / "config.pbtxt").read_text()
     frames = decode("carphone_pristine.mp4", 7)
     expected = in_process(frames, checkpoint=tmp_path / "ckpt" / "denoise.pt")
     net.config.aligned = False

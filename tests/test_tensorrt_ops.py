@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from export.engine import checkpoint_is_aligned
+from training.checkpoint import load_checkpoint
 from export.tensorrt_ops import (OPSET_MAX, check_dynamic_io, check_operators, check_profile, check_task_onnx,
                                  main)
 from training.contract import TASKS
@@ -30,7 +30,7 @@ def test_exported_graph_parses_in_tensorrt_with_its_profile(served_repository, n
 @pytest.mark.slow
 def test_the_aligned_denoise_graph_carries_its_flow(served_repository):
     """The check above covers the per-pixel steps: an aligned checkpoint's graph warps in-graph."""
-    if not checkpoint_is_aligned(CHECKPOINTS / "denoise.pt"):
+    if not load_checkpoint(CHECKPOINTS / "denoise.pt")[0].config.aligned:
         pytest.skip("the shipped denoise checkpoint is not aligned (NetConfig.aligned)")
     model = onnx.load(str(served_repository / "denoise_net" / "1" / "model.onnx"))
     ops = Counter(node.op_type for node in model.graph.node)
@@ -122,7 +122,7 @@ def test_an_opset_beyond_the_parser_is_refused():
 
 def test_a_fixed_height_breaks_the_profile():
     task = TASKS["denoise"]
-    window = helper.make_tensor_value_info("WINDOW", U8, ["batch", task.window, 720, "width", 3])
+    window = helper.make_tensor_value_info("WINDOW", U8, ["batch", task.net_frames, 720, "width", 3])
     restored = helper.make_tensor_value_info("RESTORED", U8, ["batch", "h", "w", 3])
     model = helper.make_model(helper.make_graph([], "g", [window], [restored]))
     found = [str(p) for p in check_dynamic_io(model, task)]

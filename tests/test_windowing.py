@@ -1,14 +1,23 @@
 """Unit tests of the sliding-window logic behind every <task>_window model (no server)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model_repository" / "denoise_window" / "1"))
-from windowing import StreamError, StreamTable, StreamWindower, mirror_index, window_indices  # noqa: E402
+from export import triton_config
+from export.repository import load_model_code
+
+windowing = load_model_code("denoise_window", "windowing")
+LimitError, Limits, StreamError = windowing.LimitError, windowing.Limits, windowing.StreamError
+StreamTable, StreamWindower = windowing.StreamTable, windowing.StreamWindower
+mirror_index, window_indices = windowing.mirror_index, windowing.window_indices
+MIB = 2**20
+
+
+def ids(windows) -> list[tuple[int, list[int]]]:
+    """(centre, frame ids) of windows over frames whose pixels equal their index, read at once:
+    a window is a view of the ring buffer, valid until the stream's next frame."""
+    return [(w.index, w.planes[0][:, 0, 0, 0].tolist()) for w in windows]
 
 
 def run_stream(n: int, window: int = 5) -> list[tuple[int, list[int]]]:
@@ -16,9 +25,9 @@ def run_stream(n: int, window: int = 5) -> list[tuple[int, list[int]]]:
     stream = StreamWindower(window)
     out = []
     for i in range(n):
-        out += stream.push(np.full((2, 3, 3), i, np.uint8))
-    out += stream.finish()
-    return [(w.index, w.planes[0][:, 0, 0, 0].tolist()) for w in out]
+        out += ids(stream.push(np.full((2, 3, 3), i, np.uint8)))
+    out += ids(stream.finish())
+    return out
 
 
 def test_mirror_index_reflects_about_both_ends():
@@ -59,7 +68,18 @@ def test_memory_is_bounded_by_the_window():
     stream = StreamWindower(3)
     for i in range(100):
         stream.push(np.zeros((4, 4, 3), np.uint8))
-    assert len(stream._ring) == 3
+    assert stream.held_bytes == 2 * 3 * 4 * 4 * 3 == windowing.ring_bytes(3, (np.zeros((4, 4, 3), np.uint8),))
+
+
+@pytest.mark.parametrize("window", [1, 3, 5, 21])
+def test_windows_inside_the_stream_are_views_of_the_ring_not_copies(window):
+    stream = StreamWindower(window)
+    for i in range(3 * window + 2):
+        frame = np.full((2, 2, 3), i, np.uint8)
+        for w in stream.push(frame):
+            if w.index >= window // 2:  # not mirrored
+                assert np.shares_memory(w.planes[0], stream._rings[0]) and w.planes[0].flags.c_contiguous
+                assert w.planes[0][:, 0, 0, 0].tolist() == list(range(i - window + 1, i + 1))
 
 
 def test_frame_size_change_is_an_error_naming_the_frame():
@@ -90,9 +110,10 @@ def test_masks_are_windowed_with_their_frames():
     stream = StreamWindower(3)
     out = []
     for i in range(3):
-        out += stream.push(np.full((2, 2, 3), i, np.uint8), np.full((2, 2, 1), 10 * i, np.uint8))
-    out += stream.finish()
-    assert [w.planes[1][:, 0, 0, 0].tolist() for w in out] == [[10, 0, 10], [0, 10, 20], [10, 20, 10]]
+        out += [w.planes[1][:, 0, 0, 0].tolist()
+                for w in stream.push(np.full((2, 2, 3), i, np.uint8), np.full((2, 2, 1), 10 * i, np.uint8))]
+    out += [w.planes[1][:, 0, 0, 0].tolist() for w in stream.finish()]
+    assert out == [[10, 0, 10], [0, 10, 20], [10, 20, 10]]
 
 
 def test_idle_streams_are_reaped():
@@ -116,7 +137,7 @@ def test_torch_ring_buffer_matches_numpy():
     # The GPU path stores torch CUDA tensors; the same code on torch CPU tensors proves the logic.
     torch = pytest.importorskip("torch")
     frames = [np.random.default_rng(i).integers(0, 255, (3, 4, 3), dtype=np.uint8) for i in range(6)]
-    as_numpy, as_torch = StreamTable(5, 10), StreamTable(5, 10, stack=torch.stack)
+    as_numpy, as_torch = StreamTable(5, 10), StreamTable(5, 10)
     for i, f in enumerate(frames):
         a = as_numpy.handle(1, i == 0, i == 5, (f,))
         b = as_torch.handle(1, i == 0, i == 5, (torch.from_numpy(f),))
@@ -131,10 +152,64 @@ def test_torch_ring_buffer_matches_numpy():
 def test_cuda_ring_buffer_stays_on_the_gpu():
     import torch
 
-    table = StreamTable(5, 10, stack=torch.stack)
+    table = StreamTable(5, 10)
     out = []
     for i in range(7):
-        out += table.handle(3, i == 0, i == 6, (torch.full((8, 8, 3), i, dtype=torch.uint8, device="cuda"),))
-    assert [w.index for w in out] == list(range(7))
-    assert all(w.planes[0].is_cuda for w in out)
-    assert out[0].planes[0][:, 0, 0, 0].tolist() == [2, 1, 0, 1, 2]
+        windows = table.handle(3, i == 0, i == 6, (torch.full((8, 8, 3), i, dtype=torch.uint8, device="cuda"),))
+        assert all(w.planes[0].is_cuda for w in windows)
+        out += ids(windows)
+    assert [c for c, _ in out] == list(range(7))
+    assert out[0][1] == [2, 1, 0, 1, 2] and out[3][1] == [1, 2, 3, 4, 5]
+
+
+def frame(side: int = 4, value: int = 0) -> np.ndarray:
+    return np.full((side, side, 3), value, np.uint8)
+
+
+def test_a_frame_larger_than_max_side_is_refused_before_anything_is_held():
+    table = StreamTable(5, 10, Limits(max_side=8))
+    table.handle(1, True, False, (frame(8),))
+    with pytest.raises(LimitError, match=r"sequence 2: a 9x9 frame .*max_side 8"):
+        table.handle(2, True, False, (frame(9),))
+    with pytest.raises(LimitError, match="max_side 8"):
+        table.handle(1, False, False, (frame(9),))  # mid-stream: refused, the stream goes on
+    assert list(table.streams) == [1] and table.streams[1].received == 1
+    assert [w.index for w in table.handle(1, False, True, (frame(8),))] == [0, 1]
+
+
+def test_streams_past_the_cap_are_refused_and_the_live_ones_go_on():
+    table = StreamTable(3, 10, Limits(max_streams=4))
+    for corrid in range(4):
+        table.handle(corrid, True, False, (frame(value=corrid),))
+    for corrid in range(4, 40):
+        with pytest.raises(LimitError, match=rf"sequence {corrid} refused: 4 streams are live.*max_streams 4"):
+            table.handle(corrid, True, False, (frame(),))
+        with pytest.raises(StreamError, match="unknown"):  # its later frames too, and nothing is held
+            table.handle(corrid, False, False, (frame(),))
+    assert sorted(table.streams) == [0, 1, 2, 3]
+    table.handle(2, True, False, (frame(),))  # a restart is not a new stream
+    out = table.handle(0, False, True, (frame(value=7),))
+    assert [(w.index, w.planes[0][:, 0, 0, 0].tolist()) for w in out] == [(0, [7, 0, 7]), (1, [0, 7, 0])]
+    table.handle(99, True, True, (frame(),))  # a slot came free
+
+
+def test_memory_held_by_frames_is_capped():
+    one = windowing.ring_bytes(5, (frame(64),))  # 2 x 5 x 64 x 64 x 3 bytes
+    small = windowing.ring_bytes(5, (frame(8),))
+    table = StreamTable(5, 10, Limits(max_held_bytes=3 * one + small))
+    for corrid in range(3):
+        table.handle(corrid, True, False, (frame(64),))
+    assert table.held_bytes == 3 * one
+    with pytest.raises(LimitError, match=r"sequence 3 refused: its 5 frames of \[64, 64, 3\] need 0.1 MiB and 0.4 MiB are held of 0.4 \(max_held_mib\)"):
+        table.handle(3, True, False, (frame(64),))
+    table.handle(3, True, False, (frame(8),))  # small frames still fit
+    table.handle(0, True, False, (frame(32),))  # a restart gives its old memory back
+    assert sorted(table.streams) == [0, 1, 2, 3]
+
+
+def test_limits_are_validated_and_agree_with_the_config_writer():
+    assert windowing.MAX_STREAMS_CEILING == triton_config.MAX_STREAMS_CEILING == 256
+    with pytest.raises(ValueError, match="max_streams"):
+        Limits(max_streams=257)
+    with pytest.raises(ValueError, match="max_streams"):
+        Limits(max_streams=0)

@@ -26,7 +26,7 @@ TASK_DEFAULTS: dict[str, dict] = {
                "lr": 5e-4},
     "sr4": {"channels": 48, "fusion_blocks": 6, "unshuffle": 1, "crop": 128, "ema": 0.999},
     "inpaint": {"fusion_blocks": 5, "levels": 2, "level_blocks": 2, "refine_channels": 16, "crop": 128, "ema": 0.999,
-                "lr": 5e-4, "propagation": get_task("inpaint").propagation},
+                "lr": 5e-4, "propagation": get_task("inpaint").window},
 }
 # NetConfig fields that are flags; scale, masked and deconvolved follow from the task (training/contract.py).
 NETWORK_FIELDS = tuple(f.name for f in fields(NetConfig) if f.name not in ("scale", "masked", "deconvolved"))

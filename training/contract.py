@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 # Tensor names on the wire and in the ONNX graph.
 FRAME = "FRAME"              # UINT8 [H, W, 3]      one RGB frame as decoded
-WINDOW = "WINDOW"            # UINT8 [T, H, W, 3]   T consecutive frames, centre restored
+WINDOW = "WINDOW"            # UINT8 [T, H, W, 3]   the net's T = Task.net_frames frames, centre restored
 MASK = "MASK"                # UINT8 [H, W, 1] in, [T, H, W, 1] windowed; 255 = pixels to fill
 MASK_WINDOW = "MASK_WINDOW"  # UINT8 [T, H, W, 1]   the masks of a window (inpaint only)
 DECONV_WINDOW = "DECONV_WINDOW"  # UINT8 [T, H, W, 3] the window after blind deconvolution (deblur only;
@@ -40,22 +40,28 @@ def net_inputs(masked: bool = False, deconvolved: bool = False) -> dict[str, int
 
 @dataclass(frozen=True)
 class Task:
-    """One served task: an ensemble `<name>` = `<name>_window` -> `<name>_net`."""
+    """One served task: an ensemble `<name>` = `<name>_window` -> `<name>_net`.
+
+    Two lengths, one name each: `window` is how many frames the window model holds per stream
+    and windows over (a response lags the frame it restores by window // 2 frames; its `window`
+    parameter), `net_frames` how many consecutive frames the network takes (its WINDOW input's
+    first dim, NetConfig.frames). They differ where the window model looks further than the
+    net (inpaint's propagation)."""
 
     name: str
     scale: int
+    net_frames: int = 5
     window: int = 5
     masked: bool = False        # the client streams a MASK beside each FRAME
     deconvolved: bool = False   # the window model adds DECONV_WINDOW for the net
-    propagation: int = 0        # inpaint: frames the window model fills the centre's hidden pixels
-                                # from by optical flow (training/propagation.py) before cutting the
-                                # `window` frames the net takes; 0 = none
+    propagate: bool = False     # inpaint: the window model fills the centre's hidden pixels from
+                                # all `window` frames by optical flow (training/propagation.py)
+                                # before cutting the `net_frames` the net takes
 
-    @property
-    def held_window(self) -> int:
-        """Frames the window model keeps per stream and windows over (its `window` parameter):
-        a response lags the frame it restores by held_window // 2 frames."""
-        return max(self.window, self.propagation)
+    def __post_init__(self) -> None:
+        if self.net_frames % 2 == 0 or self.window % 2 == 0 or self.window < self.net_frames:
+            raise ValueError(f"task {self.name}: net_frames ({self.net_frames}) and window ({self.window}) "
+                             "must be odd, with window >= net_frames")
 
     @property
     def net_inputs(self) -> dict[str, int]:
@@ -76,7 +82,7 @@ TASKS: dict[str, Task] = {
         Task("denoise", scale=1),
         Task("deblur", scale=1, deconvolved=True),
         Task("sr4", scale=4),
-        Task("inpaint", scale=1, masked=True, propagation=PROPAGATION_FRAMES),
+        Task("inpaint", scale=1, masked=True, window=PROPAGATION_FRAMES, propagate=True),
     )
 }
 

@@ -14,6 +14,10 @@ grows with the frame, so 96-pixel training crops and full validation frames see 
 Each shape is drawn once and then translated frame by frame along its own trajectory; rectangles
 and strokes stay static half of the time (a watermark does not move), blobs always move. So the
 network sees both cases: hidden pixels visible in neighbouring frames, and hidden in all of them.
+
+OVERLAYS are the masks users bring, each sized by the share of the frame it hides: a corner logo,
+burnt-in subtitles and a timestamp (static), and a moving object (the robustness grid's cells,
+benchmarks/robust_grid.py).
 """
 from __future__ import annotations
 
@@ -117,3 +121,90 @@ def random_mask_window(
         coverage = np.count_nonzero(out[frames // 2]) / (height * width)
         if 0 < coverage <= max_coverage:
             return out
+
+
+# ---- Static overlays and moving objects: the masks users bring (benchmarks/robust_grid.py) ----
+# Each takes the hidden share of the frame, `coverage` (0.01..0.10), and returns uint8 (T, H, W).
+# Overlays are drawn once and repeated in every frame: a burnt-in logo or caption never moves.
+
+def _static(shape: np.ndarray, frames: int) -> np.ndarray:
+    return np.repeat(shape[None], frames, axis=0)
+
+
+def corner_logo(frames: int, height: int, width: int, rng: np.random.Generator, coverage: float = 0.02) -> np.ndarray:
+    """A broadcaster's logo: a rounded box (aspect 1.5..3) in a random corner, 3% of the frame in
+    from its edges; static."""
+    aspect = rng.uniform(1.5, 3.0)
+    bh = max(2, round(np.sqrt(coverage * height * width / aspect)))
+    bw = min(width - 2, round(bh * aspect))
+    my, mx = max(1, round(0.03 * height)), max(1, round(0.03 * width))
+    y = my if rng.random() < 0.5 else height - my - bh
+    x = mx if rng.random() < 0.5 else width - mx - bw
+    shape = np.zeros((height, width), np.uint8)
+    r = max(1, bh // 4)  # rounded corners: a box drawn with thick rounded lines
+    cv2.rectangle(shape, (x + r, y + r), (x + bw - 1 - r, y + bh - 1 - r), FILL, -1)
+    cv2.rectangle(shape, (x + r, y + r), (x + bw - 1 - r, y + bh - 1 - r), FILL, 2 * r)
+    return _static(shape, frames)
+
+
+def _random_text(rng: np.random.Generator, words: int) -> str:
+    letters = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    return " ".join("".join(rng.choice(letters, int(rng.integers(2, 8)))) for _ in range(words))
+
+
+def _fit_text(height: int, width: int, lines: list[str], band: float, coverage: float, anchor: str) -> np.ndarray:
+    """Outlined text lines (as captions are drawn) scaled into a box that hides about `coverage`
+    of the frame; the box is at most `band` of the frame wide (taller letters then) and sits at
+    `anchor`: 'bottom' (centred, 5% up) or 'top-left' (3% in)."""
+    scale, thickness = 1.0, 2
+    (tw, th), base = cv2.getTextSize(max(lines, key=len), cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    line_h = th + base + 2 * thickness
+    canvas = np.zeros((line_h * len(lines) + 8, tw + 8), np.uint8)
+    for i, line in enumerate(lines):
+        (lw, _), _ = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        cv2.putText(canvas, line, ((canvas.shape[1] - lw) // 2, 4 + th + i * line_h), cv2.FONT_HERSHEY_SIMPLEX,
+                    scale, FILL, thickness + 2, cv2.LINE_8)  # +2: a 1-px outline around the strokes
+    ys, xs = np.nonzero(canvas)
+    canvas = canvas[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    area = coverage * height * width / (np.count_nonzero(canvas) / canvas.size)  # box area for `coverage`
+    bw = min(round(np.sqrt(area * canvas.shape[1] / canvas.shape[0])), round(band * width))
+    bh = min(round(area / bw), round(0.4 * height))
+    box = cv2.resize(canvas, (bw, bh), interpolation=cv2.INTER_NEAREST)
+    if anchor == "bottom":
+        y, x = height - round(0.05 * height) - bh, (width - bw) // 2
+    else:
+        y, x = round(0.03 * height), round(0.03 * width)
+    shape = np.zeros((height, width), np.uint8)
+    shape[y : y + bh, x : x + bw] = box
+    return shape
+
+
+def subtitle_bar(frames: int, height: int, width: int, rng: np.random.Generator, coverage: float = 0.05) -> np.ndarray:
+    """Burnt-in subtitles: one or two outlined text lines centred near the bottom; static."""
+    lines = [_random_text(rng, int(rng.integers(3, 6))) for _ in range(int(rng.integers(1, 3)))]
+    return _static(_fit_text(height, width, lines, 0.9, coverage, "bottom"), frames)
+
+
+def timestamp(frames: int, height: int, width: int, rng: np.random.Generator, coverage: float = 0.01) -> np.ndarray:
+    """A camera's date and time, top left; static (its digits change, its box does not matter:
+    the mask covers the text as drawn on the first frame)."""
+    month, day, hour, minute, second = (int(rng.integers(lo, hi)) for lo, hi in ((1, 13), (1, 29), (0, 24), (0, 60), (0, 60)))
+    text = f"2026-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}"
+    return _static(_fit_text(height, width, [text], 0.6, coverage, "top-left"), frames)
+
+
+def moving_object(frames: int, height: int, width: int, rng: np.random.Generator, coverage: float = 0.03) -> np.ndarray:
+    """An object to remove: an upright ellipse (a walker, 2..3 times as tall as wide) of `coverage`
+    of the frame crossing it at 1..4 px per frame."""
+    aspect = rng.uniform(2.0, 3.0)
+    a = np.sqrt(coverage * height * width / (np.pi * aspect))  # half-width; half-height = aspect * a
+    centre = (int(rng.uniform(0.25, 0.75) * width), int(rng.uniform(0.3, 0.7) * height))
+    shape = np.zeros((height, width), np.uint8)
+    cv2.ellipse(shape, centre, (max(1, round(a)), max(1, round(a * aspect))), 0, 0, 360, FILL, -1)
+    speed = rng.uniform(1.0, 4.0) * (1 if rng.random() < 0.5 else -1)
+    k = np.arange(frames, dtype=np.float64) - frames // 2
+    return _move(shape, np.stack([speed * k, 0.2 * speed * k], axis=1))
+
+
+OVERLAYS = {"corner_logo": corner_logo, "subtitle_bar": subtitle_bar, "timestamp": timestamp,
+            "moving_object": moving_object}

@@ -9,9 +9,9 @@ Config parameter `device`: "cpu" (default; NumPy ring buffers) or "cuda" (GPU ho
 instance's GPU (`model_instance_device_id`; a copy even when Triton placed it there already, since
 that buffer is released with its request), ring buffers are torch CUDA tensors, and windows leave
 by DLPack straight to the TensorRT plan.
-Config parameter `align` ("true" when the network was trained on motion-compensated windows,
-written by `make engine`): each window's neighbours are warped onto its centre frame by
-alignment.py (a copy of training/alignment.py) before it is sent, outside the stream-table lock.
+Config parameters max_side, max_streams (at most 256) and max_held_mib: the limits windowing.py
+checks before a frame is held; a refused request gets an error naming the limit, and every
+other stream goes on untouched.
 Output DECONV_WINDOW (deblur's config has it): each window also leaves deconvolved by the blur
 kernel estimated from its centre frame, by deconvolution.py (a copy of training/deconvolution.py,
 placed by `make engine`), outside the lock as well.
@@ -31,7 +31,7 @@ import threading
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from windowing import StreamError, StreamTable, Window
+from windowing import MIB, Limits, StreamError, StreamTable, Window
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 # Input plane -> output name; MASK only exists in the inpaint task's config.
@@ -50,18 +50,11 @@ class TritonPythonModel:
         self.device = params.get("device", "cpu")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"{self.model_name}: parameter device must be 'cpu' or 'cuda', got {self.device!r}")
-        stack = np.stack
         if self.device == "cuda":
             import torch  # only GPU hosts need torch in the serving environment
 
             self.torch = torch
             self.cuda = torch.device("cuda", int(args["model_instance_device_id"]))
-            stack = torch.stack
-        self.align = None
-        if params.get("align", "false") == "true":
-            from alignment import align_window  # copied beside this file by `make engine`
-
-            self.align = align_window
         self.propagate = self.flow_image = None
         if params.get("propagate", "false") == "true":
             from propagation import flow_image, propagate_window  # copied beside this file by `make engine`
@@ -75,7 +68,10 @@ class TritonPythonModel:
 
             self.deconvolve = deconvolve_window
             self.outputs.append(DECONV_WINDOW)
-        self.table = StreamTable(int(params["window"]), float(params.get("idle_timeout_s", "60")), stack)
+        limits = Limits(max_side=int(params.get("max_side", Limits.max_side)),
+                        max_streams=int(params.get("max_streams", Limits.max_streams)),
+                        max_held_bytes=int(params.get("max_held_mib", Limits.max_held_bytes // MIB)) * MIB)
+        self.table = StreamTable(int(params["window"]), float(params.get("idle_timeout_s", "60")), limits)
         self.lock = threading.Lock()
         # The family must outlive its metrics, so it is kept on self.
         self.metric_family = pb_utils.MetricFamily(
@@ -96,8 +92,6 @@ class TritonPythonModel:
                 for window in self._handle(request):
                     if self.propagate is not None:
                         window = self._propagated(window)
-                    if self.align is not None:
-                        window = self._aligned(window)
                     if self.deconvolve is not None:
                         window = self._deconvolved(window)
                     sender.send(self._response(window))
@@ -120,6 +114,7 @@ class TritonPythonModel:
             if array.ndim != 4 or array.shape[0] != 1 or min(array.shape[1:3]) < 1:
                 raise StreamError(f"sequence {corrid}: {name} must be [1, H, W, C] with H, W >= 1, got {list(array.shape)}")
             planes.append(array[0])
+        self.table.limits.check_sides(corrid, tuple(planes))  # before any per-frame work
         if self.flow_image is not None:
             # Once per frame, outside the lock; windowed beside the frame as a third plane.
             planes.append(self._on_device([self.flow_image(*self._on_host(tuple(planes)))])[0])
@@ -144,11 +139,6 @@ class TritonPythonModel:
     def _on_device(self, planes: list[np.ndarray]) -> tuple:
         return tuple(planes if self.device == "cpu" else (self.torch.from_numpy(p).to(self.cuda) for p in planes))
 
-    def _aligned(self, window: Window) -> Window:
-        """The window with its neighbours (and masks) warped onto the centre frame (OpenCV, CPU)."""
-        planes = self._on_host(window.planes)
-        return dataclasses.replace(window, planes=self._on_device(list(self.align(*planes)[: len(planes)])))
-
     def _propagated(self, window: Window) -> Window:
         """The net's window (frames, masks) cut from the held one (frames, masks, flow images),
         its centre filled by propagation (OpenCV, CPU)."""
@@ -166,7 +156,9 @@ class TritonPythonModel:
             if self.device == "cpu":
                 tensors.append(pb_utils.Tensor(name, plane[np.newaxis]))
             else:
-                tensors.append(pb_utils.Tensor.from_dlpack(name, plane.unsqueeze(0).contiguous()))
+                # A copy: the window may be a view of the ring buffer, which the stream's next
+                # frame overwrites while the plan may still be reading.
+                tensors.append(pb_utils.Tensor.from_dlpack(name, plane.unsqueeze(0).clone()))
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def _reap_loop(self) -> None:

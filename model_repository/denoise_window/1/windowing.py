@@ -5,20 +5,29 @@ frame t is complete and is emitted; at the end of the stream the remaining windo
 Frames outside the stream are mirrored about its ends, as FastDVDnet does: frame -1 := frame 1,
 frame n := frame n-2. Only the last T frames are kept, so memory per stream is bounded.
 
+Each plane's ring buffer holds 2T frames and every frame is written twice, at slot i % T and
+i % T + T, so the last T frames are always one contiguous slice: a window is a view of the
+buffer, not a copy (only the mirrored windows at a stream's ends are gathered). A view is valid
+until the stream's next frame is pushed: send or copy it before.
+
+Limits (Limits) are checked before anything of a request is held; a refused request raises
+LimitError and leaves every stream as it was.
+
 Frames may be NumPy arrays (CPU) or torch CUDA tensors (GPU hosts: the ring buffer then lives
-on the GPU and a frame crosses PCIe once); `stack` is np.stack or torch.stack accordingly.
+on the GPU and a frame crosses PCIe once).
 
 No Triton imports: model.py adapts this to the Python backend, and tests use it directly.
 """
 from __future__ import annotations
 
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+MAX_STREAMS_CEILING = 256  # export/triton_config.py refuses more too
+MIB = 2**20
 
 
 def mirror_index(i: int, length: int) -> int:
@@ -42,9 +51,48 @@ class StreamError(ValueError):
     """A request that does not fit its stream (wrong shape, frame size changed, ...)."""
 
 
+class LimitError(StreamError):
+    """A request refused because it would pass a server limit; nothing was held or dropped."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one window model holds at most (its config's max_side, max_streams, max_held_mib)."""
+
+    max_side: int = 2160
+    max_streams: int = 64
+    max_held_bytes: int = 4096 * MIB
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_streams <= MAX_STREAMS_CEILING:
+            raise ValueError(f"max_streams must be in 1..{MAX_STREAMS_CEILING}, got {self.max_streams}")
+        if self.max_side < 1 or self.max_held_bytes < 1:
+            raise ValueError(f"max_side and max_held_mib must be positive, got {self}")
+
+    def check_sides(self, corrid: int, planes: tuple[Any, ...]) -> None:
+        """LimitError when a plane is taller or wider than max_side."""
+        for plane in planes:
+            if max(plane.shape[:2]) > self.max_side:
+                raise LimitError(f"sequence {corrid}: a {plane.shape[1]}x{plane.shape[0]} frame is larger than "
+                                 f"this server takes (max_side {self.max_side}): tile or scale it down")
+
+
+def _empty(plane: Any, count: int) -> Any:
+    """An uninitialised (count, *plane.shape) buffer of plane's dtype, on plane's device."""
+    if isinstance(plane, np.ndarray):
+        return np.empty((count, *plane.shape), plane.dtype)
+    return plane.new_empty((count, *plane.shape))  # torch
+
+
+def ring_bytes(window: int, planes: tuple[Any, ...]) -> int:
+    """Memory a stream of these planes holds: its 2T-frame ring buffer per plane."""
+    return 2 * window * sum(int(p.nbytes) for p in planes)
+
+
 @dataclass
 class Window:
-    """The window centred on stream frame `index`: one array (T, ...) per plane (frames, masks)."""
+    """The window centred on stream frame `index`: one array (T, ...) per plane (frames, masks),
+    possibly a view of the stream's ring buffer (valid until its next frame)."""
 
     index: int
     planes: tuple[Any, ...]
@@ -52,34 +100,39 @@ class Window:
 
 @dataclass
 class StreamWindower:
-    """Per-stream ring buffer of the last T frames; each frame is a tuple of planes
+    """Per-stream ring buffers of the last T frames; each frame is a tuple of planes
     (the RGB frame, and for inpainting its mask) that are windowed together."""
 
     window: int
-    stack: Callable[[Sequence[Any]], Any] = np.stack
     received: int = 0
     emitted: int = 0
     last_seen: float = field(default_factory=time.monotonic)
     _shapes: tuple[tuple[int, ...], ...] | None = None
-    _ring: deque = field(default_factory=deque)
+    _rings: tuple[Any, ...] = ()  # per plane (2T, ...): frame i at slots i % T and i % T + T
 
     def __post_init__(self) -> None:
         if self.window < 1 or self.window % 2 == 0:
             raise ValueError(f"window length must be odd and >= 1, got {self.window}")
+
+    @property
+    def held_bytes(self) -> int:
+        return sum(int(r.nbytes) for r in self._rings)
 
     def push(self, *planes: Any) -> list[Window]:
         """Add the next frame; return the windows it completes (none until frame T//2)."""
         shapes = tuple(tuple(p.shape) for p in planes)
         if self._shapes is None:
             self._shapes = shapes
+            self._rings = tuple(_empty(p, 2 * self.window) for p in planes)
         elif shapes != self._shapes:
             raise StreamError(
                 f"frame {self.received} has shape {list(map(list, shapes))}, but this stream "
                 f"started with {list(map(list, self._shapes))}: frame size cannot change mid-stream"
             )
-        self._ring.append(planes)
-        if len(self._ring) > self.window:
-            self._ring.popleft()
+        slot = self.received % self.window
+        for ring, plane in zip(self._rings, planes):
+            ring[slot] = plane
+            ring[slot + self.window] = plane
         self.received += 1
         self.last_seen = time.monotonic()
         half = self.window // 2
@@ -95,9 +148,12 @@ class StreamWindower:
         # While streaming the length is unknown, but only the left edge can need mirroring then,
         # and mirroring about frame 0 does not depend on the length.
         indices = window_indices(centre, self.window, length or self.received)
-        first = self.received - len(self._ring)
-        frames = [self._ring[i - first] for i in indices]
-        planes = tuple(self.stack([f[p] for f in frames]) for p in range(len(frames[0])))
+        if indices == list(range(self.received - self.window, self.received)):
+            first = self.received % self.window  # slot of the oldest frame held
+            planes = tuple(r[first:first + self.window] for r in self._rings)
+        else:  # mirrored at an end: gather (a copy)
+            slots = [i % self.window for i in indices]
+            planes = tuple(r[slots] for r in self._rings)
         self.emitted = centre + 1
         return Window(centre, planes)
 
@@ -105,22 +161,29 @@ class StreamWindower:
 class StreamTable:
     """All live streams of one window model, keyed by sequence (correlation) id."""
 
-    def __init__(self, window: int, idle_timeout_s: float, stack: Callable[[Sequence[Any]], Any] = np.stack) -> None:
+    def __init__(self, window: int, idle_timeout_s: float, limits: Limits = Limits()) -> None:
         self.window = window
         self.idle_timeout_s = idle_timeout_s
-        self.stack = stack
+        self.limits = limits
         self.streams: dict[int, StreamWindower] = {}
+
+    @property
+    def held_bytes(self) -> int:
+        return sum(s.held_bytes for s in self.streams.values())
 
     def handle(self, corrid: int, start: bool, end: bool, planes: tuple[Any, ...]) -> list[Window]:
         """Feed one frame of sequence `corrid`; return the windows to emit, in order.
-        A StreamError ends the stream (its state is dropped) and names the frame at fault."""
+        A LimitError refuses the frame and changes nothing; any other StreamError ends the
+        stream (its state is dropped). Both name the sequence or frame at fault."""
+        self.limits.check_sides(corrid, planes)
         if start:
-            self.streams[corrid] = StreamWindower(self.window, self.stack)
+            self._admit(corrid, planes)
+            self.streams[corrid] = StreamWindower(self.window)
         stream = self.streams.get(corrid)
         if stream is None:
             raise StreamError(
-                f"sequence {corrid} is unknown here (never started, failed earlier, or reaped after "
-                f"{self.idle_timeout_s:g} s idle): start it again with sequence_start"
+                f"sequence {corrid} is unknown here (never started, refused, failed earlier, or reaped "
+                f"after {self.idle_timeout_s:g} s idle): start it again with sequence_start"
             )
         try:
             windows = stream.push(*planes)
@@ -132,6 +195,22 @@ class StreamTable:
         if end:
             del self.streams[corrid]
         return windows
+
+    def _admit(self, corrid: int, planes: tuple[Any, ...]) -> None:
+        """LimitError if a new stream starting with `planes` would pass max_streams or
+        max_held_bytes (a restarted sequence gives its old stream's memory back)."""
+        old = self.streams.get(corrid)
+        if old is None and len(self.streams) >= self.limits.max_streams:
+            raise LimitError(f"sequence {corrid} refused: {len(self.streams)} streams are live, the most this "
+                             f"server holds (max_streams {self.limits.max_streams}); end streams with "
+                             f"sequence_end (idle ones are dropped after {self.idle_timeout_s:g} s)")
+        need = ring_bytes(self.window, planes)
+        held = self.held_bytes - (old.held_bytes if old else 0)
+        if held + need > self.limits.max_held_bytes:
+            raise LimitError(f"sequence {corrid} refused: its {self.window} frames of "
+                             f"{'+'.join(str(list(p.shape)) for p in planes)} need {need / MIB:.1f} MiB and "
+                             f"{held / MIB:.1f} MiB are held of {self.limits.max_held_bytes / MIB:.1f} "
+                             f"(max_held_mib): try again later or with smaller frames")
 
     def reap(self, now: float | None = None) -> list[int]:
         """Drop streams idle for longer than the timeout (clients that died mid-stream)."""

@@ -1,0 +1,99 @@
+"""Shapes through every network variant, at tiny widths (fast, no checkpoint): each task's shipped
+architecture and each axis a NetConfig can vary, in float (training) and with the uint8 edges that
+export and serving use, on sizes that are and are not multiples of what the network needs."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from training.config import parse_args
+from training.contract import TASKS
+from training.network import NetConfig, VideoRestorationNet
+from training.processing import ServingNet
+
+TINY = {"channels": 8, "frame_channels": 4, "fusion_blocks": 1, "level_blocks": 1}
+
+
+def tiny(config: NetConfig) -> NetConfig:
+    """`config` with its widths and depths cut down; its structure (frames, scale, unshuffle,
+    levels, masks, deconvolution, refinement) kept."""
+    return dataclasses.replace(config, **TINY, refine_channels=min(config.refine_channels, 4))
+
+
+def shipped_variant(task: str) -> NetConfig:
+    """The architecture `make train TASK=task` builds (the shipped one), made tiny."""
+    return tiny(parse_args(["--task", task]).net_config())
+
+
+VARIANTS = {
+    **{task: shipped_variant(task) for task in TASKS},
+    "one frame": tiny(NetConfig(frames=1)),
+    "three frames": tiny(NetConfig(frames=3)),
+    "full resolution": tiny(NetConfig(unshuffle=1)),
+    "unshuffle 4, two levels": tiny(NetConfig(unshuffle=4, levels=2)),
+    "scale 2": tiny(NetConfig(scale=2, unshuffle=1, levels=1)),
+    "scale 4, refined": tiny(NetConfig(scale=4, unshuffle=1, refine_channels=4)),
+    "masked, no refinement": tiny(NetConfig(masked=True, levels=1)),
+    "deconvolved, no frame blocks": tiny(NetConfig(deconvolved=True, frame_blocks=0)),
+}
+
+
+def float_inputs(config: NetConfig, n: int, h: int, w: int) -> tuple[torch.Tensor, dict]:
+    frames = torch.rand(n, config.frames, 3, h, w)
+    extra = {}
+    if config.masked:
+        extra["masks"] = (torch.rand(n, config.frames, 1, h, w) > 0.7).float()
+    if config.deconvolved:
+        extra["deconvolved"] = torch.rand(n, config.frames, 3, h, w)
+    return frames, extra
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_float_network_restores_the_centre_frame_at_its_scale(name):
+    config = VARIANTS[name]
+    net = VideoRestorationNet(config).eval()
+    h, w = 2 * config.multiple, 3 * config.multiple
+    frames, extra = float_inputs(config, 2, h, w)
+    with torch.no_grad():
+        out = net(frames, **extra)
+    assert out.shape == (2, 3, h * config.scale, w * config.scale) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+    with pytest.raises(ValueError, match=f"expected a window of {config.frames} frames"):
+        net(torch.rand(1, config.frames + 2, 3, h, w))
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+@pytest.mark.parametrize("size", [(17, 29), (32, 48)], ids=["odd", "even"])
+def test_uint8_edges_take_any_size_and_give_uint8_at_scale(name, size):
+    config = VARIANTS[name]
+    serving = ServingNet(VideoRestorationNet(config).eval())
+    h, w = size
+    window = torch.randint(0, 256, (2, config.frames, h, w, 3), dtype=torch.uint8)
+    second = None
+    if config.masked:
+        second = torch.randint(0, 2, (2, config.frames, h, w, 1), dtype=torch.uint8) * 255
+    elif config.deconvolved:
+        second = torch.randint(0, 256, (2, config.frames, h, w, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        out = serving(window, second)
+    assert out.shape == (2, h * config.scale, w * config.scale, 3) and out.dtype == torch.uint8
+    if config.masked:  # outside the mask the centre frame comes back bit-exact
+        keep = second[:, config.frames // 2, ..., 0] == 0
+        assert torch.equal(out[keep], window[:, config.frames // 2][keep])
+
+
+@pytest.mark.parametrize("name", [n for n in VARIANTS if VARIANTS[n].masked or VARIANTS[n].deconvolved])
+def test_a_missing_second_input_is_an_error(name):
+    config = VARIANTS[name]
+    serving = ServingNet(VideoRestorationNet(config).eval())
+    with pytest.raises(ValueError, match="mask window|deconvolved window"):
+        serving(torch.zeros(1, config.frames, 16, 16, 3, dtype=torch.uint8))
+
+
+def test_the_shipped_variants_take_the_frames_the_contract_says():
+    for task in TASKS.values():
+        config = VARIANTS[task.name]
+        assert (config.frames, config.scale, config.masked, config.deconvolved) == \
+            (task.net_frames, task.scale, task.masked, task.deconvolved)
