@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from client.colour import Colour
-from client.local_server import free_port
+from client.local_server import TritonServer, free_port
 from client.tiling import plan_tiles
 from conftest import inference_counts, start_server, task_repository
 from tests.test_client_media import assert_same_audio, decode_all, make_clip, packets, psnr, real_frames
@@ -198,7 +198,7 @@ def _interrupted_then_rerun(source: Path, out: Path, url_first: str, url_again: 
 
 def _same_as_uninterrupted(source: Path, out: Path, url: str, extra: tuple[str, ...] = (), frames: int = 30) -> None:
     reference = out.parent / f"reference{out.suffix}"
-    assert restore(str(source), "-o", str(reference), "--url", url, "--segment-frames", "4", *extra).returncode == 0
+    assert restore(str(source), "-o", str(reference), "-y", "--url", url, "--segment-frames", "4", *extra).returncode == 0
     a, b = decode_all(out)[0], decode_all(reference)[0]
     # Lossless output: equal up to ONNX Runtime's batch-size-dependent rounding (<= 1 level, rare).
     assert len(a) == len(b) == frames
@@ -335,3 +335,38 @@ def test_4k_frames_are_tiled_to_the_network_max_side(triton_server, tmp_path):
     assert inference_counts(triton_server, "denoise_net")[0] - before == 2 * len(plan_tiles(2160, 3840, 2160))
     frames = decode_all(out)[0]
     assert len(frames) == 2 and frames[0].shape == (2160, 3840, 3)
+
+
+def test_compare_writes_the_input_left_and_the_restored_frames_right(triton_server, noisy_clip, tmp_path):
+    source, _ = noisy_clip
+    out, compare = tmp_path / "out.mkv", tmp_path / "compare.mkv"
+    out.write_bytes(b"old")  # -y replaces it
+    run = restore(str(source), "-o", str(out), "-y", "--compare", str(compare), "--url", triton_server.grpc_url)
+    assert run.returncode == 0, run.stderr
+    inputs, restored, sides = decode_all(source)[0], decode_all(out)[0], decode_all(compare)[0]
+    assert len(sides) == len(restored) == 24 and sides[0].shape == restored[0].shape
+    middle = restored[0].shape[1] // 2
+    for before, after, side in zip(inputs, restored, sides):  # all lossless: equal, pixel for pixel
+        assert (side[:, : middle - 1] == before[:, : middle - 1]).all()
+        assert (side[:, middle + 1 :] == after[:, middle + 1 :]).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compare.mkv", "out.mkv"]
+
+
+def test_a_file_whose_server_dies_is_finished_on_another_url(served_repository, triton_server, slow_clip, tmp_path):
+    """Two slow files over two servers, one killed mid-file: its file is retried on the other,
+    from its completed segments, and comes out as an uninterrupted run would."""
+    for name in "ab":
+        (tmp_path / f"{name}.mkv").write_bytes(slow_clip.read_bytes())
+    with TritonServer(served_repository, tmp_path / "doomed.log") as doomed:
+        process = subprocess.Popen(cli(str(tmp_path / "a.mkv"), str(tmp_path / "b.mkv"), "-o", str(tmp_path / "out"),
+                                       "--format", "mkv", "--segment-frames", "4",
+                                       "--url", doomed.grpc_url, "--url", triton_server.grpc_url),
+                                   cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        for name in "ab":  # both files under way, one on each server
+            _wait_for_segments(tmp_path / "out" / f".{name}.mkv.restore", 1, process)
+        doomed.kill()
+        _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert f"retrying on {triton_server.grpc_url}" in stderr and "already restored; continuing" in stderr, stderr
+    for name in "ab":
+        _same_as_uninterrupted(slow_clip, tmp_path / "out" / f"{name}.mkv", triton_server.grpc_url)
