@@ -17,7 +17,7 @@ TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 ROBUST_ARGS ?=
 
-.PHONY: help setup engine serve demo test train bench bench-quality bench-robust bench-smoke clean
+.PHONY: help setup engine serve demo pictures test test-long train bench bench-quality bench-robust bench-smoke clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,11 +37,17 @@ serve: $(SETUP)  ## run tritonserver in the foreground on $(REPOSITORY), bound t
 	$(PY) -m client.local_server --repository $(REPOSITORY) --host $(HOST) \
 	  --grpc-port $(PORT) --http-port $(HTTP_PORT) --metrics-port $(METRICS_PORT)
 
-demo: engine  ## start a server, restore a noisy sample clip, print PSNR before/after and frames/s
+demo: engine  ## start a server, restore a noisy sample clip, print PSNR before/after and frames/s, draw build/demo/before_after.png
 	$(PY) -m benchmarks.demo --task $(TASK) --repository $(REPOSITORY)
 
-test: setup  ## unit + integration tests against a real tritonserver
+pictures: engine  ## one before/after PNG per task into benchmarks/pictures/, each restored through tritonserver (about 3 min)
+	$(PY) -m benchmarks.pictures --repository $(REPOSITORY)
+
+test: setup  ## unit + integration tests against a real tritonserver (what CI runs, < 5 min)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-long: setup  ## the long tests left out of make test (4K tiling, 10-round load, 600-step training)
+	$(PY) -m pytest -m long $(PYTEST_ARGS)
 
 train: setup  ## train TASK (TRAIN_ARGS passes flags; see python -m training.train --help)
 	$(PY) -m training.train --task $(TASK) $(TRAIN_ARGS)

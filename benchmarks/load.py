@@ -1,4 +1,4 @@
-"""Load (issue 6 item 5): N concurrent clients streaming N different clips through one server,
+"""Load: N concurrent clients streaming N different clips through one server,
 round after round, for a duration. Checked every round: each stream gets back exactly its
 input's frame count, each frame once, and no frame from another stream (every restored frame is
 closest to its own input among all streams' frames at that index). Server memory (VmRSS of

@@ -1,4 +1,4 @@
-"""Where the time goes (issue 5 item 3): stream real 640x360 frames through the served ensemble
+"""Where the time goes: stream real 640x360 frames through the served ensemble
 while py-spy samples the window model's and the network's Python stubs, then print
 
   - Triton's own per-model breakdown (queue, compute input / infer / output per request, and

@@ -135,18 +135,17 @@ def served_restore(url: str, task: str, windows: np.ndarray, config: NetConfig,
 
 def onnx_frames_per_second(net: VideoRestorationNet, height: int = 360, width: int = 640,
                            warmup: int = 10, calls: int = 20) -> float:
-    """Export ServingNet(net) (opset 17, TorchScript exporter) and time batch-1 calls in ONNX Runtime
-    after `warmup` calls (the first calls in a fresh session are about 2x slow)."""
+    """Export ServingNet(net) as `make engine` does (export/onnx_export.py) and time batch-1 calls
+    in ONNX Runtime after `warmup` calls (the first calls in a fresh session are about 2x slow)."""
     import onnxruntime as ort
+
+    from export.onnx_export import export_serving_net
 
     c = net.config
     shapes = {name: (1, c.frames, height, width, channels) for name, channels in net_inputs(c.masked, c.deconvolved).items()}
-    examples = tuple(torch.zeros(shape, dtype=torch.uint8) for shape in shapes.values())
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "net.onnx"
-        torch.onnx.export(ServingNet(net.eval()), examples, str(path), dynamo=False, opset_version=17,
-                          input_names=list(shapes), output_names=[RESTORED],
-                          dynamic_axes={name: {0: "batch", 2: "height", 3: "width"} for name in shapes})
+        export_serving_net(ServingNet(net.eval()), {name: np.zeros(shape, np.uint8) for name, shape in shapes.items()}, path)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     feed = {name: rng.integers(0, 256, shape, dtype=np.uint8) for name, shape in shapes.items()}

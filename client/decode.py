@@ -40,6 +40,7 @@ class SourceInfo:
     rate: Fraction           # average frame rate (25 for image sequences, as FFmpeg assumes)
     colour: Colour
     duration_s: float | None  # announced length of the video stream (or of the file)
+    bits: int = 8             # bits per colour component of the stored pixels
 
     @property
     def frames_estimate(self) -> int | None:
@@ -78,6 +79,13 @@ def open_input(path: str) -> av.container.InputContainer:
         raise RestoreError(f"'{path}' is not a video FFmpeg can read ({getattr(e, 'strerror', None) or e})") from None
 
 
+def _bits(pix_fmt: str | None) -> int:
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    except (TypeError, ValueError):  # no or unknown format: the decoder will say on the first frame
+        return 8
+
+
 class Source:
     """An opened input: `info` describes its video stream, `frames()` decodes it.
 
@@ -102,7 +110,7 @@ class Source:
         self.info = SourceInfo(
             width=ctx.width, height=ctx.height, frame_count=stream.frames or None,
             time_base=stream.time_base or 1 / Fraction(rate), rate=Fraction(rate),
-            colour=Colour.of(ctx), duration_s=duration_s)
+            colour=Colour.of(ctx), duration_s=duration_s, bits=_bits(ctx.pix_fmt))
         self._stream = stream
 
     def frames(self) -> Iterator[Frame]:
@@ -140,7 +148,8 @@ class Source:
         fmt = frame.format
         bits = max(c.bits for c in fmt.components)
         if bits > 8:
-            self._warn(f"{bits}-bit input ({fmt.name}): restored and written in 8 bits per channel")
+            self._warn(f"{bits}-bit input ({fmt.name}): restored in 8 bits per channel (the network's precision); "
+                       f"video outputs are 10-bit unless --pix-fmt says otherwise")
         colour_components = [c for c in fmt.components if not c.is_alpha]
         if len(colour_components) == 1 and not fmt.has_palette:
             self._warn(f"greyscale input ({fmt.name}): restored as RGB")

@@ -1,11 +1,12 @@
 """Encoding restored frames. The output is written as segments (independently encoded runs of
 frames, each complete on disk before the next starts, so an interrupted restore resumes at a
 segment boundary), then assembled by packet copy into the final file together with the source's
-audio and subtitle packets, untouched.
+audio and subtitle packets, untouched, its chapters and (Matroska) attachments such as fonts.
 
-Formats: .mp4 (H.264 libx264, --crf, yuv420p; yuv444p when a side is odd, since 4:2:0 needs even
-sides), .mkv (FFV1, lossless RGB), or an image-sequence pattern such as out/%05d.png (numbered
-from 1, as FFmpeg does)."""
+Formats: .mp4 (H.264 libx264 or H.265 libx265, --crf, --preset), .mkv (FFV1 on RGB, lossless, or
+either of those), or an image-sequence pattern such as out/%05d.png (numbered from 1, as FFmpeg
+does). The pixel format follows the source: 4:2:0 (4:4:4 when a side is odd, since 4:2:0 needs
+even sides) in 8 bits, or in 10 bits when the source has more than 8."""
 from __future__ import annotations
 
 import os
@@ -15,7 +16,6 @@ from fractions import Fraction
 from typing import Callable, Iterator
 
 import av
-import cv2
 import numpy as np
 
 from .colour import Colour, rgb_to_frame, tags
@@ -23,6 +23,8 @@ from .decode import is_pattern, open_input
 from .errors import RestoreError
 
 _CONTAINERS = {"mp4": "mp4", "mkv": "matroska"}
+CODECS = {"mp4": ("libx264", "libx265"), "mkv": ("ffv1", "libx264", "libx265")}
+_DEFAULT_CODEC = {"mp4": "libx264", "mkv": "ffv1"}
 
 
 def output_kind(path: str) -> str:
@@ -39,29 +41,61 @@ def output_kind(path: str) -> str:
 
 @dataclass(frozen=True)
 class EncodeSettings:
-    """How to encode: output kind, H.264 quality and speed (mp4 only)."""
+    """How to encode: output kind, codec (None: the kind's default), quality and speed (x264/x265),
+    pixel format (None: chosen from the source's bit depth and the frame size)."""
 
     kind: str
-    crf: int = 18
-    preset: str = "medium"
+    codec: str | None = None
+    crf: int = 16
+    preset: str = "veryfast"
+    pix_fmt: str | None = None
+
+    @property
+    def video_codec(self) -> str:
+        return self.codec or _DEFAULT_CODEC.get(self.kind, "png")
+
+    def check(self) -> None:
+        """Refuse a codec the container cannot hold or a pixel format the codec cannot take."""
+        if self.kind == "png":
+            if self.codec or self.pix_fmt:
+                raise RestoreError("--codec and --pix-fmt do not apply to a PNG image sequence")
+            return
+        if self.video_codec not in CODECS[self.kind]:
+            raise RestoreError(f"--codec {self.video_codec} cannot be written to .{self.kind} "
+                               f"(.{self.kind} takes {', '.join(CODECS[self.kind])})")
+        formats = [f.name for f in av.codec.Codec(self.video_codec, "w").video_formats]
+        if self.pix_fmt and self.pix_fmt not in formats:
+            raise RestoreError(f"--pix-fmt {self.pix_fmt}: {self.video_codec} takes {', '.join(formats)}")
 
 
 @dataclass(frozen=True)
 class VideoFormat:
-    """The restored stream: size after scaling, the source's timing and colour."""
+    """The restored stream: size after scaling, the source's timing, colour and bit depth."""
 
     width: int
     height: int
     time_base: Fraction
     rate: Fraction
     colour: Colour
+    bits: int = 8
 
-    def pix_fmt(self, kind: str) -> str:
-        if kind == "mkv":
-            return "bgr0"  # FFV1 on RGB is exact: no YUV round trip in the lossless output
-        if kind == "mp4" and (self.width % 2 or self.height % 2):
-            return "yuv444p"
-        return "yuv420p"
+    def pix_fmt(self, settings: EncodeSettings) -> str:
+        if settings.pix_fmt:
+            return settings.pix_fmt
+        deep = self.bits > 8  # the network restores in 8 bits; a 10-bit source still gets a 10-bit file
+        if settings.video_codec == "ffv1":
+            return "gbrp10le" if deep else "bgr0"  # FFV1 on RGB is exact: no YUV round trip
+        chroma = "yuv444p" if self.width % 2 or self.height % 2 else "yuv420p"
+        return chroma + ("10le" if deep else "")
+
+
+def _encoder_options(settings: EncodeSettings) -> dict[str, str]:
+    if settings.video_codec == "ffv1":
+        return {}
+    options = {"crf": str(settings.crf), "preset": settings.preset}
+    if settings.video_codec == "libx265":
+        options["x265-params"] = "log-level=error"  # x265 prints its settings to stderr otherwise
+    return options
 
 
 class SegmentWriter:
@@ -73,14 +107,19 @@ class SegmentWriter:
         self._last_pts: int | None = None
         if self._kind == "png":
             os.makedirs(path)
+            self._png = av.CodecContext.create("png", "w")
+            self._png.width, self._png.height, self._png.pix_fmt = fmt.width, fmt.height, "rgb24"
             return
-        self._container = av.open(path, "w", format=_CONTAINERS[self._kind])
-        codec = "libx264" if self._kind == "mp4" else "ffv1"
-        options = {"crf": str(settings.crf), "preset": settings.preset} if self._kind == "mp4" else {}
-        stream = self._container.add_stream(codec, rate=fmt.rate, options=options)
-        stream.width, stream.height, stream.pix_fmt = fmt.width, fmt.height, fmt.pix_fmt(self._kind)
+        # x264/x265 segments go in MP4 whatever the output: Matroska drops the decode timestamps
+        # that the packet-copy assembly needs with B-frames.
+        container = "mp4" if settings.video_codec != "ffv1" else _CONTAINERS[self._kind]
+        self._container = av.open(path, "w", format=container)
+        stream = self._container.add_stream(settings.video_codec, rate=fmt.rate, options=_encoder_options(settings))
+        stream.width, stream.height, stream.pix_fmt = fmt.width, fmt.height, fmt.pix_fmt(settings)
         stream.time_base = fmt.time_base
         stream.codec_context.time_base = fmt.time_base
+        if settings.video_codec == "libx265" and self._kind == "mp4":
+            stream.codec_tag = "hvc1"  # what Apple players require of H.265 in MP4
         # The codec context's tags are what the encoder writes into the bitstream (H.264 VUI).
         out_tags, ctx = tags(stream.pix_fmt, fmt.colour, fmt.height), stream.codec_context
         ctx.colorspace, ctx.color_range = out_tags.matrix, out_tags.range
@@ -91,8 +130,10 @@ class SegmentWriter:
         """Append one frame with the source's timestamp."""
         if self._kind == "png":
             path = os.path.join(self._path, f"{self._count:08d}.png")
-            if not cv2.imwrite(path, rgb[:, :, ::-1]):  # OpenCV reports failure only by its result
-                raise RestoreError(f"could not write '{path}'")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            with open(path, "wb") as f:
+                for packet in self._png.encode(frame):
+                    f.write(bytes(packet))
         else:
             # Encoders need strictly increasing timestamps; a broken source may repeat one.
             if self._last_pts is not None and pts <= self._last_pts:
@@ -180,6 +221,23 @@ def _copy_tags(source_path: str, out: av.container.OutputContainer, video: av.Vi
             video.set_display_rotation(first.rotation)
 
 
+def _copy_chapters_and_attachments(source: av.container.InputContainer, out: av.container.OutputContainer,
+                                   kind: str, warn: Callable[[str], None]) -> None:
+    """Chapters go into either container; attachments (fonts for subtitles, cover art) only into
+    Matroska, the one container that holds them: elsewhere each is dropped with a warning."""
+    chapters = source.chapters()
+    if chapters:
+        out.set_chapters(chapters)
+    for stream in source.streams:
+        if stream.type != "attachment":
+            continue
+        if kind == "mkv":
+            out.add_attachment(stream.name, stream.mimetype, stream.data)
+        else:
+            warn(f"attachment '{stream.name}' ({stream.mimetype}) dropped: .{kind} cannot hold attachments "
+                 f"(write .mkv to keep it)")
+
+
 def _assemble_images(segments: list[str], output_tmp: str, source_path: str, warn: Callable[[str], None]) -> None:
     with open_input(source_path) as source:
         _copyable_streams(source, None, warn)
@@ -221,6 +279,8 @@ def _assemble_video(segments: list[str], output_tmp: str, kind: str, source_path
             for stream in copied:
                 targets[stream.index] = out.add_stream_from_template(stream)
                 targets[stream.index].metadata.update(stream.metadata)  # language, title
+            if copy_side_streams:
+                _copy_chapters_and_attachments(source, out, kind, warn)
             side = _packets(source, copied, warn)
             pending = next(side, None)
             last_dts = None

@@ -9,3 +9,7 @@ class RestoreError(Exception):
 
 class Interrupted(RestoreError):
     """The user pressed Ctrl-C: stop everything (exit status 130), keeping finished segments."""
+
+
+class ServerError(RestoreError):
+    """The server failed, vanished or went silent mid-file: another server may well succeed."""

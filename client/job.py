@@ -6,7 +6,7 @@ Segments are encoded independently, so an uninterrupted run and one resumed afte
 produce the same file. With --resume, finished segments are kept and the stream restarts T//2
 frames before the first missing frame, so that frame sees the same window as it would have in
 one run. The output appears (by rename) only after everything succeeded; the work folder is
-removed then.
+removed then. Encoding runs on its own thread (`background.Worker`), in frame order.
 """
 from __future__ import annotations
 
@@ -24,10 +24,12 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tqdm import tqdm
 
+from .background import Worker
+from .compare import split_screen
 from .decode import Source, first_number, is_pattern
 from .encode import EncodeSettings, SegmentWriter, VideoFormat, assemble, output_kind
 from .errors import Interrupted, RestoreError
-from .server import TaskInfo
+from .server import Endpoint, TaskInfo
 from .tiling import restore_frames
 
 
@@ -44,6 +46,7 @@ class Job:
     segment_frames: int = 300
     max_in_flight: int | None = None
     stall_timeout_s: float = 60.0
+    compare: str | None = None  # also write a split-screen before/after video here
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ def mask_frames(path: str | None, size: tuple[int, int], warn: Callable[[str], N
                        f"one frame per video frame (a still image applies to all)")
 
 
-def run_job(job: Job, client: grpcclient.InferenceServerClient, url: str, task: TaskInfo,
+def run_job(job: Job, client: grpcclient.InferenceServerClient, url: Endpoint, task: TaskInfo,
             warn: Callable[[str], None], progress: bool = True, bar_position: int = 0) -> Result:
     """Restore `job.input` into `job.output` through `task` on the server at `url`."""
     started = time.monotonic()
@@ -212,11 +215,17 @@ def run_job(job: Job, client: grpcclient.InferenceServerClient, url: str, task: 
         count = -(-total // job.segment_frames)
         assemble([segments.path(n) for n in range(count)], assembled, kind, job.input, warn)
     _publish(assembled, job.output, kind, first_number(job.input) if is_pattern(job.input) else 1)
+    if job.compare:
+        os.replace(_compare_path(segments.folder, job.compare), job.compare)
     shutil.rmtree(segments.folder)
     return Result(job.output, total, restored_now, time.monotonic() - started)
 
 
-def _restore_frames(job: Job, source: Source, segments: _Segments, url: str,
+def _compare_path(folder: str, compare: str) -> str:
+    return os.path.join(folder, "compare" + os.path.splitext(compare)[1])
+
+
+def _restore_frames(job: Job, source: Source, segments: _Segments, url: Endpoint,
                     client: grpcclient.InferenceServerClient, task: TaskInfo, resume_at: int,
                     warn: Callable[[str], None], progress: bool, bar_position: int) -> tuple[int, int]:
     """Stream the frames from `resume_at` on and write them into segments; return (frames
@@ -224,6 +233,7 @@ def _restore_frames(job: Job, source: Source, segments: _Segments, url: str,
     info = source.info
     first_sent = max(0, resume_at - task.window // 2)
     pts: dict[int, int] = {}
+    originals: dict[int, np.ndarray] = {}  # input frames awaiting their restored frame (--compare)
     size = (info.height, info.width)
     decoded = 0
 
@@ -237,6 +247,8 @@ def _restore_frames(job: Job, source: Source, segments: _Segments, url: str,
                                    f"({info.width}x{info.height} -> {frame.rgb.shape[1]}x{frame.rgb.shape[0]}); not supported")
             if frame.index >= first_sent:
                 pts[frame.index] = frame.pts
+                if job.compare:
+                    originals[frame.index] = frame.rgb
                 yield frame.index, frame.rgb, mask
         if decoded:
             with suppress(StopIteration):  # a mask video that ends with the video is done
@@ -247,38 +259,53 @@ def _restore_frames(job: Job, source: Source, segments: _Segments, url: str,
                desc=os.path.basename(job.input), disable=not progress, dynamic_ncols=True, leave=False,
                position=bar_position)
     writer: SegmentWriter | None = None
+    compare: SegmentWriter | None = None
+    encoder = Worker()
     restored = 0
     try:
         for index, rgb in restore_frames(client, url, task, frames(), size, keep_from=resume_at,
                                          max_in_flight=job.max_in_flight, stall_timeout_s=job.stall_timeout_s):
             number, offset = divmod(index, job.segment_frames)
+            fmt = VideoFormat(rgb.shape[1], rgb.shape[0], info.time_base, info.rate, info.colour, info.bits)
             if writer is None:
-                fmt = VideoFormat(rgb.shape[1], rgb.shape[0], info.time_base, info.rate, info.colour)
-                if restored == 0 and fmt.pix_fmt(segments.kind) == "yuv444p":
-                    warn(f"odd size {fmt.width}x{fmt.height}: H.264 written as yuv444p (4:2:0 needs even sides); "
-                         f"some players only play yuv420p, .mkv avoids the question")
+                if restored == 0 and not job.settings.pix_fmt and fmt.pix_fmt(job.settings).startswith("yuv444p"):
+                    warn(f"odd size {fmt.width}x{fmt.height}: written as {fmt.pix_fmt(job.settings)} (4:2:0 needs "
+                         f"even sides); some players only play 4:2:0, .mkv with FFV1 avoids the question")
                 writer = segments.start(number, job.settings, fmt)
-            writer.write(rgb, pts.pop(index))
+            if job.compare and compare is None:
+                compare = SegmentWriter(_compare_path(segments.folder, job.compare),
+                                        EncodeSettings(output_kind(job.compare), crf=job.settings.crf,
+                                                       preset=job.settings.preset), fmt)
+            frame_pts = pts.pop(index)
+            encoder.submit(writer.write, rgb, frame_pts)
+            if compare is not None:
+                encoder.submit(compare.write, split_screen(originals.pop(index), rgb), frame_pts)
             restored += 1
             bar.update(1)
             if offset == job.segment_frames - 1:
-                segments.seal(number, writer)
+                encoder.submit(segments.seal, number, writer)
                 writer = None
         if decoded == 0:
             raise RestoreError(f"'{job.input}' has no decodable video frames")
         if writer is not None:  # the last, shorter segment
-            segments.seal(number, writer)
+            encoder.submit(segments.seal, number, writer)
             writer = None
+        if compare is not None:
+            encoder.submit(compare.close)
+        encoder.finish()
     except (RestoreError, KeyboardInterrupt) as e:
-        if writer is not None:
-            writer.abort()
+        encoder.stop()  # segments already handed over are sealed; the unfinished one is dropped
+        for unfinished in (writer, compare):
+            if unfinished is not None:
+                unfinished.abort()
         kept = segments.completed() * job.segment_frames
         hint = (f"; {kept} frames are kept: the same command with --resume continues from frame {kept}"
                 if kept else "")
         if isinstance(e, KeyboardInterrupt):
             raise Interrupted(f"interrupted{hint}") from None
-        raise RestoreError(f"{e}{hint}") from None
+        raise type(e)(f"{e}{hint}") from None  # a ServerError stays one: the CLI retries those elsewhere
     finally:
+        encoder.stop()
         bar.close()
     return restored, decoded
 

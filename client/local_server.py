@@ -4,7 +4,12 @@
 otherwise, `--model-control-mode none`, and the model-repository, shared-memory, statistics,
 trace and logging protocols behind an admin key (Triton's restricted-protocol flags).
 `TritonServer(repository)` runs it on free ports and waits until every model is ready;
-`python -m client.local_server` runs it in the foreground (`make serve`).
+`restore-serve` (`python -m client.local_server`, `make serve`) runs it in the foreground.
+
+The admin key comes from $RESTORE_ADMIN_KEY or a file (`--admin-key-file`), never from this
+command's arguments, and is never printed. tritonserver itself only takes it on its command line,
+so it is visible in `ps` to users of the same host: run the server where only its operator logs in
+(a container or a pod), and rotate the key if that does not hold.
 """
 from __future__ import annotations
 
@@ -35,7 +40,9 @@ def tritonserver_executable() -> str:
         return str(beside)
     found = shutil.which("tritonserver")
     if not found:
-        raise FileNotFoundError("tritonserver not found: run `make setup` (installs .venv/bin/tritonserver)")
+        raise FileNotFoundError("tritonserver not found: in a checkout run `make setup` (installs .venv/bin/tritonserver); "
+                                "after `pip install '.[serve]'` run `bash packaging/install_launchers.sh VENV` "
+                                "from the checkout, or use the GPU image (packaging/gpu)")
     return found
 
 
@@ -56,13 +63,24 @@ def server_command(repository: Path, host: str, http_port: int, grpc_port: int, 
     ]
 
 
-class TritonServer:
-    """A tritonserver on 127.0.0.1 serving `repository`; use as a context manager."""
+def tls_args(certificate: Path, key: Path, client_ca: Path | None = None) -> tuple[str, ...]:
+    """tritonserver flags for TLS on gRPC; with `client_ca`, clients must show a certificate it signed."""
+    args = ("--grpc-use-ssl=true", f"--grpc-server-cert={certificate}", f"--grpc-server-key={key}")
+    if client_ca is not None:
+        args += ("--grpc-use-ssl-mutual=true", f"--grpc-root-cert={client_ca}")
+    return args
 
-    def __init__(self, repository: Path, log_path: Path, extra_args: tuple[str, ...] = (), ready_timeout_s: float = 120) -> None:
+
+class TritonServer:
+    """A tritonserver on 127.0.0.1 serving `repository`; use as a context manager. With `tls`
+    (certificate, key: PEM files) its gRPC endpoint speaks TLS only."""
+
+    def __init__(self, repository: Path, log_path: Path, extra_args: tuple[str, ...] = (), ready_timeout_s: float = 120,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.repository = Path(repository)
         self.log_path = Path(log_path)
-        self.extra_args = extra_args
+        self.tls = tls
+        self.extra_args = extra_args + (tls_args(*tls) if tls else ())
         self.ready_timeout_s = ready_timeout_s
         self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
         self.admin_key = secrets.token_hex(16)
@@ -89,7 +107,8 @@ class TritonServer:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout_s
-        client = grpcclient.InferenceServerClient(self.grpc_url)
+        client = grpcclient.InferenceServerClient(self.grpc_url, ssl=self.tls is not None,
+                                                  root_certificates=self.tls and str(self.tls[0]))
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"tritonserver exited with {self.process.returncode}; log:\n{self.log_tail()}")
@@ -131,23 +150,44 @@ class TritonServer:
         self.stop()
 
 
+def admin_key(key_file: Path | None) -> str:
+    """The operator's admin key: from `key_file`, else $RESTORE_ADMIN_KEY, else a random one that
+    nobody learns (the restricted protocols then stay closed until a restart with a key)."""
+    if key_file is not None:
+        key = key_file.read_text().strip()
+        if not key:
+            raise ValueError(f"--admin-key-file {key_file} is empty")
+        return key
+    return os.environ.get("RESTORE_ADMIN_KEY") or secrets.token_hex(16)
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run tritonserver in the foreground with safe defaults (make serve).")
+    parser = argparse.ArgumentParser(
+        prog="restore-serve", allow_abbrev=False, description="Run tritonserver in the foreground with safe defaults (make serve). "
+        "Other flags (e.g. --grpc-use-ssl=true --grpc-server-cert=... --grpc-server-key=...) go to tritonserver.")
     parser.add_argument("--repository", type=Path, default=Path("model_repository"), help="model repository (default: model_repository)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 exposes the server: see the README)")
     parser.add_argument("--grpc-port", type=int, default=8001, help="gRPC port, used by the client (default 8001)")
     parser.add_argument("--http-port", type=int, default=8000, help="HTTP port (default 8000)")
     parser.add_argument("--metrics-port", type=int, default=8002, help="Prometheus metrics port (default 8002)")
-    parser.add_argument("--admin-key", default=os.environ.get("RESTORE_ADMIN_KEY"),
-                        help="value of the admin-key header that unlocks the restricted protocols "
-                             "(default: $RESTORE_ADMIN_KEY, else a random key printed at start)")
+    parser.add_argument("--admin-key-file", type=Path,
+                        help="file holding the admin key that unlocks the restricted protocols "
+                             f"({RESTRICTED}) via the '{ADMIN_HEADER}' header (default: $RESTORE_ADMIN_KEY; "
+                             "without either the restricted protocols stay closed)")
     args, extra = parser.parse_known_args(argv)
+    if any(a.startswith("--admin-key") and a != "--admin-key-file" for a in extra):
+        parser.error("the admin key is never taken on the command line: set RESTORE_ADMIN_KEY or use --admin-key-file")
     if not args.repository.is_dir():
         parser.error(f"--repository: {args.repository} is not a directory (run `make engine` first)")
-    key = args.admin_key or secrets.token_hex(16)
-    if not args.admin_key:
-        print(f"serve: restricted protocols ({RESTRICTED}) need header {ADMIN_HEADER}: {key}", flush=True)
-    cmd = server_command(args.repository, args.host, args.http_port, args.grpc_port, args.metrics_port, key, tuple(extra))
+    try:
+        key = admin_key(args.admin_key_file)
+    except (OSError, ValueError) as e:
+        parser.error(str(e))
+    try:
+        cmd = server_command(args.repository, args.host, args.http_port, args.grpc_port, args.metrics_port, key,
+                             tuple(extra))
+    except FileNotFoundError as e:
+        parser.error(str(e))
     os.execv(cmd[0], cmd)
 
 

@@ -13,9 +13,9 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from .errors import RestoreError
+from .errors import RestoreError, ServerError
 from .reorder import ReorderBuffer
-from .server import TaskInfo
+from .server import Endpoint, TaskInfo
 
 FrameIn = tuple[int, np.ndarray, "np.ndarray | None"]  # (index in the file, RGB, mask or None)
 
@@ -48,7 +48,7 @@ def default_in_flight(task: TaskInfo, frame_bytes: int, budget_bytes: int = 2 <<
     return max(task.window // 2 + 1, min(2 * task.window + 8, budget_bytes // per_frame))
 
 
-def restore_stream(client: grpcclient.InferenceServerClient, url: str, task: TaskInfo,
+def restore_stream(client: grpcclient.InferenceServerClient, url: Endpoint, task: TaskInfo,
                    frames: Iterable[FrameIn], *, keep_from: int = 0, max_in_flight: int | None = None,
                    stall_timeout_s: float = 60.0) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (index, restored RGB) in index order for every frame sent from `keep_from` on.
@@ -62,7 +62,7 @@ def restore_stream(client: grpcclient.InferenceServerClient, url: str, task: Tas
                            f"only after the {task.window // 2} frames following it arrive")
     sequence_id = random.getrandbits(63) or 1
     responses: queue.Queue = queue.Queue()
-    client.start_stream(callback=lambda result, error: responses.put((result, error)))
+    client.start_stream(callback=lambda result, error: responses.put((result, error)), headers=url.header_dict)
     reorder: ReorderBuffer | None = None
     first = sent = received = 0
 
@@ -71,13 +71,13 @@ def restore_stream(client: grpcclient.InferenceServerClient, url: str, task: Tas
         try:
             result, error = responses.get(timeout=stall_timeout_s)
         except queue.Empty:
-            raise RestoreError(f"no answer from {url} for {stall_timeout_s:g} s after frame {first + sent - 1} "
+            raise ServerError(f"no answer from {url} for {stall_timeout_s:g} s after frame {first + sent - 1} "
                                f"(server stuck or a model stub died? see the server log)") from None
         if error is not None:
             reason = (error.message() if isinstance(error, InferenceServerException) else str(error)).split("\n")[0]
             if "START flag" in reason:  # Triton no longer knows the sequence: it timed out as idle
                 reason += " (the server dropped this stream as idle: frames take longer than its sequence idle timeout)"
-            raise RestoreError(f"server {url} failed after {received} of {sent} frames sent: {reason}")
+            raise ServerError(f"server {url} failed after {received} of {sent} frames sent: {reason}")
         restored = result.as_numpy(task.restored_output)
         if restored is None:  # the empty final response closing a request that restored nothing
             return
@@ -111,7 +111,7 @@ def restore_stream(client: grpcclient.InferenceServerClient, url: str, task: Tas
                 # The stream broke (server gone) between two sends: the cause came through the callback.
                 while not responses.empty():
                     take_one()
-                raise RestoreError(f"server {url} failed after {received} of {sent} frames sent: "
+                raise ServerError(f"server {url} failed after {received} of {sent} frames sent: "
                                    f"the stream broke") from None
             sent += 1
             while not responses.empty():

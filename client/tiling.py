@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import tritonclient.grpc as grpcclient
 
-from .server import TaskInfo
+from .server import Endpoint, TaskInfo
 from .stream import FrameIn, restore_stream
 
 
@@ -93,7 +93,7 @@ class Stitcher:
         return np.clip(np.rint(self.sum / self.weight), 0, 255).astype(np.uint8)
 
 
-def restore_frames(client: grpcclient.InferenceServerClient, url: str, task: TaskInfo,
+def restore_frames(client: grpcclient.InferenceServerClient, url: Endpoint, task: TaskInfo,
                    frames: Iterable[FrameIn], size: tuple[int, int], overlap: int = 32,
                    **stream_args: Any) -> Iterator[tuple[int, np.ndarray]]:
     """restore_stream, tiled when a side of `size` (H, W) exceeds the task's max_side."""
@@ -103,7 +103,7 @@ def restore_frames(client: grpcclient.InferenceServerClient, url: str, task: Tas
         return
     tiles = plan_tiles(height, width, task.max_side, overlap)
     copies = itertools.tee(frames, len(tiles))  # buffers only what the slowest tile has not sent
-    clients = [client] + [grpcclient.InferenceServerClient(url) for _ in tiles[1:]]
+    clients = [client] + [url.client() for _ in tiles[1:]]
 
     def cropped(tile: Tile, source: Iterable[FrameIn]) -> Iterator[FrameIn]:
         for index, rgb, mask in source:

@@ -8,8 +8,9 @@ can run, saying which one and why.
 - Otherwise: model_repository/<task>_net/1/model.onnx served by the Python backend with ONNX
   Runtime (the CPU config.pbtxt).
 `--backend tensorrt` where TensorRT or the GPU is missing exits with status 2 and the reason.
-The ONNX is re-exported only when the checkpoint's sha256 differs from the one recorded in
-1/model.onnx.json, so a repeated `make engine` takes seconds.
+The ONNX is re-exported only when the checkpoint's sha256, or the digest of the graph's source
+(export/onnx_cache.py), differs from the one recorded in 1/model.onnx.json, so a repeated
+`make engine` takes seconds; `--onnx-cache DIR` also reuses exports made for other repositories.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from export import onnx_cache
 from export.files import atomic_write, sha256_file
 from export.plan_memory import PROFILES, profile_for
 from export.tensorrt_build import (DEFAULT_WORKSPACE_MIB, GpuStackMissing, ProfileSpec, import_tensorrt,
@@ -72,8 +74,9 @@ def choose_backend(requested: str, problem: str | None) -> tuple[str, str]:
     return "onnxruntime", f"{problem}; serving the ONNX with ONNX Runtime on CPU instead"
 
 
-def onnx_is_current(onnx: Path, stamp: Path, checkpoint_sha256: str) -> bool:
-    """True when `onnx` was exported from a checkpoint with this hash and is unchanged since."""
+def onnx_is_current(onnx: Path, stamp: Path, checkpoint_sha256: str, graph_sha256: str) -> bool:
+    """True when `onnx` was exported from a checkpoint with this hash by this graph source, and is
+    unchanged since."""
     if not (onnx.is_file() and stamp.is_file()):
         return False
     try:
@@ -81,25 +84,31 @@ def onnx_is_current(onnx: Path, stamp: Path, checkpoint_sha256: str) -> bool:
     except json.JSONDecodeError:
         return False
     return (recorded.get("checkpoint_sha256") == checkpoint_sha256
+            and recorded.get("graph_sha256") == graph_sha256
             and recorded.get("onnx_sha256") == sha256_file(onnx))
 
 
-def ensure_onnx(checkpoint: Path, onnx: Path, task: Task, force: bool = False) -> str:
-    """Export `checkpoint` to `onnx` unless the stamp beside it says it is current; return a
-    one-line account of what happened."""
+def ensure_onnx(checkpoint: Path, onnx: Path, task: Task, force: bool = False, cache: Path | None = None) -> str:
+    """Export `checkpoint` to `onnx` unless the stamp beside it says it is current (or `cache`
+    holds the same export); return a one-line account of what happened."""
     from export.onnx_export import export_checkpoint  # torch import: only when exporting
 
     stamp = onnx.with_name(onnx.name + ".json")
-    digest = sha256_file(checkpoint)
-    if not force and onnx_is_current(onnx, stamp, digest):
-        return f"{onnx} is current (checkpoint sha256 {digest[:12]} unchanged): not re-exported"
+    digest, graph = sha256_file(checkpoint), onnx_cache.graph_digest()
+    if not force and onnx_is_current(onnx, stamp, digest, graph):
+        return f"{onnx} is current (checkpoint sha256 {digest[:12]} and graph source unchanged): not re-exported"
+    if not force and cache and onnx_cache.fetch(cache, digest, graph, onnx) and onnx_is_current(onnx, stamp, digest, graph):
+        return f"{onnx} copied from {onnx_cache.entry(cache, digest, graph)} (same checkpoint and graph source)"
     report = export_checkpoint(checkpoint, onnx, task=task)
     atomic_write(stamp, json.dumps({
-        "checkpoint": str(checkpoint), "checkpoint_sha256": digest, "onnx_sha256": sha256_file(onnx),
+        "checkpoint": str(checkpoint), "checkpoint_sha256": digest, "graph_sha256": graph,
+        "onnx_sha256": sha256_file(onnx),
         "opset": report.opset, "max_abs_diff_vs_pytorch": report.max_abs_diff,
         "parity_shapes": [list(s) for s in report.checked_shapes],
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }, indent=2) + "\n")
+    if cache:
+        onnx_cache.store(cache, digest, graph, onnx)
     return (f"exported {checkpoint} -> {onnx} in {report.seconds:.1f} s (opset {report.opset}); "
             f"parity vs PyTorch on real windows: max |diff| {report.max_abs_diff} grey level(s)")
 
@@ -141,7 +150,7 @@ def install(args: argparse.Namespace) -> int:
         return 1
     version_dir = args.repository / task.net_model / "1"
     onnx = version_dir / ONNX_FILE
-    print(f"engine: {ensure_onnx(checkpoint, onnx, task, args.force)}")
+    print(f"engine: {ensure_onnx(checkpoint, onnx, task, args.force, args.onnx_cache)}")
     if backend == "tensorrt":
         from export.tensorrt_build import ensure_plan, profile_shapes
         from export.tensorrt_ops import TENSORRT_VERSION, check_task_onnx
@@ -195,6 +204,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="checkpoint to export (default: training/checkpoints/<task>.pt)")
     parser.add_argument("--repository", type=Path, default=Path("model_repository"),
                         help="Triton model repository to install into (default: model_repository)")
+    parser.add_argument("--onnx-cache", type=Path, default=None, metavar="DIR",
+                        help="reuse (and keep) exports in DIR keyed on checkpoint and graph source "
+                             f"(tests and benchmarks use {onnx_cache.CACHE.relative_to(onnx_cache.ROOT)})")
     parser.add_argument("--force", action="store_true",
                         help="re-export the ONNX (and rebuild the plan) even when they look current")
     trt = parser.add_argument_group("TensorRT (used only when the backend is tensorrt)")

@@ -1,17 +1,18 @@
 """Assemble a servable model repository outside the committed one (tests, benchmarks): copy the
 committed entries of the tasks that ship a checkpoint and install their networks with
-`export.engine`, optionally with other window-model options (a shorter idle-sequence timeout,
+`export.engine` (reusing exports from build/onnx_cache), optionally with other window-model options (a shorter idle-sequence timeout,
 tighter limits). Also loads the repository's own Python files into this process, for tests and
 benchmarks that run exactly what the server runs."""
 from __future__ import annotations
 
 import importlib.util
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
+from export import engine
+from export.onnx_cache import CACHE
 from export.triton_config import WindowOptions, window_config, write
 from training.contract import get_task
 
@@ -26,19 +27,18 @@ def served_tasks() -> list[str]:
 
 
 def build_repository(dest: Path, tasks: list[str], window: WindowOptions | None = None,
-                     checkpoints: Path = CHECKPOINTS) -> Path:
+                     checkpoints: Path = CHECKPOINTS, cache: Path | None = CACHE) -> Path:
     """Copy the committed entries of `tasks` into `dest`, export their networks (`checkpoints`/
-    <task>.pt) into it (ONNX Runtime backend), and write the window models' configs with
-    `window`'s options if given."""
+    <task>.pt) into it (ONNX Runtime backend; an export already in `cache` is copied), and write
+    the window models' configs with `window`'s options if given."""
     for task in tasks:
         for name in (task, f"{task}_window", f"{task}_net"):
             shutil.copytree(REPOSITORY / name, dest / name, symlinks=True,
                             ignore=shutil.ignore_patterns("__pycache__", "model.onnx", "*.json"))
-        subprocess.run(
-            [sys.executable, "-m", "export.engine", "--task", task, "--backend", "onnxruntime",
-             "--checkpoint", str(checkpoints / f"{task}.pt"), "--repository", str(dest)],
-            check=True, cwd=ROOT,
-        )
+        args = ["--task", task, "--backend", "onnxruntime", "--checkpoint", str(checkpoints / f"{task}.pt"),
+                "--repository", str(dest), *(["--onnx-cache", str(cache)] if cache else [])]
+        if engine.main(args) != 0:
+            raise RuntimeError(f"export.engine {' '.join(args)} failed (its reason is printed above)")
         if window is not None:
             write(dest / f"{task}_window" / "config.pbtxt", window_config(get_task(task), window))
     return dest

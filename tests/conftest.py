@@ -1,23 +1,29 @@
 """Shared fixtures: a real tritonserver on free ports, serving a copy of model_repository whose
-networks were exported by the project's own `export.engine` from the shipped checkpoints."""
+networks were exported by the project's own `export.engine` from the shipped checkpoints (exports
+are reused from build/onnx_cache while checkpoint and graph source are unchanged). Tests that need
+a server of their own (other limits, one to kill) copy only the tasks they use."""
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 import pytest
+import tritonclient.grpc as grpcclient
 
-from client.local_server import TritonServer
+from client.local_server import ADMIN_HEADER, TritonServer
 from export.repository import CHECKPOINTS, build_repository, served_tasks
 from export.triton_config import WindowOptions
 
 # Short, so reaping is tested in seconds; long enough for a slow frame on a loaded 2-core machine.
 TEST_IDLE_TIMEOUT_S = 6
+# Sequences a test left open would otherwise hold a stopping server for Triton's default 30 s.
+EXIT_TIMEOUT = ("--exit-timeout-secs", "3")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: takes more than a few seconds (deselect with -m 'not slow')")
-    config.addinivalue_line("markers", "gpu: needs a CUDA GPU (and TensorRT where it says so); skipped without one")
-    config.addinivalue_line("markers", "server: starts a real tritonserver")
+def start_server(repository: Path, log: Path) -> TritonServer:
+    """A TritonServer for tests: stops within seconds whatever streams were left open."""
+    return TritonServer(repository, log, extra_args=EXIT_TIMEOUT)
 
 
 @pytest.fixture(scope="session")
@@ -33,5 +39,31 @@ def served_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def triton_server(served_repository: Path, tmp_path_factory: pytest.TempPathFactory):
     """One real tritonserver for the session (tests that kill servers start their own)."""
     log = tmp_path_factory.mktemp("logs") / "tritonserver.log"
-    with TritonServer(served_repository, log) as server:
+    with start_server(served_repository, log) as server:
         yield server
+
+
+def task_repository(served: Path, dest: Path, tasks: list[str], max_side: int | None = None) -> Path:
+    """The entries of `tasks` from the session's repository (exports included), with the
+    max_side parameter of their window models and networks set to `max_side` if given."""
+    for task in tasks:
+        for name in (task, f"{task}_window", f"{task}_net"):
+            shutil.copytree(served / name, dest / name, symlinks=True)
+        if max_side is not None:  # the window model's limit and the network's (the client reads the first)
+            for model in (f"{task}_window", f"{task}_net"):
+                config = dest / model / "config.pbtxt"
+                text, count = re.subn(r'(key: "max_side"\s*value:?\s*\{\s*string_value:\s*)"\d+"', rf'\1"{max_side}"',
+                                      config.read_text())
+                assert count <= 1, f"{count} max_side parameters in {config}"
+                config.write_text(text)
+    return dest
+
+
+def inference_counts(server: TritonServer, model: str) -> tuple[int, int]:
+    """(inferences, executions) of `model` so far: executions < inferences when batches formed."""
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        stats = client.get_inference_statistics(model, headers={f"triton-grpc-protocol-{ADMIN_HEADER}": server.admin_key})
+    finally:
+        client.close()
+    return stats.model_stats[0].inference_count, stats.model_stats[0].execution_count

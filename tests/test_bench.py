@@ -1,6 +1,7 @@
 """The benchmark code against a real tritonserver: `benchmarks.run --smoke` end to end (so it
 never rots; it is also `make bench-smoke`), and a bounded version of the load benchmark
-(issue 6 item 5: 3 concurrent clients on 3 different clips)."""
+(3 concurrent clients on 3 different clips of one size, so their windows share network calls; the
+longer run over three sizes is `make test-long`)."""
 from __future__ import annotations
 
 import subprocess
@@ -9,15 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.load import MAX_GROWTH, load_clips, run_load
+from benchmarks.frames import load_frames
+from benchmarks.load import CLIPS, MAX_GROWTH, load_clips, run_load, stream_problems
+from benchmarks.stream import StreamOutcome, thumbnail
+from conftest import inference_counts, task_repository
 
 pytestmark = [pytest.mark.server]
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_bench_smoke_runs_end_to_end(served_repository: Path, tmp_path: Path) -> None:
+    repository = task_repository(served_repository, tmp_path / "denoise_only", ["denoise"])  # its server starts faster
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--smoke", "--workdir", str(tmp_path), "--repository", str(served_repository)],
+        [sys.executable, "-m", "benchmarks.run", "--smoke", "--workdir", str(tmp_path), "--repository", str(repository)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -39,17 +44,49 @@ def test_bench_smoke_runs_end_to_end(served_repository: Path, tmp_path: Path) ->
     assert len(p99s) >= 10 and all(v > 0 for v in p99s), p99s
 
 
-def test_concurrent_clients_get_their_own_frames_and_memory_stays_flat(triton_server) -> None:
-    clips = load_clips(3, 16, (320, 180))
-    assert len({c[0].shape for c in clips}) == 3, "the three clips differ in size"
+SAME_SIZE = (176, 144)  # three different clips at one size: their windows can share a network call
+
+
+def same_size_clips(frames: int) -> list[list]:
+    return [load_frames(SAME_SIZE, frames, name) for name in CLIPS[:3]]
+
+
+def test_a_frame_from_another_stream_is_reported():
+    """The load benchmark's check can fire: same-size streams whose outputs were swapped."""
+    clips = same_size_clips(3)
+    outcomes = [StreamOutcome(s, thumbnails={i: thumbnail(f) for i, f in enumerate(clip)}) for s, clip in enumerate(clips)]
+    assert stream_problems(clips, outcomes) == []
+    outcomes[0].thumbnails[1], outcomes[2].thumbnails[1] = outcomes[2].thumbnails[1], outcomes[0].thumbnails[1]
+    problems = stream_problems(clips, outcomes)
+    assert any("stream 0" in p and "frame 1 looks like stream 2's" in p for p in problems), problems
+
+
+def test_concurrent_same_size_clients_are_batched_get_their_own_frames_and_memory_stays_flat(triton_server) -> None:
+    clips = same_size_clips(16)
+    inferences, executions = inference_counts(triton_server, "denoise_net")
     # ONNX Runtime's arena grows in one step the first time dynamic batching forms a larger batch
     # of one stream's windows, which with 4 frames in flight can happen 20+ rounds in (measured
     # 2026-12-01: denoise_net's stub 227 -> 301 MiB, then flat; 2 of 5 runs failed the 5%). One
     # frame in flight per client keeps the batch mix fixed, so what is left to see is a leak.
-    report = run_load(triton_server.grpc_url, triton_server.process.pid, clips, rounds=6, warmup_rounds=10,
+    report = run_load(triton_server.grpc_url, triton_server.process.pid, clips, rounds=4, warmup_rounds=6,
                       max_in_flight=1)
     print(report.summary())
     assert report.problems == []
-    assert report.frames == 6 * sum(len(c) for c in clips)
+    assert report.frames == 4 * sum(len(c) for c in clips)
     assert report.percentile_ms(99) > 0
+    assert report.growth < MAX_GROWTH, report.summary()
+    inferences_now, executions_now = inference_counts(triton_server, "denoise_net")
+    assert inferences_now - inferences == 10 * 48
+    assert executions_now - executions < inferences_now - inferences, "no windows of two streams were batched"
+
+
+@pytest.mark.long
+def test_concurrent_clients_of_three_sizes_over_many_rounds(triton_server) -> None:
+    """The longer run: three clips of different sizes, 10 warm-up and 6 measured rounds."""
+    clips = load_clips(3, 16, (320, 180))
+    assert len({c[0].shape for c in clips}) == 3, "the three clips differ in size"
+    report = run_load(triton_server.grpc_url, triton_server.process.pid, clips, rounds=6, warmup_rounds=10,
+                      max_in_flight=1)
+    print(report.summary())
+    assert report.problems == [] and report.frames == 6 * sum(len(c) for c in clips)
     assert report.growth < MAX_GROWTH, report.summary()

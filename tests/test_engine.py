@@ -1,6 +1,6 @@
 """`make engine` (export/engine.py) and the config.pbtxt writer (export/triton_config.py) on CPU:
-backend choice and its messages, exit status 2, re-export only when the checkpoint changes,
-and configs for both backends that Triton's own schema accepts."""
+backend choice and its messages, exit status 2, re-export only when the checkpoint or the graph
+source changes (in place, or through the --onnx-cache shared by test repositories), and configs for both backends that Triton's own schema accepts."""
 from __future__ import annotations
 
 import json
@@ -14,6 +14,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 import export.engine as engine
+import export.onnx_cache
 import export.onnx_export
 from export.triton_config import NetOptions, WindowOptions, ensemble_config, net_config, render, window_config
 from training.contract import DECONV_WINDOW, MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
@@ -96,6 +97,36 @@ def test_installs_onnx_then_skips_until_the_checkpoint_changes(cpu_only, monkeyp
     assert engine.main(args) == 0
     assert "exported" in capsys.readouterr().out
     assert json.loads((version / "model.onnx.json").read_text())["checkpoint_sha256"] != stamp["checkpoint_sha256"]
+
+
+def test_the_onnx_cache_serves_other_repositories_until_checkpoint_or_graph_source_change(
+        cpu_only, monkeypatch, capsys, tmp_path):
+    checkpoint = tiny_checkpoint(tmp_path / "denoise.pt", "denoise")
+
+    def install(name: str) -> Path:
+        repo = committed_adapter(tmp_path / name)
+        assert engine.main(["--task", "denoise", "--checkpoint", str(checkpoint), "--repository", str(repo),
+                            "--onnx-cache", str(tmp_path / "cache")]) == 0
+        return repo / "denoise_net" / "1" / "model.onnx"
+
+    first = install("a")
+    assert "parity vs PyTorch" in capsys.readouterr().out
+
+    def no_export(*_, **__):
+        raise AssertionError("re-exported although checkpoint and graph source did not change")
+
+    monkeypatch.setattr(export.onnx_export, "export_checkpoint", no_export)
+    second = install("b")
+    assert "copied from" in capsys.readouterr().out
+    assert second.read_bytes() == first.read_bytes()
+    assert json.loads(second.with_name("model.onnx.json").read_text())["max_abs_diff_vs_pytorch"] <= 1
+    # Another graph source (training/ or export/ edited) is another key, in the cache and in place.
+    monkeypatch.setattr(export.onnx_cache, "graph_digest", lambda: "0" * 64)
+    with pytest.raises(AssertionError, match="re-exported"):
+        install("c")
+    with pytest.raises(AssertionError, match="re-exported"):
+        assert engine.main(["--task", "denoise", "--checkpoint", str(checkpoint),
+                            "--repository", str(tmp_path / "a")]) == 0
 
 
 def test_a_new_task_gets_the_adapter_linked(cpu_only, capsys, tmp_path):

@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.onnx_export import check_task, export_checkpoint, main, torch_reference
+from export.onnx_export import check_against_torch, check_task, export_checkpoint, main, torch_reference
 from export.samples import box_mask, read_window, sample_clip
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.contract import DECONV_WINDOW, MASK_WINDOW, ONNX_OPSET, RESTORED, TASKS, WINDOW
@@ -86,6 +86,20 @@ def test_runs_at_odd_sizes_and_batch_like_pytorch(exported):
     if TASKS[task].masked:  # outside the mask the centre frame comes back bit-exact
         keep = feeds[MASK_WINDOW][:, 2, ..., 0] == 0
         np.testing.assert_array_equal(got[keep], feeds[WINDOW][:, 2][keep])
+
+
+def test_a_masked_graph_fills_frames_smaller_than_its_pyramid(exported):
+    """The pull-push pyramid has a fixed depth (training/network.py): frames smaller than 2**levels
+    must still run, like PyTorch (on this module's inpaint export: no second export)."""
+    task, report, model = exported
+    if not TASKS[task].masked:
+        pytest.skip(f"{task} has no mask to fill")
+    window = read_window(sample_clip(), 5, start=10)
+    masks = np.zeros((*window.shape[:4], 1), np.uint8)
+    masks[..., ::2, ::2, :] = 255  # holes in even the 1x1 frame
+    cases = [{WINDOW: np.ascontiguousarray(window[..., :h, :w, :]), MASK_WINDOW: np.ascontiguousarray(masks[..., :h, :w, :])}
+             for h, w in ((1, 1), (3, 5), (9, 2))]
+    assert check_against_torch(report.path, model, cases) <= 1
 
 
 def test_parity_failure_exits_nonzero_and_removes_the_file(tmp_path, capsys):

@@ -4,6 +4,7 @@ that "pixels outside the mask come back unchanged" can be checked bit for bit.""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ import av
 import numpy as np
 import pytest
 
-from tests.test_client_media import decode_all, real_frames
+from tests.test_client_media import decode_all, make_clip, real_frames
+from tests.test_client_server import _interrupted_then_rerun, _same_as_uninterrupted
 from tests.test_inpaint_serving import in_process
 from training.masks import blobs
 
@@ -97,3 +99,22 @@ def test_a_mask_that_does_not_fit_the_video_is_a_one_line_error(triton_server, t
     assert run.returncode != 0 and len(lines) == 1 and lines[0].startswith("restore: error: "), run.stderr
     assert re.search(message, lines[0]), lines[0]
     assert not list((tmp_path / "out").glob("*.png"))  # no output (only the work folder, for --resume)
+
+
+@needs_inpaint
+def test_ctrl_c_then_resume_rewinds_the_whole_propagation_window(triton_server, tmp_path):
+    """Inpainting holds 21 frames per window: a restore resumed at frame >= 12 must re-send the 10
+    frames before it as context, or the first resumed frames are filled from a window mirrored at
+    the wrong place. Interrupted after 3 segments of 4 and resumed, it equals an uninterrupted run."""
+    frames = real_frames(26)
+    mask = np.zeros((*frames[0].shape[:2], 1), np.uint8)
+    mask[60:80, 40:100] = 255
+    source = make_clip(tmp_path / "in.mkv", [np.where(mask > 0, np.uint8(250), f) for f in frames], codec="ffv1")
+    extra = ("--task", "inpaint", "--mask", _write_png(tmp_path / "mask.png", mask))
+    out = tmp_path / "restored.mkv"
+    _, message, resumed, status = _interrupted_then_rerun(source, out, triton_server.grpc_url, triton_server.grpc_url,
+                                                          lambda p: p.send_signal(signal.SIGINT), resume=True,
+                                                          extra=extra, segments=3)
+    done_before = int(message.split("; ")[1].split()[0])  # "N frames are kept"
+    assert status == 130 and done_before >= 12 and f"26 frames; {26 - done_before} restored now" in resumed
+    _same_as_uninterrupted(source, out, triton_server.grpc_url, extra, frames=26)

@@ -55,8 +55,12 @@ def test_a_scene_cut_propagates_nothing():
 def test_pixels_hidden_in_every_frame_stay_hidden():
     frames = np.repeat(skimage.data.chelsea()[None, 100 : 100 + SIZE, 100 : 100 + SIZE], 5, axis=0)
     masks = static_box(5, 20, 20, 30)  # a static camera and a static mask: nothing to propagate
+    # Under the mask each frame shows another object: copying any of it into the centre is wrong.
+    hidden = masks[..., 0] != 0
+    frames[hidden] = np.random.default_rng(0).integers(0, 256, (hidden.sum(), 3), dtype=np.uint8)
     centre, mask = propagate_centre(frames, masks)
     assert np.array_equal(mask, masks[2])
+    assert np.array_equal(centre, frames[2]), "pixels hidden in every frame were filled from another frame"
 
 
 def test_window_is_cut_to_the_network_frames_around_the_filled_centre():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import itertools
 from pathlib import Path
 
 import av
@@ -139,8 +140,9 @@ def random_flip(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class WindowDataset(IterableDataset):
     """An endless stream of (degraded window, clean centre) pairs for `task`, as uint8 tensors
     (T, 3, h, w) and (3, H, W), plus masks (T, 1, h, w) for inpaint (training/masks.py) or the
-    deconvolved window (T, 3, h, w) when `deconvolved`. Each worker of each rank draws from its
-    own seed."""
+    deconvolved window (T, 3, h, w) when `deconvolved`. Sample k of batch b draws from the seed
+    (seed, b, k), so the stream is the same for any number of workers and a run resumed at
+    batch `start_batch` continues it exactly."""
 
     def __init__(
         self,
@@ -152,6 +154,8 @@ class WindowDataset(IterableDataset):
         clips: tuple[str, ...] = TRAIN_CLIPS,
         deconvolved: bool = False,
         propagation: int = 0,
+        batch_size: int = 1,
+        start_batch: int = 0,
     ) -> None:
         super().__init__()
         if VALIDATION_CLIP in clips:
@@ -159,6 +163,7 @@ class WindowDataset(IterableDataset):
         self.task, self.frames, self.crop, self.still_prob, self.seed, self.clips = task, frames, crop, still_prob, seed, clips
         self.deconvolved = deconvolved
         self.propagation = propagation  # inpaint: draw this many frames and propagate into the centre
+        self.batch_size, self.start_batch = batch_size, start_batch
 
     def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         context = max(self.crop, DECONV_CONTEXT) if self.deconvolved else self.crop
@@ -193,8 +198,9 @@ class WindowDataset(IterableDataset):
 
     def __iter__(self):
         info = get_worker_info()
-        worker = info.id if info is not None else 0
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         cv2.setNumThreads(1)  # workers share 2 cores with the training process
-        rng = np.random.default_rng([self.seed, worker])
-        while True:
-            yield self.sample(rng)
+        # The DataLoader takes batches from its workers in turn: worker w makes batches w, w + W, ...
+        for batch in itertools.count(self.start_batch + worker, workers):
+            for k in range(self.batch_size):
+                yield self.sample(np.random.default_rng([self.seed, batch, k]))

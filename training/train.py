@@ -58,6 +58,11 @@ def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def schedule_progress(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
+    """How far the run is, in [0, 1+): steps done or wall-clock budget spent, whichever is further."""
+    return max(step / cfg.steps, elapsed_s / (60 * cfg.time_limit) if cfg.time_limit > 0 else 0.0)
+
+
 class EMA:
     """Exponential moving average of a model's weights (buffers copied as they are)."""
 
@@ -120,9 +125,10 @@ def train(cfg: TrainConfig) -> dict:
         step, elapsed_before = state["step"], state["elapsed"]
     ddp = DistributedDataParallel(model) if world > 1 else model
 
-    # Data: each rank and worker draws its own stream; a resumed run continues with fresh seeds.
-    dataset = WindowDataset(cfg.task, cfg.frames, cfg.crop, cfg.still_prob, seed=cfg.seed + 1000 * rank + 7 * step,
-                            deconvolved=net_config.deconvolved, propagation=cfg.propagation)
+    # Data: each rank draws its own stream; a resumed run continues it at its step.
+    dataset = WindowDataset(cfg.task, cfg.frames, cfg.crop, cfg.still_prob, seed=cfg.seed + 1000 * rank,
+                            deconvolved=net_config.deconvolved, propagation=cfg.propagation,
+                            batch_size=cfg.batch_size, start_batch=step)
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
@@ -149,7 +155,7 @@ def train(cfg: TrainConfig) -> dict:
     start = time.time()
     bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0, dynamic_ncols=True, mininterval=5)
     val_psnr, val_ssim, running = float("nan"), float("nan"), None
-    progress = 0.0
+    progress = schedule_progress(cfg, step, elapsed_before)  # a resumed run's schedule goes on where it stopped
     batches = iter(loader)
     while progress < 1.0:
         # Inpaint batches carry masks (255 = fill), deblur batches the deconvolved window.
@@ -174,7 +180,7 @@ def train(cfg: TrainConfig) -> dict:
 
         # Rank 0 decides progress (steps or wall-clock budget) so every rank stops and schedules alike.
         elapsed = elapsed_before + time.time() - start
-        p = torch.tensor([max(step / cfg.steps, elapsed / (60 * cfg.time_limit) if cfg.time_limit > 0 else 0.0)])
+        p = torch.tensor([schedule_progress(cfg, step, elapsed)])
         if world > 1:
             dist.broadcast(p, src=0)
         progress = float(p)

@@ -1,0 +1,33 @@
+"""Shipped checkpoints keep their quality: each task's network, in-process through training's
+serving path, on a fixed window of the held-out validation clip (3 windows, 128 px crops, the
+degradation seeded by the centre frame), must reach a PSNR floor set a little under what the
+shipped checkpoint measured on 2026-12-05 (denoise 32.60, deblur 30.61, sr4 29.33, inpaint 23.27
+dB inside the mask). A regressed or swapped checkpoint fails here before it is served.
+(denoise and sr4 are the networks fine-tuned on realistic degradations that day; sr4's cell is
+antialiased bicubic, which it gave up a little of to stop losing to bicubic on other scalers.)"""
+from __future__ import annotations
+
+import pytest
+
+from export.repository import CHECKPOINTS
+from training.checkpoint import load_checkpoint
+from training.contract import get_task
+from training.evaluate import evaluate, psnr, validation_set
+
+FLOORS_DB = {"denoise": 32.3, "deblur": 30.3, "sr4": 29.0, "inpaint": 22.95}
+
+
+@pytest.mark.parametrize("task", sorted(FLOORS_DB))
+def test_shipped_checkpoint_reaches_its_floor_on_the_validation_window(task):
+    path = CHECKPOINTS / f"{task}.pt"
+    if not path.is_file():
+        pytest.skip(f"{path} is not shipped")
+    net, _ = load_checkpoint(path)
+    val = validation_set(task, max(net.config.frames, get_task(task).window), count=3, crop=128)
+    restored_db, _ = evaluate(net, val)
+    note = ""
+    if task in ("denoise", "deblur"):
+        degraded_db = psnr(val.windows[:, val.windows.shape[1] // 2], val.targets)
+        assert restored_db > degraded_db + 1, f"{task}: {restored_db:.2f} dB vs {degraded_db:.2f} dB degraded"
+        note = f" (degraded input {degraded_db:.2f} dB)"
+    assert restored_db >= FLOORS_DB[task], f"{task}: {restored_db:.2f} dB{note} < floor {FLOORS_DB[task]} dB"
