@@ -7,16 +7,15 @@ from pathlib import Path
 import pytest
 
 from benchmarks.procstat import CLOCK_TICKS
-from benchmarks.repository import prepare_repository
 from benchmarks.stub_cpu import measure, stub_pids
-from client.local_server import TritonServer
+from conftest import start_server, task_repository
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 def test_stub_pids_names_each_models_own_stub(served_repository: Path, tmp_path: Path) -> None:
-    repository = prepare_repository(tmp_path / "model_repository", "denoise", served_repository)
-    with TritonServer(repository, tmp_path / "tritonserver.log") as server:
+    repository = task_repository(served_repository, tmp_path / "model_repository", ["denoise"])
+    with start_server(repository, tmp_path / "tritonserver.log") as server:
         window, net = stub_pids(server.process.pid, "denoise_window"), stub_pids(server.process.pid, "denoise_net")
         for model, pids in (("denoise_window", window), ("denoise_net", net)):
             assert pids, model
