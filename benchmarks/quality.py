@@ -139,13 +139,16 @@ def onnx_frames_per_second(net: VideoRestorationNet, height: int = 360, width: i
     in ONNX Runtime after `warmup` calls (the first calls in a fresh session are about 2x slow)."""
     import onnxruntime as ort
 
-    from export.onnx_export import export_serving_net
+    from export.onnx_export import export_serving_net, parity_cases
+    from export.samples import DEFAULT_CLIP, read_window, sample_clip
 
     c = net.config
     shapes = {name: (1, c.frames, height, width, channels) for name, channels in net_inputs(c.masked, c.deconvolved).items()}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "net.onnx"
-        export_serving_net(ServingNet(net.eval()), {name: np.zeros(shape, np.uint8) for name, shape in shapes.items()}, path)
+        # Exported from the example `make engine` uses (a real window; the shapes stay symbolic).
+        window = read_window(sample_clip(DEFAULT_CLIP), c.frames)
+        export_serving_net(ServingNet(net.eval()), parity_cases(window, list(shapes))[0], path)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     feed = {name: rng.integers(0, 256, shape, dtype=np.uint8) for name, shape in shapes.items()}
