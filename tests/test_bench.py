@@ -67,8 +67,10 @@ def test_concurrent_same_size_clients_are_batched_get_their_own_frames_and_memor
     # ONNX Runtime's arena grows in one step the first time dynamic batching forms a larger batch
     # of one stream's windows, which with 4 frames in flight can happen 20+ rounds in (measured
     # 2026-12-01: denoise_net's stub 227 -> 301 MiB, then flat; 2 of 5 runs failed the 5%). One
-    # frame in flight per client keeps the batch mix fixed, so what is left to see is a leak.
-    report = run_load(triton_server.grpc_url, triton_server.process.pid, clips, rounds=4, warmup_rounds=6,
+    # frame in flight per client keeps the batch mix fixed, so what is left to see is a leak. Even so,
+    # the in-graph flow's larger buffers made the arena's last step come at warm-up round 8 once
+    # (2026-12-05: 748 -> 827 MiB, then flat), hence 10 warm-up rounds.
+    report = run_load(triton_server.grpc_url, triton_server.process.pid, clips, rounds=4, warmup_rounds=10,
                       max_in_flight=1)
     print(report.summary())
     assert report.problems == []
@@ -76,7 +78,7 @@ def test_concurrent_same_size_clients_are_batched_get_their_own_frames_and_memor
     assert report.percentile_ms(99) > 0
     assert report.growth < MAX_GROWTH, report.summary()
     inferences_now, executions_now = inference_counts(triton_server, "denoise_net")
-    assert inferences_now - inferences == 10 * 48
+    assert inferences_now - inferences == 14 * 48
     assert executions_now - executions < inferences_now - inferences, "no windows of two streams were batched"
 
 
