@@ -5,10 +5,10 @@ request per sequence in a batch, in order). For each request this sends zero or 
 (WINDOW, FRAME_INDEX[, MASK_WINDOW]) and then the FINAL flag. The logic lives in windowing.py.
 
 Config parameter `device`: "cpu" (default; NumPy ring buffers) or "cuda" (GPU hosts, written by
-`make engine` beside FORCE_CPU_ONLY_INPUT_TENSORS "no"): each frame is copied once onto this
-instance's GPU (`model_instance_device_id`; a copy even when Triton placed it there already, since
-that buffer is released with its request), ring buffers are torch CUDA tensors, and windows leave
-by DLPack straight to the TensorRT plan.
+`make engine` beside FORCE_CPU_ONLY_INPUT_TENSORS "no"): each frame moves onto this instance's
+GPU (`model_instance_device_id`) and is copied into the stream's ring buffer (a torch CUDA tensor)
+within its request, since Triton releases the request's buffer afterwards; windows leave by
+DLPack straight to the TensorRT plan.
 Config parameters max_side, max_streams (at most 256) and max_held_mib: the limits windowing.py
 checks before a frame is held; a refused request gets an error naming the limit, and every
 other stream goes on untouched.
@@ -130,8 +130,9 @@ class TritonPythonModel:
     def _to_device(self, tensor: "pb_utils.Tensor"):
         if self.device == "cpu":
             return tensor.as_numpy()
-        # The one copy of this frame onto our GPU; blocking, as Triton frees the source after the request.
-        return self.torch.from_dlpack(tensor.to_dlpack()).to(self.cuda, copy=True)
+        # Onto our GPU (a no-op when Triton placed it there already). No copy of our own: the stream's
+        # ring buffer copies the frame in during this request, before Triton frees the source.
+        return self.torch.from_dlpack(tensor.to_dlpack()).to(self.cuda)
 
     def _on_host(self, planes: tuple) -> list[np.ndarray]:
         return [p if self.device == "cpu" else p.cpu().numpy() for p in planes]
