@@ -33,8 +33,7 @@ EXIT_BACKEND_UNAVAILABLE = 2
 ADAPTER_HOME = "denoise_net"  # holds the one copy of the Python-backend adapter
 ADAPTER_FILES = ("model.py", "ort_runner.py")
 # Pure NumPy/OpenCV modules of training/ that the window model runs exactly as training did.
-WINDOW_MODULES = tuple(Path(__file__).resolve().parents[1] / "training" / name
-                       for name in ("deconvolution.py", "propagation.py"))
+TRAINING = Path(__file__).resolve().parents[1] / "training"
 
 
 class BackendUnavailable(RuntimeError):
@@ -132,11 +131,12 @@ def link_adapter(repository: Path, task: Task) -> list[Path]:
 
 
 def install_window_modules(repository: Path, task: Task) -> list[Path]:
-    """Copy training/deconvolution.py and propagation.py beside the window model (copies, not
-    links: the repository is often copied to a server whole), so serving deconvolves and
-    propagates exactly as training and evaluation did."""
-    return [atomic_write(repository / task.window_model / "1" / source.name, source.read_text())
-            for source in WINDOW_MODULES]
+    """Copy the training/ module the task's window model runs beside it: deconvolution.py for a
+    deconvolved task, propagation.py for a propagating one (copies, not links: the repository is
+    often copied to a server whole), so serving does exactly what training and evaluation did.
+    Other tasks' window models get neither."""
+    names = [name for name, used in (("deconvolution.py", task.deconvolved), ("propagation.py", task.propagate)) if used]
+    return [atomic_write(repository / task.window_model / "1" / name, (TRAINING / name).read_text()) for name in names]
 
 
 def install(args: argparse.Namespace) -> int:
