@@ -68,15 +68,18 @@ def test_concurrent_same_size_clients_are_batched_get_their_own_frames_and_memor
     # of one stream's windows, which with 4 frames in flight can happen 20+ rounds in (measured
     # 2026-12-01: denoise_net's stub 227 -> 301 MiB, then flat; 2 of 5 runs failed the 5%). One
     # frame in flight per client keeps the batch mix fixed, so what is left to see is a leak. Even so,
-    # the in-graph flow's larger buffers made the arena's last step come at warm-up round 8 once
-    # (2026-12-05: 748 -> 827 MiB, then flat), hence 10 warm-up rounds.
+    # with the in-graph flow's larger buffers the arena's last step still came late (2026-12-05: flat
+    # at 743 MiB for 13 rounds, then 822 MiB in the last one), so this short run checks for what a
+    # leak does and a one-time arena step does not: RSS rising in more than one measured round.
     report = run_load(triton_server.grpc_url, triton_server.process.pid, clips, rounds=4, warmup_rounds=10,
                       max_in_flight=1)
     print(report.summary())
     assert report.problems == []
     assert report.frames == 4 * sum(len(c) for c in clips)
     assert report.percentile_ms(99) > 0
-    assert report.growth < MAX_GROWTH, report.summary()
+    measured = report.rss_kib[report.warmup_rounds - 1:]
+    rises = [b - a for a, b in zip(measured, measured[1:]) if b - a > 0.01 * measured[0]]
+    assert len(rises) <= 1, report.summary()
     inferences_now, executions_now = inference_counts(triton_server, "denoise_net")
     assert inferences_now - inferences == 14 * 48
     assert executions_now - executions < inferences_now - inferences, "no windows of two streams were batched"
