@@ -6,17 +6,18 @@
 
 Frames and masks are those of training/evaluate.py: `count` windows of bikes.mp4 (never trained
 on), masks from training/masks.py seeded by the centre frame index, as long as the inpaint window
-model holds (training/contract.py: the network takes the centre 5, propagation looks at all).
+model holds (training/contract.py: the network's graph propagates from all 21 into the centre,
+then its body takes the centre 5).
 Methods, each filling the centre frame's mask:
   OpenCV Telea / Navier-Stokes  cv2.inpaint on the centre frame alone; the radius is tuned against
                                 the clean frames (an oracle no user has), so the baseline is at its best.
   temporal median               per hidden pixel, the median of the same pixel over the window's
                                 other frames where it is not hidden; pixels hidden in every frame
                                 fall back to Telea (the better classical fill).
-  ours                          flow-guided propagation (training/propagation.py), then the inpaint
-                                network, in-process (ServingNet, as exported) and, with --url, the
-                                propagated windows served by Triton (inpaint_net, unary gRPC);
-                                also the network alone on its 5 frames (no propagation).
+  ours                          the inpaint network: flow-guided propagation (training/propagation.py)
+                                inside its graph, then its body; in-process (ServingNet, as exported)
+                                and, with --url, the windows served by Triton (inpaint_net, unary
+                                gRPC); also the same weights on the centre 5 frames alone (no propagation).
 PSNR is over the hidden pixels only (the rest is returned bit-exact by every method), split into
 pixels visible in some other frame of the window (at the same place) and pixels hidden in all T. --by-distance adds
 a second table: PSNR by a hidden pixel's distance to the nearest known pixel of its frame, which
@@ -25,6 +26,7 @@ shows whether the error sits at the holes' edges or deep inside them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import sys
 import time
@@ -41,7 +43,9 @@ from benchmarks.quality import served_restore
 from training.contract import get_task
 from training.data import VALIDATION_CLIP
 from training.evaluate import ValidationSet, masked_psnr, restore, validation_set
-from training.propagation import flow_image, propagate_centre
+from training.network import VideoRestorationNet
+from training.processing import window_to_network
+from training.propagation import propagate_centre
 
 Fill = Callable[[np.ndarray, np.ndarray], np.ndarray]  # window (T,H,W,3), masks (T,H,W,1) -> centre (H,W,3)
 
@@ -99,14 +103,14 @@ def methods(val: ValidationSet, checkpoint: Path, url: str) -> list[tuple[str, n
     rows.append((f"temporal median ({t} frames)", apply(temporal_median_fill(telea[1]), val),
                  f"Telea where hidden in all {t} frames"))
     net, extra = load_checkpoint(checkpoint)
-    lo = t // 2 - net.config.frames // 2
-    alone = restore(net, val.windows[:, lo : lo + net.config.frames], masks=val.masks[:, lo : lo + net.config.frames])
-    rows.append((f"ours, network alone ({net.config.frames} frames)", alone, f"step {extra.get('step', '?')}"))
+    alone = without_propagation(net)
+    rows.append((f"ours, network alone ({alone.config.frames} frames)", restore(alone, val.windows, masks=val.masks),
+                 f"step {extra.get('step', '?')}"))
     ours = restore(net, val.windows, masks=val.masks)
-    share, flow_seconds, seconds = propagation_stats(val)
+    share, seconds = propagation_stats(val)
     rows.append((f"ours: propagation ({t} frames) + network ({checkpoint})", ours,
-                 f"{share:.0%} of the hidden pixels propagated; {flow_seconds * 1000:.0f} ms per frame for its "
-                 f"flow image + {seconds * 1000:.0f} ms per window"))
+                 f"{share:.0%} of the hidden pixels propagated; propagation {seconds * 1000:.0f} ms per window "
+                 f"(PyTorch, in the network's graph when served)"))
     if url:
         served = served_restore(url, "inpaint", val.windows, net.config, val.masks)
         diff = int(np.abs(served.astype(int) - ours.astype(int)).max())
@@ -114,20 +118,25 @@ def methods(val: ValidationSet, checkpoint: Path, url: str) -> list[tuple[str, n
     return rows
 
 
-def propagation_stats(val: ValidationSet) -> tuple[float, float, float]:
+def without_propagation(net: VideoRestorationNet) -> VideoRestorationNet:
+    """The same weights taking only the centre `frames` (propagation has no weights of its own)."""
+    alone = VideoRestorationNet(dataclasses.replace(net.config, propagation_frames=0))
+    alone.load_state_dict(net.state_dict())
+    return alone.eval()
+
+
+@torch.no_grad()
+def propagation_stats(val: ValidationSet) -> tuple[float, float]:
     """(share of the centre frames' hidden pixels that propagation fills, the rest being the
-    network's; seconds per frame for a flow image, which the window model makes once per frame;
-    seconds per window for the propagation given them)."""
-    flow_seconds, propagate_seconds, left = 0.0, 0.0, 0
+    network's; seconds per window for the propagation, in PyTorch)."""
+    seconds, left = 0.0, 0
     for window, masks in zip(val.windows, val.masks):
+        frames, hidden = (window_to_network(torch.from_numpy(p[None])) for p in (window, masks))
         start = time.perf_counter()
-        greys = np.stack([flow_image(f, m) for f, m in zip(window, masks)])
-        middle = time.perf_counter()
-        left += int(np.count_nonzero(propagate_centre(window, masks, greys)[1]))
-        flow_seconds += middle - start
-        propagate_seconds += time.perf_counter() - middle
+        left += int(torch.count_nonzero(propagate_centre(frames, (hidden > 0.5).float())[1]))
+        seconds += time.perf_counter() - start
     k, t = val.windows.shape[:2]
-    return 1 - left / np.count_nonzero(val.masks[:, t // 2]), flow_seconds / (k * t), propagate_seconds / k
+    return 1 - left / np.count_nonzero(val.masks[:, t // 2]), seconds / k
 
 
 def table(rows: list[tuple[str, np.ndarray, str]], val: ValidationSet) -> list[str]:

@@ -132,10 +132,10 @@ def link_adapter(repository: Path, task: Task) -> list[Path]:
 
 def install_window_modules(repository: Path, task: Task) -> list[Path]:
     """Copy the training/ module the task's window model runs beside it: deconvolution.py for a
-    deconvolved task, propagation.py for a propagating one (copies, not links: the repository is
-    often copied to a server whole), so serving does exactly what training and evaluation did.
-    Other tasks' window models get neither."""
-    names = [name for name, used in (("deconvolution.py", task.deconvolved), ("propagation.py", task.propagate)) if used]
+    deconvolved task (copies, not links: the repository is often copied to a server whole), so
+    serving does exactly what training and evaluation did. Other tasks' window models get none
+    (inpaint's propagation runs in its net's graph)."""
+    names = [name for name, used in (("deconvolution.py", task.deconvolved),) if used]
     return [atomic_write(repository / task.window_model / "1" / name, (TRAINING / name).read_text()) for name in names]
 
 

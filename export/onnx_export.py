@@ -122,11 +122,11 @@ def check_against_torch(onnx_path: Path, model: ServingNet, cases: list[dict[str
 
 def check_task(checkpoint: Path, extra: dict, config: NetConfig, task: Task) -> None:
     """Raise ValueError when the checkpoint was not trained for `task` (name, scale, frames, mask,
-    deconvolution)."""
-    found = {"task": extra.get("task", task.name), "scale": config.scale, "net_frames": config.frames,
-             "masked": config.masked, "deconvolved": config.deconvolved}
+    deconvolution, propagation)."""
+    found = {"task": extra.get("task", task.name), "scale": config.scale, "net_frames": config.input_frames,
+             "masked": config.masked, "deconvolved": config.deconvolved, "propagate": bool(config.propagation_frames)}
     wanted = {"task": task.name, "scale": task.scale, "net_frames": task.net_frames, "masked": task.masked,
-              "deconvolved": task.deconvolved}
+              "deconvolved": task.deconvolved, "propagate": task.propagate}
     wrong = [f"{key} {found[key]!r} (task {task.name!r} needs {wanted[key]!r})"
              for key in wanted if found[key] != wanted[key]]
     if wrong:
@@ -142,7 +142,7 @@ def export_checkpoint(checkpoint: Path, output: Path, tolerance: int = TOLERANCE
     if task is not None:
         check_task(checkpoint, extra, net.config, task)
     model = ServingNet(net).eval()
-    window = read_window(clip or sample_clip(DEFAULT_CLIP), net.config.frames)
+    window = read_window(clip or sample_clip(DEFAULT_CLIP), net.config.input_frames)
     cases = parity_cases(window, input_names(net.config))
     export_serving_net(model, cases[0], output)
     try:

@@ -140,7 +140,7 @@ def window_config(task: Task, options: WindowOptions = WindowOptions()) -> mc.Mo
     config.model_transaction_policy.decoupled = True
     config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_GPU if options.gpu else mc.ModelInstanceGroup.KIND_CPU)
     _set_parameters(config, {
-        "window": task.window, "propagate": task.propagate,
+        "window": task.window,
         "idle_timeout_s": float(options.idle_timeout_s), "max_streams": options.max_streams,
         "max_held_mib": options.max_held_mib, "max_side": options.max_side,
         **({"device": "cuda", "FORCE_CPU_ONLY_INPUT_TENSORS": "no"} if options.gpu else {}),

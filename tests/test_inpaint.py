@@ -11,7 +11,8 @@ from benchmarks.inpaint_quality import distance_table
 from training.data import WindowDataset, load_clip
 from training.evaluate import masked_psnr, validation_set
 from training.masks import random_mask_window
-from training.network import NetConfig, VideoRestorationNet, pull_push_fill
+from training.fill import pull_push_fill
+from training.network import NetConfig, VideoRestorationNet
 from training.processing import ServingNet
 
 

@@ -86,9 +86,10 @@ def test_ensemble_wires_window_to_net(task):
 def test_window_model_matches_contract(task):
     config = load_config(task.window_model)
     assert config.backend == "python" and config.model_transaction_policy.decoupled
-    # It holds `window` frames (longer than the net's where the task propagates) and sends the net's.
+    # It holds `window` frames and sends the net's; it windows and nothing more (no per-pixel work:
+    # inpaint's propagation runs in its net's graph).
     assert int(config.parameters["window"].string_value) == task.window >= task.net_frames
-    assert config.parameters["propagate"].string_value == ("true" if task.propagate else "false")
+    assert "propagate" not in config.parameters
     outputs = dims(config, "output")
     assert outputs == {**{name: ("TYPE_UINT8", [task.net_frames, -1, -1, c]) for name, c in task.net_inputs.items()},
                        contract.FRAME_INDEX: ("TYPE_INT64", [1])}

@@ -18,7 +18,7 @@ TINY = {"channels": 8, "frame_channels": 4, "fusion_blocks": 1, "level_blocks": 
 
 def tiny(config: NetConfig) -> NetConfig:
     """`config` with its widths and depths cut down; its structure (frames, scale, unshuffle,
-    levels, masks, deconvolution, refinement) kept."""
+    levels, masks, propagation, deconvolution, refinement) kept."""
     return dataclasses.replace(config, **TINY, refine_channels=min(config.refine_channels, 4))
 
 
@@ -36,17 +36,18 @@ VARIANTS = {
     "scale 2": tiny(NetConfig(scale=2, unshuffle=1, levels=1)),
     "scale 4, refined": tiny(NetConfig(scale=4, unshuffle=1, refine_channels=4)),
     "masked, no refinement": tiny(NetConfig(masked=True, levels=1)),
+    "masked, propagating from 7 frames": tiny(NetConfig(masked=True, propagation_frames=7)),
     "deconvolved, no frame blocks": tiny(NetConfig(deconvolved=True, frame_blocks=0)),
 }
 
 
 def float_inputs(config: NetConfig, n: int, h: int, w: int) -> tuple[torch.Tensor, dict]:
-    frames = torch.rand(n, config.frames, 3, h, w)
+    frames = torch.rand(n, config.input_frames, 3, h, w)
     extra = {}
     if config.masked:
-        extra["masks"] = (torch.rand(n, config.frames, 1, h, w) > 0.7).float()
+        extra["masks"] = (torch.rand(n, config.input_frames, 1, h, w) > 0.7).float()
     if config.deconvolved:
-        extra["deconvolved"] = torch.rand(n, config.frames, 3, h, w)
+        extra["deconvolved"] = torch.rand(n, config.input_frames, 3, h, w)
     return frames, extra
 
 
@@ -60,8 +61,8 @@ def test_float_network_restores_the_centre_frame_at_its_scale(name):
         out = net(frames, **extra)
     assert out.shape == (2, 3, h * config.scale, w * config.scale) and out.dtype == torch.float32
     assert torch.isfinite(out).all()
-    with pytest.raises(ValueError, match=f"expected a window of {config.frames} frames"):
-        net(torch.rand(1, config.frames + 2, 3, h, w))
+    with pytest.raises(ValueError, match=f"expected a window of {config.input_frames} frames"):
+        net(torch.rand(1, config.input_frames + 2, 3, h, w))
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -70,18 +71,18 @@ def test_uint8_edges_take_any_size_and_give_uint8_at_scale(name, size):
     config = VARIANTS[name]
     serving = ServingNet(VideoRestorationNet(config).eval())
     h, w = size
-    window = torch.randint(0, 256, (2, config.frames, h, w, 3), dtype=torch.uint8)
+    window = torch.randint(0, 256, (2, config.input_frames, h, w, 3), dtype=torch.uint8)
     second = None
     if config.masked:
-        second = torch.randint(0, 2, (2, config.frames, h, w, 1), dtype=torch.uint8) * 255
+        second = torch.randint(0, 2, (2, config.input_frames, h, w, 1), dtype=torch.uint8) * 255
     elif config.deconvolved:
-        second = torch.randint(0, 256, (2, config.frames, h, w, 3), dtype=torch.uint8)
+        second = torch.randint(0, 256, (2, config.input_frames, h, w, 3), dtype=torch.uint8)
     with torch.no_grad():
         out = serving(window, second)
     assert out.shape == (2, h * config.scale, w * config.scale, 3) and out.dtype == torch.uint8
     if config.masked:  # outside the mask the centre frame comes back bit-exact
-        keep = second[:, config.frames // 2, ..., 0] == 0
-        assert torch.equal(out[keep], window[:, config.frames // 2][keep])
+        keep = second[:, config.input_frames // 2, ..., 0] == 0
+        assert torch.equal(out[keep], window[:, config.input_frames // 2][keep])
 
 
 @pytest.mark.parametrize("name", [n for n in VARIANTS if VARIANTS[n].masked or VARIANTS[n].deconvolved])
@@ -89,11 +90,11 @@ def test_a_missing_second_input_is_an_error(name):
     config = VARIANTS[name]
     serving = ServingNet(VideoRestorationNet(config).eval())
     with pytest.raises(ValueError, match="mask window|deconvolved window"):
-        serving(torch.zeros(1, config.frames, 16, 16, 3, dtype=torch.uint8))
+        serving(torch.zeros(1, config.input_frames, 16, 16, 3, dtype=torch.uint8))
 
 
 def test_the_shipped_variants_take_the_frames_the_contract_says():
     for task in TASKS.values():
         config = VARIANTS[task.name]
-        assert (config.frames, config.scale, config.masked, config.deconvolved) == \
+        assert (config.input_frames, config.scale, config.masked, config.deconvolved) == \
             (task.net_frames, task.scale, task.masked, task.deconvolved)

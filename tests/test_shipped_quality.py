@@ -23,7 +23,7 @@ def test_shipped_checkpoint_reaches_its_floor_on_the_validation_window(task):
     if not path.is_file():
         pytest.skip(f"{path} is not shipped")
     net, _ = load_checkpoint(path)
-    val = validation_set(task, max(net.config.frames, get_task(task).window), count=3, crop=128)
+    val = validation_set(task, max(net.config.input_frames, get_task(task).window), count=3, crop=128)
     restored_db, _ = evaluate(net, val)
     note = ""
     if task in ("denoise", "deblur"):

@@ -26,7 +26,7 @@ TASK_DEFAULTS: dict[str, dict] = {
                "lr": 5e-4},
     "sr4": {"channels": 48, "fusion_blocks": 6, "unshuffle": 1, "crop": 128, "ema": 0.999},
     "inpaint": {"fusion_blocks": 5, "levels": 2, "level_blocks": 2, "refine_channels": 16, "crop": 128, "ema": 0.999,
-                "lr": 5e-4, "propagation": get_task("inpaint").window},
+                "lr": 5e-4, "propagation_frames": get_task("inpaint").net_frames},
 }
 # NetConfig fields that are flags; scale, masked and deconvolved follow from the task (training/contract.py).
 NETWORK_FIELDS = tuple(f.name for f in fields(NetConfig) if f.name not in ("scale", "masked", "deconvolved"))
@@ -34,7 +34,7 @@ NETWORK_FIELDS = tuple(f.name for f in fields(NetConfig) if f.name not in ("scal
 # the network's are NetConfig's own.
 GENERAL_DEFAULTS: dict[str, object] = {
     **{name: getattr(NetConfig(), name) for name in NETWORK_FIELDS}, "crop": 96, "ema": 0.0, "still_prob": 0.3,
-    "lr": 1e-3, "propagation": 0,
+    "lr": 1e-3,
 }
 
 
@@ -54,6 +54,9 @@ class TrainConfig:
     aligned: bool = _f(None, "warp the neighbours onto the centre frame by optical flow, inside the network's "
                        "graph (training/flow.py)")
     refine_channels: int = _f(None, "width of a full-resolution refinement stage after the network (0 = none)")
+    propagation_frames: int = _f(None, "inpaint: the network takes windows this long (odd, >= --frames) and fills "
+                                 "their centre by flow-guided propagation inside its graph (training/propagation.py) "
+                                 "before its body sees the centre --frames, as served; 0 = plain windows")
     # optimisation
     steps: int = _f(4000, "optimizer steps (the cosine schedule spans them)")
     time_limit: float = _f(0.0, "minutes; if > 0, stop when reached and let the schedule span the budget: "
@@ -69,9 +72,6 @@ class TrainConfig:
     ema: float = _f(None, "EMA decay of the weights (e.g. 0.999; 0 = off); validated and shipped if on")
     # data
     still_prob: float = _f(None, "probability a window comes from an animated still instead of a clip")
-    propagation: int = _f(None, "inpaint: draw windows this long (odd), fill their centre by flow-guided propagation "
-                          "(training/propagation.py) and train on the network's frames around it, as the window "
-                          "model serves (training/contract.py PROPAGATION_FRAMES); 0 = plain windows")
     workers: int = _f(1, "DataLoader worker processes preparing batches")
     threads: int = _f(1, "torch CPU threads in the training process (the machine is shared)")
     seed: int = _f(0, "random seed (data, init)")
@@ -93,8 +93,6 @@ class TrainConfig:
         for name, value in {**GENERAL_DEFAULTS, **TASK_DEFAULTS.get(self.task, {})}.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
-        if self.propagation and (self.task != "inpaint" or self.propagation % 2 == 0 or self.propagation < self.frames):
-            raise ValueError(f"--propagation {self.propagation}: only for inpaint, odd, and at least --frames ({self.frames})")
 
     def net_config(self) -> NetConfig:
         task = get_task(self.task)

@@ -26,7 +26,8 @@ ONNX_OPSET = 17
 MAX_BATCH_SIZE = 8           # dynamic batching across streams in <task>_net
 # Inpainting looks this far (odd, centred) for pixels its mask hides in the centre frame but another
 # frame shows: 24.69 dB in the mask on held-out bikes at 21 frames vs 23.58 without, with the same
-# network (24.49 at 13, 24.60 at 17; chosen on bigbuckbunny; benchmarks/results_inpaint.md).
+# network (24.49 at 13, 24.60 at 17; chosen on bigbuckbunny with the OpenCV propagation that
+# preceded training/propagation.py; benchmarks/results_inpaint.md).
 PROPAGATION_FRAMES = 21
 MAX_SIDE = 2160              # largest H or W <task>_net takes (the TensorRT profile's maximum);
                              # the client tiles larger frames, learning this from the net's config
@@ -45,8 +46,7 @@ class Task:
     Two lengths, one name each: `window` is how many frames the window model holds per stream
     and windows over (a response lags the frame it restores by window // 2 frames; its `window`
     parameter), `net_frames` how many consecutive frames the network takes (its WINDOW input's
-    first dim, NetConfig.frames). They differ where the window model looks further than the
-    net (inpaint's propagation)."""
+    first dim, NetConfig.input_frames). Today they are equal for every task (inpaint: 21 both)."""
 
     name: str
     scale: int
@@ -54,9 +54,10 @@ class Task:
     window: int = 5
     masked: bool = False        # the client streams a MASK beside each FRAME
     deconvolved: bool = False   # the window model adds DECONV_WINDOW for the net
-    propagate: bool = False     # inpaint: the window model fills the centre's hidden pixels from
-                                # all `window` frames by optical flow (training/propagation.py)
-                                # before cutting the `net_frames` the net takes
+    propagate: bool = False     # inpaint: the net's graph fills the centre's hidden pixels from all
+                                # `net_frames` frames by optical flow (training/propagation.py;
+                                # NetConfig.propagation_frames = net_frames) before its body sees
+                                # the centre NetConfig.frames; the window model only windows
 
     def __post_init__(self) -> None:
         if self.net_frames % 2 == 0 or self.window % 2 == 0 or self.window < self.net_frames:
@@ -82,7 +83,8 @@ TASKS: dict[str, Task] = {
         Task("denoise", scale=1),
         Task("deblur", scale=1, deconvolved=True),
         Task("sr4", scale=4),
-        Task("inpaint", scale=1, masked=True, window=PROPAGATION_FRAMES, propagate=True),
+        Task("inpaint", scale=1, masked=True, net_frames=PROPAGATION_FRAMES, window=PROPAGATION_FRAMES,
+             propagate=True),
     )
 }
 

@@ -28,7 +28,6 @@ from torch.utils.data import IterableDataset, get_worker_info
 from training.deconvolution import deconvolve_window
 from training.degradations import degrade_window
 from training.masks import random_mask_window
-from training.propagation import propagate_window
 
 
 def clip_dir() -> Path:
@@ -153,7 +152,6 @@ class WindowDataset(IterableDataset):
         seed: int = 0,
         clips: tuple[str, ...] = TRAIN_CLIPS,
         deconvolved: bool = False,
-        propagation: int = 0,
         batch_size: int = 1,
         start_batch: int = 0,
     ) -> None:
@@ -162,20 +160,18 @@ class WindowDataset(IterableDataset):
             raise ValueError(f"{VALIDATION_CLIP} is the held-out validation clip; do not train on it")
         self.task, self.frames, self.crop, self.still_prob, self.seed, self.clips = task, frames, crop, still_prob, seed, clips
         self.deconvolved = deconvolved
-        self.propagation = propagation  # inpaint: draw this many frames and propagate into the centre
         self.batch_size, self.start_batch = batch_size, start_batch
 
     def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         context = max(self.crop, DECONV_CONTEXT) if self.deconvolved else self.crop
-        frames = max(self.frames, self.propagation)
         if rng.random() < self.still_prob:
             stills = load_stills()
             crop = context
-            window = animate_still(stills[int(rng.integers(len(stills)))], frames, crop, rng)
+            window = animate_still(stills[int(rng.integers(len(stills)))], self.frames, crop, rng)
         else:
             clip = load_clip(self.clips[int(rng.integers(len(self.clips)))])
             crop = max(self.crop, min(context, *clip.shape[1:3]))  # carphone is 176x144
-            window = sample_clip_window(clip, frames, crop, rng)
+            window = sample_clip_window(clip, self.frames, crop, rng)
         window = random_flip(window, rng)
         if self.deconvolved:
             degraded = degrade_window(self.task, window, rng)
@@ -185,13 +181,12 @@ class WindowDataset(IterableDataset):
             planes = [np.ascontiguousarray(p[cut]) for p in (degraded, deconvolved, window)]
             target = torch.from_numpy(planes[2][self.frames // 2]).permute(2, 0, 1)
             return torch.from_numpy(planes[0]).permute(0, 3, 1, 2), target, torch.from_numpy(planes[1]).permute(0, 3, 1, 2)
-        target = torch.from_numpy(window[frames // 2]).permute(2, 0, 1)
+        target = torch.from_numpy(window[self.frames // 2]).permute(2, 0, 1)
         if self.task == "inpaint":
             # The degradation is the mask: a third tensor (T, 1, h, w), 255 = fill. The window stays
-            # clean; the network never sees the pixels under the mask (training/network.py).
-            masks = random_mask_window(frames, self.crop, self.crop, rng)[..., None]
-            if frames > self.frames:
-                window, masks = propagate_window(window, masks, self.frames)
+            # clean; the network never sees the pixels under the mask (training/network.py), and a
+            # propagating network fills its centre from all T frames itself (training/propagation.py).
+            masks = random_mask_window(self.frames, self.crop, self.crop, rng)[..., None]
             return torch.from_numpy(window).permute(0, 3, 1, 2), target, torch.from_numpy(masks).permute(0, 3, 1, 2)
         degraded = degrade_window(self.task, window, rng)
         return torch.from_numpy(degraded).permute(0, 3, 1, 2), target

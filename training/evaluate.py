@@ -16,7 +16,6 @@ from training.deconvolution import deconvolve_window
 from training.data import VALIDATION_CLIP, load_clip
 from training.degradations import bicubic_downscale, blur, defocus_kernel, gaussian_noise, motion_blur_kernel
 from training.masks import random_mask_window
-from training.propagation import propagate_window
 from training.network import NetConfig, VideoRestorationNet
 from training.processing import ServingNet
 
@@ -109,19 +108,14 @@ def network_planes(
 ) -> list[np.ndarray]:
     """What the served `<task>_net` receives for windows (K, T, h, w, 3) [and inpainting masks
     (K, T, h, w, 1)], in its input order (training/contract.py `net_inputs`): the window model's
-    deconvolution applied as the network was trained, the window cut to T frames
-    for a network with a shorter window (T=1 gets each centre frame only); with masks, a longer
-    window first fills its centre by propagation from all its frames (training/propagation.py)."""
-    t = windows.shape[1]
-    if masks is not None and t > config.frames:
-        # A masked network handed a longer window gets what the inpaint window model sends: the
-        # centre filled by flow-guided propagation from all t frames, then the T frames around it.
-        pairs = [propagate_window(w, m, config.frames) for w, m in zip(windows, masks)]
-        windows, masks = np.stack([w for w, _ in pairs]), np.stack([m for _, m in pairs])
-    elif config.frames != t:
-        lo = t // 2 - config.frames // 2
-        windows = windows[:, lo : lo + config.frames]
-        masks = None if masks is None else masks[:, lo : lo + config.frames]
+    deconvolution applied as the network was trained, the window cut to the frames the network
+    takes (`config.input_frames`: T=1 gets each centre frame only; a propagating inpainting network
+    all 21, the propagation runs in its graph)."""
+    t, frames = windows.shape[1], config.input_frames
+    if frames != t:
+        lo = t // 2 - frames // 2
+        windows = windows[:, lo : lo + frames]
+        masks = None if masks is None else masks[:, lo : lo + frames]
     planes = [windows] if masks is None else [windows, masks]
     if config.deconvolved:
         planes.append(np.stack([deconvolve_window(w) for w in windows]))

@@ -149,7 +149,11 @@ def flow_images(frames: torch.Tensor) -> torch.Tensor:
 
 def dense_flow(reference: torch.Tensor, other: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Flow between flow images (`flow_images`) at full resolution: (N, 2, height, width) pixels."""
-    coarse = estimate_flow(reference, other)
+    return full_resolution(estimate_flow(reference, other), height, width)
+
+
+def full_resolution(coarse: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Flow (N, 2, h, w) at 1/STRIDE resolution, in its pixels -> (N, 2, height, width) in full-size pixels."""
     return STRIDE * F.interpolate(coarse, scale_factor=STRIDE, mode="bilinear", align_corners=False)[..., :height, :width]
 
 

@@ -12,6 +12,10 @@ A deconvolved network (deblur) also gets the window after blind deconvolution
 residual starts from a per-pixel blend of the two centre frames whose weight the network predicts
 (a sigmoid gate from the tail), so trusting or ignoring the deconvolution is equally easy.
 
+An inpainting network with `propagation_frames` takes that many frames and masks: its forward
+first fills the centre frame's holes with what the other frames show there (flow-guided
+propagation, training/propagation.py; no weights), then its body takes the centre `frames`.
+
 The optional U-Net (levels > 0) halves the resolution and doubles the width per level (stride-2
 conv, `level_blocks` residual blocks), then comes back up (1x1 conv + PixelShuffle(2), added to the
 skip): a receptive field of tens of pixels at little cost, which is what large motion between
@@ -35,7 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.fill import pull_push_fill
 from training.flow import align_window
+from training.propagation import propagate_window
 
 
 @dataclass
@@ -55,6 +61,9 @@ class NetConfig:
     aligned: bool = False      # warp the neighbours onto the centre by optical flow first (training/flow.py)
     deconvolved: bool = False  # deblur: the window after blind deconvolution comes too (training/deconvolution.py)
     refine_channels: int = 0   # width of the full-resolution refinement stage (0 = none)
+    propagation_frames: int = 0  # inpaint: the graph takes this many frames (odd, >= frames) and
+                                 # propagates into the centre from all of them first (training/propagation.py);
+                                 # 0 = it takes `frames`
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.frames % 2 == 0:
@@ -67,8 +76,17 @@ class NetConfig:
             raise ValueError(f"NetConfig.levels must be in 0..4, got {self.levels}")
         if self.masked and self.deconvolved:
             raise ValueError("NetConfig: masked (inpaint) and deconvolved (deblur) exclude each other")
+        if self.propagation_frames and (not self.masked or self.propagation_frames % 2 == 0
+                                        or self.propagation_frames < self.frames):
+            raise ValueError(f"NetConfig.propagation_frames ({self.propagation_frames}) is for masked networks, "
+                             f"odd and >= frames ({self.frames})")
         if self.masked and self.aligned:
             raise ValueError("NetConfig: aligned windows are for unmasked networks (flow on masked frames is not defined)")
+
+    @property
+    def input_frames(self) -> int:
+        """Frames per window the network's forward (and its exported graph) takes."""
+        return self.propagation_frames or self.frames
 
     @property
     def in_channels(self) -> int:
@@ -147,18 +165,25 @@ class VideoRestorationNet(nn.Module):
     ) -> torch.Tensor:
         """Restore the centre frame of a window.
 
-        frames: float (N, T, 3, H, W), RGB in [0, 1]; H and W multiples of `config.multiple`.
+        frames: float (N, T, 3, H, W), RGB in [0, 1]; H and W multiples of `config.multiple`;
+                T = config.input_frames.
         masks:  float (N, T, 1, H, W) in {0, 1}, 1 = pixel to fill; required iff config.masked.
         deconvolved: float (N, T, 3, H, W) in [0, 1], the same window after blind deconvolution
                  (training/deconvolution.py); required iff config.deconvolved.
         Returns float (N, 3, H*s, W*s), RGB, about [0, 1] (not clamped: the loss sees overshoot).
-        An aligned network first warps each neighbour onto the centre frame (training/flow.py),
-        inside the graph, so training, evaluation and serving align identically.
+        An aligned network first warps each neighbour onto the centre frame (training/flow.py), and
+        a propagating one fills its centre frame from all its frames and keeps the centre `frames`
+        (training/propagation.py), inside the graph, so training, evaluation and serving do the same.
         """
-        n, t, _, h, w = frames.shape
+        t = frames.shape[1]
         c = self.config
-        if t != c.frames:
-            raise ValueError(f"expected a window of {c.frames} frames, got {t} (shape {tuple(frames.shape)})")
+        if t != c.input_frames:
+            raise ValueError(f"expected a window of {c.input_frames} frames, got {t} (shape {tuple(frames.shape)})")
+        if c.propagation_frames:
+            if masks is None:
+                raise ValueError("this network is masked (inpainting): pass masks (N, T, 1, H, W)")
+            frames, masks = propagate_window(frames, masks, c.frames)
+        n, t, _, h, w = frames.shape
         if c.aligned:
             frames = align_window(frames)
         centre = frames[:, t // 2]
@@ -207,30 +232,6 @@ class VideoRestorationNet(nn.Module):
             if level > 0:
                 x = self.decoders[level - 1](x)
         return x
-
-
-def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: int = 6) -> torch.Tensor:
-    """Fill holes by pull-push (Gortler et al. 1996): average the known pixels down an image
-    pyramid, then blend the coarser fill back in where a level's pixels are not fully known.
-
-    premultiplied: (N, C, H, W) colours times `weight`; weight: (N, 1, H, W) in [0, 1], 1 = known.
-    Returns (N, C, H, W): the known pixels unchanged, holes smoothly interpolated. Pooling and
-    bilinear resizing only, always `levels` of them (odd sizes are replicate-padded, so a level is
-    never empty): the exported ONNX graph works for any H and W.
-    """
-    if levels == 0:
-        return premultiplied / weight.clamp(min=1e-3)
-    h, w = premultiplied.shape[-2:]
-    both = F.pad(torch.cat([premultiplied, weight], dim=1), (0, w % 2, 0, h % 2), mode="replicate")
-    pooled = 4 * F.avg_pool2d(both, 2)
-    # Pull: a coarse pixel with any known child is known (weight saturates at 1), with the
-    # weighted mean colour of its children; that keeps fills sharp near the hole's edge.
-    total = pooled[:, -1:]
-    coarse_weight = total.clamp(max=1.0)
-    coarse_colour = pooled[:, :-1] / total.clamp(min=1e-6)
-    coarse = pull_push_fill(coarse_colour * coarse_weight, coarse_weight, levels - 1)
-    up = F.interpolate(coarse, size=premultiplied.shape[-2:], mode="bilinear", align_corners=False)
-    return premultiplied + (1 - weight) * up
 
 
 def second_input_name(config: NetConfig) -> str:

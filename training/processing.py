@@ -67,6 +67,6 @@ class ServingNet(nn.Module):
         masks = (window_to_network(second) > 0.5).float()
         y = self.net(pad_to_multiple(frames, cfg.multiple), pad_to_multiple(masks, cfg.multiple))[:, :, :h, :w]
         # Outside the mask the centre frame comes back bit-exact (k / 255 * 255 rounds back to k).
-        centre = cfg.frames // 2
+        centre = cfg.input_frames // 2
         y = torch.where(masks[:, centre] > 0, y, frames[:, centre])
         return network_to_frame(y)

@@ -1,122 +1,186 @@
 """Flow-guided propagation for inpainting: fill the centre frame's hidden pixels with what a
-farther frame of the stream shows there, before the network inpaints the rest.
+farther frame of the window shows there, before the network inpaints the rest.
 
 Video inpainting beats single-image inpainting because a pixel hidden now is often visible a few
-frames earlier or later (the mask moved, or the camera did). The network sees only T frames and
-finds moving content only within its receptive field; this step looks over a longer window and
-copies a pixel from another frame only where three checks agree that it shows the same point:
+frames earlier or later (the mask moved, or the camera did). The network's body sees only a few
+frames and finds moving content only within its receptive field; this step looks over the whole
+window and copies a pixel from another frame only where three checks agree that it shows the
+same point:
 
-  flow        dense optical flow (OpenCV DIS) from the centre frame to each other frame, on grey
-              frames whose hidden pixels are filled first (Telea: smooth fills give DIS the least
-              false motion of the fills we tried);
+  flow        dense optical flow (training/flow.py: pyramidal Lucas-Kanade at 1/4 resolution) from
+              the centre frame to each other frame and back, on grey frames whose hidden pixels are
+              filled first (training/fill.py pull-push), so a hole does not look like a moving edge;
   consistency the flow there and back returns to within `max_flow_error` px of where it started
               (occlusions and flow dragged across the hole fail this);
   agreement   around the pixel, the warped frame matches the centre frame on the pixels both show
               (mean absolute difference below `max_mismatch` grey levels over a
               (2 * radius + 1)^2 box): a wrong flow, a scene cut or a lighting change fails this.
-The source pixel must itself be visible in its frame (not within 1 px of its frame's mask). The
-nearest frame in time that passes wins. What passes is written into the centre frame and removed
-from its mask, so the network gets smaller holes with more known pixels around them.
+The source pixel must itself be visible in its frame (not within 1 px of its frame's mask, so
+bilinear sampling never mixes in a hidden pixel). The nearest frame in time that passes wins. What
+passes is written into the centre frame and removed from its mask, so the network gets smaller
+holes with more known pixels around them.
 
-One definition for evaluation (training/evaluate.py `network_planes`) and serving: the inpaint
-window model runs it on each window when its config says `propagate` (`make engine` copies this
-file to model_repository/<task>_window/1/). NumPy and OpenCV only, no torch.
+Torch only, no learned weights, no data-dependent control flow: the inpainting network runs it
+first in its forward pass (training/network.py, NetConfig.propagation_frames), so training,
+evaluation and the exported graph (ONNX Runtime on CPU, TensorRT on GPU) run this one definition.
+Operators: those of training/flow.py plus MaxPool and AveragePool (the box sums, separable).
+All T - 1 neighbours are handled as one batch; only the nearest-first choice is a short loop.
 """
 from __future__ import annotations
 
-import cv2
-import numpy as np
+import torch
+import torch.nn.functional as F
 
-MIN_SIDE = 32              # below this DIS has no pyramid to work with: nothing is propagated
-MAX_FLOW_ERROR = 0.5       # px, forward-backward consistency
-MAX_MISMATCH = 10.0        # grey levels, mean |warped - centre| on the known pixels around
-AGREEMENT_RADIUS = 7       # px, half-side of the box that agreement is measured over
-FILL_RADIUS = 3            # px, Telea's neighbourhood when filling holes for flow estimation
+from training.fill import pull_push_fill
+from training.flow import (SMOOTH_SIGMA, STRIDE, estimate_flow, full_resolution, gaussian_blur, grey, outside,
+                           warp)
 
-
-def flow_image(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Grey uint8 (H, W) of one frame for flow estimation: its hidden pixels (mask (H, W, 1),
-    non-zero = hidden) filled by OpenCV's Telea inpainting, so a hole does not look like a moving
-    edge, then smoothed (sigma 1). One per frame: the window model computes it as a frame arrives."""
-    if frame.ndim != 3 or frame.shape[-1] != 3 or mask.shape != (*frame.shape[:2], 1):
-        raise ValueError(f"flow_image: frame must be (H, W, 3) and its mask (H, W, 1), got {frame.shape} and {mask.shape}")
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    hidden = mask[..., 0] != 0
-    if hidden.any() and min(grey.shape) >= MIN_SIDE:
-        grey = cv2.inpaint(grey, hidden.astype(np.uint8), FILL_RADIUS, cv2.INPAINT_TELEA)
-    return cv2.GaussianBlur(grey, (0, 0), 1.0)
+# Thresholds chosen on bigbuckbunny (8 windows of 384x384, the shipped network; not the held-out
+# clip): 1.5 px / 5 grey levels 25.97 dB in the mask, 0.5 / 10 (the OpenCV version's) 25.50,
+# 1.5 / 10 25.79, 1 / 7 25.94, 2 / 7 25.83, 3 / 7 25.67 (benchmarks/results_inpaint.md).
+MAX_FLOW_ERROR = 1.5       # px, forward-backward consistency (the flow is estimated at 1/STRIDE)
+MAX_MISMATCH = 5.0         # grey levels, mean |warped - centre| on the blocks both see around
+AGREEMENT_RADIUS = 2       # blocks of STRIDE px, half-side of the box agreement is measured over
+                           # (5 x 5 blocks: 20 x 20 px)
+FLOW_MARGIN = 2            # blocks around a hole whose flow is not trusted (the Lucas-Kanade
+                           # window's reach, training/flow.py WINDOW_SIGMA)
 
 
+def quarter_images(frames: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Frames (N, 3, H, W) in [0, 1] and masks (N, 1, H, W) (1 = hidden) at 1/STRIDE resolution,
+    each STRIDE x STRIDE block averaging its known pixels only:
+    (grey (N, 1, h, w) for flow, holes filled by pull-push so a hole does not look like a moving
+    edge, then smoothed as training/flow.py `flow_images`; colour (N, 3, h, w); hidden (N, 1, h, w),
+    1 where a block has a hidden pixel)."""
+    h, w = frames.shape[-2:]
+    pad = (0, (-w) % STRIDE, 0, (-h) % STRIDE)
+    known = F.pad(1.0 - masks, pad, mode="replicate")
+    pooled = F.avg_pool2d(torch.cat([F.pad(torch.cat([frames, grey(frames)], dim=1), pad, mode="replicate") * known,
+                                     known], dim=1), STRIDE)
+    weight = pooled[:, 4:]
+    grey_small = gaussian_blur(pull_push_fill(pooled[:, 3:4], weight), SMOOTH_SIGMA)
+    return grey_small, pooled[:, :3] / weight.clamp(min=1e-6), (weight < 1.0 - 1e-3).float()
+
+
+def complete_flow(coarse: torch.Tensor, hidden: torch.Tensor, target_hidden: torch.Tensor) -> torch.Tensor:
+    """Flow (N, 2, h, w) at 1/STRIDE resolution from a reference frame to a target frame, with
+    what it says where either frame is hidden (`quarter_images`: `hidden` in the reference, and
+    `target_hidden` in the target, where the flow lands) and a margin around replaced by a
+    pull-push fill of the flow around. There Lucas-Kanade compares a smooth fill, which it reads
+    as no motion, and its window carries that a few blocks out; the scene behind a hole moves like
+    the scene around it (the flow completion of flow-guided video inpainting)."""
+    untrusted = torch.maximum(hidden, (warp(target_hidden, coarse) > 0.5).float())
+    trusted = 1.0 - F.max_pool2d(untrusted, 2 * FLOW_MARGIN + 1, stride=1, padding=FLOW_MARGIN)
+    return pull_push_fill(coarse * trusted, trusted)
+
+
+def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over the (2 radius + 1)^2 box around each pixel of (N, C, H, W), zeros outside."""
+    return F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius)
+
+
+def neighbour_order(frames: int) -> list[int]:
+    """Indices of a window's frames other than its centre, nearest to the centre first (earlier
+    first among equals)."""
+    c = frames // 2
+    return sorted((i for i in range(frames) if i != c), key=lambda i: (abs(i - c), i))
+
+
+def sample_frames(frames: torch.Tensor, flow: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Per pixel p, frame index(p) of (N, T, C, H, W) sampled (bilinear) at p + flow(p):
+    flow (N, 2, H, W), index (N, 1, H, W) float. The T frames are stacked into one (C, T*H, W)
+    image, so one 4-D GridSample reads them all (TensorRT takes 4-D GridSample only); p + flow(p)
+    must lie inside the frame (`outside`), so no tap reaches a neighbouring frame."""
+    n, t, c, h, w = frames.shape
+    stacked = frames.transpose(1, 2).reshape(n, c, t * h, w)
+    ys = torch.arange(h, dtype=flow.dtype, device=flow.device).view(1, h, 1)
+    xs = torch.arange(w, dtype=flow.dtype, device=flow.device).view(1, 1, w)
+    gx = (2.0 * (xs + flow[:, 0]) + 1.0) / w - 1.0
+    gy = (2.0 * (index[:, 0] * h + ys + flow[:, 1]) + 1.0) / (t * h) - 1.0
+    return F.grid_sample(stacked, torch.stack([gx, gy], dim=-1), mode="bilinear", padding_mode="border",
+                         align_corners=False)
+
+
+@torch.no_grad()
 def propagate_centre(
-    frames: np.ndarray,
-    masks: np.ndarray,
-    greys: np.ndarray | None = None,
+    frames: torch.Tensor,
+    masks: torch.Tensor,
     max_flow_error: float = MAX_FLOW_ERROR,
     max_mismatch: float = MAX_MISMATCH,
     radius: int = AGREEMENT_RADIUS,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Fill the centre frame's hidden pixels from the other frames where flow is trustworthy.
 
-    frames: uint8 (T, H, W, 3) RGB; masks: uint8 (T, H, W, 1), non-zero = hidden (255 = fill);
-    greys: their `flow_image`s (T, H, W) if already made (computed here otherwise).
-    Returns (centre uint8 (H, W, 3), centre mask uint8 (H, W, 1)): the centre frame with the
-    propagated pixels written in and cleared (0) from its mask; every other pixel unchanged. Frames
-    smaller than MIN_SIDE, or a window of one frame, come back unchanged.
+    frames: float (N, T, 3, H, W) RGB in [0, 1]; masks: float (N, T, 1, H, W), 1 = hidden.
+    Returns (centre (N, 3, H, W), centre mask (N, 1, H, W)): the centre frame with the propagated
+    pixels written in and cleared (0) from its mask; every other pixel unchanged. A window of one
+    frame comes back unchanged. No gradient flows through it (a fixed pre-step).
+
+    Flow and the consistency and agreement checks work at 1/STRIDE resolution, where the flow is
+    estimated, and are resized to full resolution; whether the source pixel is visible is
+    checked per pixel, and the chosen pixels are sampled from the full frames.
     """
-    if frames.ndim != 4 or frames.shape[-1] != 3 or masks.shape != (*frames.shape[:3], 1):
-        raise ValueError(f"propagate_centre: frames must be (T, H, W, 3) and masks (T, H, W, 1), "
-                         f"got {frames.shape} and {masks.shape}")
-    t, h, w, _ = frames.shape
+    if frames.dim() != 5 or frames.shape[2] != 3 or masks.shape != (*frames.shape[:2], 1, *frames.shape[3:]):
+        raise ValueError(f"propagate_centre: frames must be (N, T, 3, H, W) and masks (N, T, 1, H, W), "
+                         f"got {tuple(frames.shape)} and {tuple(masks.shape)}")
+    n, t, _, h, w = frames.shape
     c = t // 2
-    centre, centre_mask = frames[c].copy(), masks[c].copy()
-    hidden = masks[..., 0] != 0
-    todo = hidden[c].copy()
-    if t == 1 or min(h, w) < MIN_SIDE or not todo.any():
+    centre, centre_mask = frames[:, c], masks[:, c]
+    if t == 1:
         return centre, centre_mask
-    if greys is None:
-        greys = np.stack([flow_image(f, m) for f, m in zip(frames, masks)])
-    elif greys.shape != frames.shape[:3]:
-        raise ValueError(f"propagate_centre: greys must be (T, H, W) = {frames.shape[:3]}, got {greys.shape}")
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    box = (2 * radius + 1, 2 * radius + 1)
-    centre_f = frames[c].astype(np.float32)
-    for i in sorted((i for i in range(t) if i != c), key=lambda i: (abs(i - c), i)):
-        forward = dis.calc(greys[c], greys[i], None)
-        backward = dis.calc(greys[i], greys[c], None)
-        map_x, map_y = gx + forward[..., 0], gy + forward[..., 1]
-        back = cv2.remap(backward, map_x, map_y, cv2.INTER_LINEAR)
-        consistent = np.hypot(forward[..., 0] + back[..., 0], forward[..., 1] + back[..., 1]) < max_flow_error
-        inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-        # A source pixel next to its own frame's hole may be mixed with the hole by interpolation.
-        near_hole = cv2.dilate(hidden[i].astype(np.uint8), np.ones((3, 3), np.uint8))
-        source_hidden = cv2.remap(near_hole, map_x, map_y, cv2.INTER_NEAREST, borderValue=1) != 0
-        warped = cv2.remap(frames[i], map_x, map_y, cv2.INTER_LINEAR)
-        both_seen = (~hidden[c] & ~source_hidden).astype(np.float32)
-        difference = np.abs(warped.astype(np.float32) - centre_f).mean(axis=-1) * both_seen
-        # Deep inside a wide hole nothing is seen by both: consistency alone decides there
-        # (measured: such pixels still propagate better than the network fills them).
-        mismatch = cv2.boxFilter(difference, -1, box, normalize=False) / np.maximum(
-            cv2.boxFilter(both_seen, -1, box, normalize=False), 1e-3)
-        take = todo & consistent & inside & ~source_hidden & (mismatch < max_mismatch)
-        centre[take] = warped[take]
-        todo &= ~take
-        if not todo.any():
-            break
-    centre_mask[..., 0] = np.where(todo, centre_mask[..., 0], 0)
-    return centre, centre_mask
+    order = neighbour_order(t)
+    k = len(order)
+
+    def split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N*T, ...) -> the centre's repeated for each neighbour and the neighbours', (N*K, ...) each."""
+        x = x.unflatten(0, (n, t))
+        return x[:, c : c + 1].expand(-1, k, *x.shape[2:]).flatten(0, 1), x[:, order].flatten(0, 1)
+
+    grey_small, colour, hidden = quarter_images(frames.flatten(0, 1), masks.flatten(0, 1))
+    (grey_c, grey_o), (colour_c, colour_o), (hidden_c, hidden_o) = split(grey_small), split(colour), split(hidden)
+    # Both directions in one call: centre -> neighbour (forward), neighbour -> centre (backward).
+    flows = complete_flow(estimate_flow(torch.cat([grey_c, grey_o]), torch.cat([grey_o, grey_c])),
+                          torch.cat([hidden_c, hidden_o]), torch.cat([hidden_o, hidden_c]))
+    forward = flows[: n * k]
+    warped = warp(torch.cat([flows[n * k :], colour_o, hidden_o], dim=1), forward)
+    back, source, source_hidden = warped[:, :2], warped[:, 2:5], warped[:, 5:]
+    error = STRIDE * (forward + back).square().sum(dim=1, keepdim=True).sqrt()
+    both_seen = (1.0 - hidden_c) * (1.0 - source_hidden)
+    difference = (source - colour_c).abs().mean(dim=1, keepdim=True) * both_seen
+    # Deep inside a wide hole nothing is seen by both: consistency alone decides there (measured
+    # with the OpenCV version: such pixels still propagate better than the network fills them).
+    mismatch = 255.0 * box_mean(difference, radius) / box_mean(both_seen, radius).clamp(min=1e-6)
+    full = full_resolution(torch.cat([forward, error / STRIDE, mismatch / STRIDE], dim=1), h, w)
+    flow, error, mismatch = full[:, :2], full[:, 2:3], full[:, 3:]
+    # A source pixel next to its own frame's hole may be mixed with the hole by interpolation:
+    # every bilinear tap of a sample that touches a hidden pixel lies in the 3x3-dilated mask.
+    near_hole = F.max_pool2d(masks[:, order].flatten(0, 1), 3, stride=1, padding=1)
+    source_hidden = warp(near_hole, flow, mode="nearest") > 0.5
+    passes = (error < max_flow_error) & (mismatch < max_mismatch) & ~outside(flow) & ~source_hidden
+    passes, flow = passes.unflatten(0, (n, k)), flow.unflatten(0, (n, k))
+    todo = centre_mask > 0.5
+    chosen, index = torch.zeros_like(flow[:, 0]), torch.zeros_like(centre_mask)
+    for j, i in enumerate(order):  # nearest first: a pixel taken from a nearer frame is not overwritten
+        take = todo & passes[:, j]
+        chosen = torch.where(take, flow[:, j], chosen)
+        index = torch.where(take, float(i), index)
+        todo = todo & ~take
+    taken = (centre_mask > 0.5) & ~todo
+    centre = torch.where(taken, sample_frames(frames, chosen, index), centre)
+    return centre, todo.to(centre_mask.dtype)
 
 
 def propagate_window(
-    frames: np.ndarray, masks: np.ndarray, keep: int, greys: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The centre `keep` frames of a longer (T, H, W, *) window, their centre frame filled by
-    `propagate_centre` from all T frames: what the inpainting network (T = `keep`) is given."""
-    t = len(frames)
+    frames: torch.Tensor, masks: torch.Tensor, keep: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The centre `keep` frames of a longer (N, T, C, H, W) window, their centre frame filled by
+    `propagate_centre` from all T frames: what the inpainting network's body is given."""
+    t = frames.shape[1]
     if keep > t or keep % 2 == 0 or t % 2 == 0:
         raise ValueError(f"propagate_window: keep ({keep}) and the window ({t} frames) must be odd, keep <= window")
-    centre, centre_mask = propagate_centre(frames, masks, greys)
-    lo = t // 2 - keep // 2
-    out_frames, out_masks = frames[lo : lo + keep].copy(), masks[lo : lo + keep].copy()
-    out_frames[keep // 2], out_masks[keep // 2] = centre, centre_mask
+    centre, centre_mask = propagate_centre(frames, masks)
+    lo, mid = t // 2 - keep // 2, t // 2
+    # Concatenation rather than in-place writes: the exported graph stays free of ScatterND.
+    out_frames = torch.cat([frames[:, lo:mid], centre.unsqueeze(1), frames[:, mid + 1 : lo + keep]], dim=1)
+    out_masks = torch.cat([masks[:, lo:mid], centre_mask.unsqueeze(1), masks[:, mid + 1 : lo + keep]], dim=1)
     return out_frames, out_masks

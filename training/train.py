@@ -126,16 +126,14 @@ def train(cfg: TrainConfig) -> dict:
     ddp = DistributedDataParallel(model) if world > 1 else model
 
     # Data: each rank draws its own stream; a resumed run continues it at its step.
-    dataset = WindowDataset(cfg.task, cfg.frames, cfg.crop, cfg.still_prob, seed=cfg.seed + 1000 * rank,
-                            deconvolved=net_config.deconvolved, propagation=cfg.propagation,
+    dataset = WindowDataset(cfg.task, net_config.input_frames, cfg.crop, cfg.still_prob, seed=cfg.seed + 1000 * rank,
+                            deconvolved=net_config.deconvolved,
                             batch_size=cfg.batch_size, start_batch=step)
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
     )
-    # A longer validation window is propagated into the network's (training/evaluate.py), as served.
-    val_frames = max(cfg.frames, cfg.propagation)
-    val = validation_set(cfg.task, val_frames, cfg.val_count, cfg.val_crop or None) if rank == 0 else None
+    val = validation_set(cfg.task, net_config.input_frames, cfg.val_count, cfg.val_crop or None) if rank == 0 else None
 
     if rank == 0:
         header = {"config": cfg.to_dict(), "git": commit, "world_size": world, "device": str(device),

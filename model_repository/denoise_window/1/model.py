@@ -15,16 +15,10 @@ other stream goes on untouched.
 Output DECONV_WINDOW (deblur's config has it): each window also leaves deconvolved by the blur
 kernel estimated from its centre frame, by deconvolution.py (a copy of training/deconvolution.py,
 placed by `make engine`), outside the lock as well.
-Config parameter `propagate` ("true" in inpaint's config): the model keeps `window` frames (more
-than the net takes), fills each window's centre frame where another frame shows what its mask
-hides, by propagation.py (a copy of training/propagation.py placed by `make engine`), and sends
-the centre frames the net takes (its WINDOW output's first dim), outside the lock as well. Each
-frame's flow image (hole filled, grey) is made once as it arrives and windowed beside it.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import threading
 
@@ -55,13 +49,6 @@ class TritonPythonModel:
 
             self.torch = torch
             self.cuda = torch.device("cuda", int(args["model_instance_device_id"]))
-        self.propagate = self.flow_image = None
-        if params.get("propagate", "false") == "true":
-            from propagation import flow_image, propagate_window  # copied beside this file by `make engine`
-
-            keep = int(next(o["dims"][0] for o in config["output"] if o["name"] == "WINDOW"))
-            self.propagate = functools.partial(propagate_window, keep=keep)
-            self.flow_image = flow_image
         self.deconvolve = None
         if DECONV_WINDOW in (o["name"] for o in config["output"]):
             from deconvolution import deconvolve_window  # copied beside this file by `make engine`
@@ -90,8 +77,6 @@ class TritonPythonModel:
             sender = request.get_response_sender()
             try:
                 for window in self._handle(request):
-                    if self.propagate is not None:
-                        window = self._propagated(window)
                     if self.deconvolve is not None:
                         window = self._deconvolved(window)
                     sender.send(self._response(window))
@@ -115,9 +100,6 @@ class TritonPythonModel:
                 raise StreamError(f"sequence {corrid}: {name} must be [1, H, W, C] with H, W >= 1, got {list(array.shape)}")
             planes.append(array[0])
         self.table.limits.check_sides(corrid, tuple(planes))  # before any per-frame work
-        if self.flow_image is not None:
-            # Once per frame, outside the lock; windowed beside the frame as a third plane.
-            planes.append(self._on_device([self.flow_image(*self._on_host(tuple(planes)))])[0])
         with self.lock:
             before = len(self.table.streams)
             try:
@@ -139,12 +121,6 @@ class TritonPythonModel:
 
     def _on_device(self, planes: list[np.ndarray]) -> tuple:
         return tuple(planes if self.device == "cpu" else (self.torch.from_numpy(p).to(self.cuda) for p in planes))
-
-    def _propagated(self, window: Window) -> Window:
-        """The net's window (frames, masks) cut from the held one (frames, masks, flow images),
-        its centre filled by propagation (OpenCV, CPU)."""
-        frames, masks, greys = self._on_host(window.planes)
-        return dataclasses.replace(window, planes=self._on_device(list(self.propagate(frames, masks, greys=greys))))
 
     def _deconvolved(self, window: Window) -> Window:
         """The window plus its frames deconvolved by the centre frame's blur kernel (NumPy, CPU)."""
