@@ -1,8 +1,10 @@
 """Shipped checkpoints keep their quality: each task's network, in-process through training's
 serving path, on a fixed window of the held-out validation clip (3 windows, 128 px crops, the
 degradation seeded by the centre frame), must reach a PSNR floor set a little under what the
-shipped checkpoint measured on 2026-12-05 (denoise 32.60, deblur 30.61, sr4 29.33, inpaint 23.27
+shipped checkpoint measured on 2026-12-05 (denoise 32.60, deblur 30.61, sr4 29.33, inpaint 22.67
 dB inside the mask). A regressed or swapped checkpoint fails here before it is served.
+(inpaint measured 23.27 with the OpenCV propagation of the window model; 22.67 with the same
+weights and the propagation inside its graph, training/propagation.py; 21.96 with none.)
 (denoise and sr4 are the networks fine-tuned on realistic degradations that day; sr4's cell is
 antialiased bicubic, which it gave up a little of to stop losing to bicubic on other scalers.)"""
 from __future__ import annotations
@@ -14,7 +16,7 @@ from training.checkpoint import load_checkpoint
 from training.contract import get_task
 from training.evaluate import evaluate, psnr, validation_set
 
-FLOORS_DB = {"denoise": 32.3, "deblur": 30.3, "sr4": 29.0, "inpaint": 22.95}
+FLOORS_DB = {"denoise": 32.3, "deblur": 30.3, "sr4": 29.0, "inpaint": 22.35}
 
 
 @pytest.mark.parametrize("task", sorted(FLOORS_DB))

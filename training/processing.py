@@ -64,7 +64,9 @@ class ServingNet(nn.Module):
             return network_to_frame(y[:, :, : h * cfg.scale, : w * cfg.scale])
         if second is None:
             raise ValueError("inpainting network needs the mask window (N, T, H, W, 1)")
-        masks = (window_to_network(second) > 0.5).float()
+        # 1 from grey level 128 on, 0 up to 127 (the > 0.5 threshold on integers): a clamp, not a
+        # comparison and a cast, because this runs on all 21 frames of inpaint's window.
+        masks = (second.float().permute(0, 1, 4, 2, 3) - 127.0).clamp(0.0, 1.0)
         y = self.net(pad_to_multiple(frames, cfg.multiple), pad_to_multiple(masks, cfg.multiple))[:, :, :h, :w]
         # Outside the mask the centre frame comes back bit-exact (k / 255 * 255 rounds back to k).
         centre = cfg.input_frames // 2
