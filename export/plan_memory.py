@@ -68,9 +68,9 @@ def profile_for(task: Task) -> TaskProfile:
 
 
 def max_shapes(task: Task, profile: TaskProfile) -> dict[str, tuple[int, ...]]:
-    """Every network input at the profile's maximum, [N, T, H, W, C]."""
-    return {name: (profile.max_batch, task.net_frames, profile.max_side, profile.max_side, channels)
-            for name, channels in task.net_inputs.items()}
+    """Every network input at the profile's maximum ([N, T, H, W, C]; deblur's kernel [N, K, K])."""
+    return {name: tensor.shape(profile.max_batch, profile.max_side, profile.max_side)
+            for name, tensor in task.net_inputs.items()}
 
 
 def _fix_inputs(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> None:
