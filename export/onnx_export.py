@@ -74,7 +74,9 @@ def export_serving_net(model: ServingNet, example: dict[str, np.ndarray], output
 
     dynamic_shapes = {"window": symbolic(specs[WINDOW].dims),
                       **({"second": symbolic(specs[names[1]].dims)} if len(names) > 1 else {})}
-    args = tuple(torch.from_numpy(example[name]) for name in names)
+    # Traced at batch >= 2: the exporter specialises a dimension it sees at size 1.
+    args = tuple(torch.from_numpy(np.concatenate([example[name]] * 2) if len(example[name]) == 1 else example[name])
+                 for name in names)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
     # The in-graph Wiener deconvolution (deblur) reshapes sides padded to RADIX * B with B >= 2;

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from training.contract import KERNEL_SIZE
-from training.deconvolution import NSR, PAD, RADIX, WienerDeconvolution, dft_last, kernel_spectrum, split_frequencies
+from training.deconvolution import NSR, PAD, RADIX, WienerDeconvolution, dft, kernel_spectrum, split_frequencies
 from training.degradations import blur, motion_blur_kernel
 from training.evaluate import psnr
 
@@ -45,14 +45,17 @@ def frames_of(image: np.ndarray) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("length", [RADIX * 2, RADIX * 5])
-def test_the_matrix_dft_is_numpys_fft_in_split_order(length):
+@pytest.mark.parametrize("dim", [-1, -2])
+def test_the_matrix_dft_is_numpys_fft_in_split_order(length, dim):
     rng = np.random.default_rng(length)
-    x = rng.normal(size=(3, length)) + 1j * rng.normal(size=(3, length))
+    x = rng.normal(size=(2, length, 3)) + 1j * rng.normal(size=(2, length, 3))
+    x = np.ascontiguousarray(x if dim == -2 else x.transpose(0, 2, 1))
     xr, xi = (torch.tensor(part, dtype=torch.float32) for part in (x.real, x.imag))
-    yr, yi = dft_last(xr, xi)
+    yr, yi = dft(xr, xi, dim)
     order = split_frequencies(length, torch.float64).long().numpy()
-    np.testing.assert_allclose((yr + 1j * yi).numpy(), np.fft.fft(x)[:, order], atol=2e-4 * length)
-    back = dft_last(yr, yi, inverse=True)
+    np.testing.assert_allclose((yr + 1j * yi).numpy(), np.take(np.fft.fft(x, axis=dim), order, axis=dim),
+                               atol=2e-4 * length)
+    back = dft(yr, yi, dim, inverse=True)
     np.testing.assert_allclose((back[0] + 1j * back[1]).numpy(), x, atol=1e-4)
 
 
@@ -64,7 +67,7 @@ def test_the_kernel_spectrum_is_the_fft_of_the_centred_kernel():
     full[:, :5, :5] = kernel
     want = np.fft.fft2(np.roll(full, (-2, -2), (1, 2)))
     rows, cols = (split_frequencies(n, torch.float64).long().numpy() for n in (h, w))
-    want = want[:, rows][:, :, cols].transpose(0, 2, 1)  # the (N, W, H) layout
+    want = want[:, rows][:, :, cols]
     np.testing.assert_allclose((kr + 1j * ki).numpy(), want, atol=1e-4)
 
 

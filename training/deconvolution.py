@@ -12,14 +12,16 @@ pixels still loses 4 dB against the exact filter on bikes), so it must be applie
 domain. ONNX's DFT operator is not parsed by TensorRT before 11.2 and torch's exporter does not
 emit it, so the transform is written with MatMul: each axis, padded to a multiple of RADIX, is
 split as n = B*a + b (Cooley-Tukey with two factors), so a length-L transform costs RADIX + L/RADIX
-multiply-adds per sample instead of L, as two large GEMMs and one twiddle product. The frequencies
+multiply-adds per sample instead of L: two matrix products (the factor on the left for a middle
+axis, on the right for the last, never a Transpose: ONNX Runtime spent a third of the module's
+time transposing in the first version) and one twiddle product. The frequencies
 stay in that split order ([k1, k2] holds frequency k1 + RADIX*k2); the Wiener filter is built in
 the same order and the inverse undoes it, so no reordering is ever needed. Two real planes travel
 as one complex plane (the filter of a real kernel is Hermitian, so the two come back apart as the
 real and imaginary parts).
 
-Precision: the transforms must run in FP32 (sums over up to 2,208 samples); export/tensorrt_build.py
-keeps every layer under this module's ONNX scope in FP32 when it builds an FP16 plan.
+Precision: the transforms must run in FP32 (sums over up to 2,208 samples): export marks this
+module's nodes and an FP16 TensorRT build pins them to FP32 (export/fp32_layers.py).
 """
 from __future__ import annotations
 
@@ -46,42 +48,64 @@ def _mm(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return (x.reshape(-1, x.shape[-1]) @ m).reshape(*x.shape[:-1], m.shape[-1])
 
 
-def _complex_matmul(xr: torch.Tensor, xi: torch.Tensor, mr: torch.Tensor, mi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _complex_right(xr: torch.Tensor, xi: torch.Tensor, mr: torch.Tensor, mi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x @ m) for complex x (..., K) and m (K, M): a contraction over x's last axis."""
     return _mm(xr, mr) - _mm(xi, mi), _mm(xr, mi) + _mm(xi, mr)
+
+
+def _complex_left(mr: torch.Tensor, mi: torch.Tensor, xr: torch.Tensor, xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(m @ x) for complex m (K, M) and x (..., M, T): a contraction over x's second-last axis,
+    the 2-D m broadcast over x's leading axes (no transpose of x)."""
+    return mr @ xr - mi @ xi, mr @ xi + mi @ xr
 
 
 def _complex_mul(xr: torch.Tensor, xi: torch.Tensor, yr: torch.Tensor, yi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return xr * yr - xi * yi, xr * yi + xi * yr
 
 
-def dft_last(xr: torch.Tensor, xi: torch.Tensor, inverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """The DFT (or its inverse) along the last axis of a complex tensor given as (real, imag).
+def dft(xr: torch.Tensor, xi: torch.Tensor, dim: int, inverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The DFT (or its inverse) of a complex tensor given as (real, imag) along dim -1 (columns)
+    or -2 (rows), whose length L must be a multiple of RADIX.
 
-    The length L must be a multiple of RADIX. Forward: natural sample order in, split frequency order
-    out ([k1, k2] at k1 * L/RADIX + k2 holds frequency k1 + RADIX * k2). Inverse: the reverse."""
-    *lead, length = xr.shape
+    Forward: natural sample order in, split frequency order out (position k1 * L/RADIX + k2 holds
+    frequency k1 + RADIX * k2); inverse: the reverse. Both contractions are matrix products with
+    the 2-D DFT factor on the left (over a middle axis) or the right (over the last): ONNX MatMul
+    with broadcasting and no Transpose, which ONNX Runtime runs far slower than the GEMMs."""
+    if dim not in (-1, -2):
+        raise ValueError(f"dft: dim must be -1 or -2, got {dim}")
+    shape = xr.shape
+    length = shape[dim]
     b = length // RADIX
     sign = 1.0 if inverse else -1.0
     ra = torch.arange(RADIX, dtype=xr.dtype, device=xr.device)
     rb = torch.arange(b, dtype=xr.dtype, device=xr.device)
-    fa = _phases(ra, ra, RADIX, sign)          # over a, symmetric
-    fb = _phases(rb, rb, b, sign)              # over b, symmetric
-    twiddle = _phases(rb, ra, length, sign)    # [b, k1]
-    if not inverse:
-        # Both contractions are X @ M with M two-dimensional: one large GEMM each.
-        x = (xr.reshape(*lead, RADIX, b).transpose(-1, -2), xi.reshape(*lead, RADIX, b).transpose(-1, -2))  # [b, a]
-        y = _complex_mul(*_complex_matmul(*x, *fa), *twiddle)                                                  # [b, k1]
-        yr, yi = _complex_matmul(y[0].transpose(-1, -2), y[1].transpose(-1, -2), *fb)                          # [k1, k2]
+    fa = _phases(ra, ra, RADIX, sign)          # symmetric
+    fb = _phases(rb, rb, b, sign)              # symmetric
+    twiddle = _phases(ra, rb, length, sign)    # [k1, b]
+    if dim == -1:
+        x = (xr.reshape(*shape[:-1], RADIX, b), xi.reshape(*shape[:-1], RADIX, b))              # [a | k1, b | k2]
+        if not inverse:
+            y = _complex_right(*_complex_mul(*_complex_left(*fa, *x), *twiddle), *fb)
+        else:
+            y = _complex_left(*fa, *_complex_mul(*_complex_right(*x, *fb), *twiddle))
     else:
-        y = _complex_matmul(xr.reshape(*lead, RADIX, b), xi.reshape(*lead, RADIX, b), *fb)                     # [k1, b]
-        y = _complex_mul(y[0].transpose(-1, -2), y[1].transpose(-1, -2), *twiddle)                             # [b, k1]
-        yr, yi = _complex_matmul(*y, *fa)                                                                      # [b, a]
-        yr, yi = yr.transpose(-1, -2) / length, yi.transpose(-1, -2) / length
-    return yr.reshape(*lead, length), yi.reshape(*lead, length)
+        twiddle = (twiddle[0].unsqueeze(-1), twiddle[1].unsqueeze(-1))                          # over the columns
+        lead, width = shape[:-2], shape[-1]
+        wide = (*lead, RADIX, b * width)                # the first-factor contraction: one GEMM per plane
+        x = (xr.reshape(*lead, RADIX, b, width), xi.reshape(*lead, RADIX, b, width))             # [a | k1, b | k2, w]
+        if not inverse:
+            y = _complex_left(*fa, x[0].reshape(wide), x[1].reshape(wide))
+            y = _complex_mul(y[0].reshape(x[0].shape), y[1].reshape(x[0].shape), *twiddle)
+            y = _complex_left(*fb, *y)
+        else:
+            y = _complex_mul(*_complex_left(*fb, *x), *twiddle)
+            y = _complex_left(*fa, y[0].reshape(wide), y[1].reshape(wide))
+    yr, yi = y[0].reshape(shape), y[1].reshape(shape)
+    return (yr / length, yi / length) if inverse else (yr, yi)
 
 
 def split_frequencies(length, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
-    """(L,) the frequency held at each position of `dft_last`'s output."""
+    """(L,) the frequency held at each position of `dft`'s output."""
     b = length // RADIX
     k1 = torch.arange(RADIX, dtype=dtype, device=device).reshape(RADIX, 1)
     k2 = torch.arange(b, dtype=dtype, device=device).reshape(1, b)
@@ -90,16 +114,15 @@ def split_frequencies(length, dtype: torch.dtype, device: torch.device | None = 
 
 def kernel_spectrum(kernel: torch.Tensor, height, width) -> tuple[torch.Tensor, torch.Tensor]:
     """The DFT on a height x width grid of each (N, k, k) kernel centred on the origin, as (real,
-    imag) (N, width, height) in the split order of `dft_last` along width then height (the layout
-    `deconvolve` transforms frames into). A direct sum over the k*k taps: no padded kernel image."""
+    imag) (N, height, width) in `dft`'s split order on both axes (the layout `WienerDeconvolution`
+    transforms frames into). A direct sum over the k*k taps: no padded kernel image."""
     k = kernel.shape[-1]
     offsets = torch.arange(k, dtype=kernel.dtype, device=kernel.device) - k // 2
     eh = _phases(split_frequencies(height, kernel.dtype, kernel.device), offsets, height, -1.0)   # (H, k)
     ew = _phases(split_frequencies(width, kernel.dtype, kernel.device), offsets, width, -1.0)     # (W, k)
-    # K[fw, fh] = sum over rows u, columns v of kernel[u, v] * ew[fw, v] * eh[fh, u]
-    rows = (_mm(kernel, ew[0].transpose(0, 1)), _mm(kernel, ew[1].transpose(0, 1)))             # (N, k over u, W)
-    rows = (rows[0].transpose(-1, -2), rows[1].transpose(-1, -2))                                # (N, W, k)
-    return _complex_matmul(*rows, eh[0].transpose(0, 1), eh[1].transpose(0, 1))                # (N, W, H)
+    # K[fh, fw] = sum over rows u, columns v of eh[fh, u] * kernel[u, v] * ew[fw, v]
+    columns = (_mm(kernel, ew[0].transpose(0, 1)), _mm(kernel, ew[1].transpose(0, 1)))         # (N, k, W)
+    return _complex_left(*eh, *columns)                                                         # (N, H, W)
 
 
 def matmul_flops(planes: int, height: int, width: int, kernel_size: int) -> int:
@@ -136,13 +159,11 @@ class WienerDeconvolution(nn.Module):
         height, width = padded.shape[-2:]
         if c % 2:
             padded = torch.cat([padded, padded[:, :1]], dim=1)
-        # Two real planes per complex one; the transform works along width, then along height.
-        zr, zi = dft_last(padded[:, 0::2], padded[:, 1::2])
-        zr, zi = dft_last(zr.transpose(-1, -2), zi.transpose(-1, -2))                  # (N, C/2, W, H)
+        # Two real planes per complex one; transformed along the rows, then the columns.
+        zr, zi = dft(*dft(padded[:, 0::2], padded[:, 1::2], -2), -1)
         kr, ki = kernel_spectrum(kernel, height, width)
         gain = kr * kr + ki * ki + self.nsr
         zr, zi = _complex_mul(zr, zi, (kr / gain).unsqueeze(1), (-ki / gain).unsqueeze(1))
-        zr, zi = dft_last(zr, zi, inverse=True)
-        zr, zi = dft_last(zr.transpose(-1, -2), zi.transpose(-1, -2), inverse=True)     # (N, C/2, H, W)
+        zr, zi = dft(*dft(zr, zi, -1, inverse=True), -2, inverse=True)
         out = torch.stack([zr, zi], dim=2).reshape(n, -1, height, width)[:, :c]
         return out[..., PAD : PAD + h, PAD : PAD + w].clamp(0.0, 1.0)
