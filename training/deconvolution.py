@@ -157,13 +157,13 @@ class WienerDeconvolution(nn.Module):
         # the side), then the transform's size is reached on the bottom and right.
         padded = F.pad(planes, (PAD, PAD + pad_w, PAD, PAD + pad_h), mode="replicate")
         height, width = padded.shape[-2:]
-        if c % 2:
-            padded = torch.cat([padded, padded[:, :1]], dim=1)
-        # Two real planes per complex one; transformed along the rows, then the columns.
-        zr, zi = dft(*dft(padded[:, 0::2], padded[:, 1::2], -2), -1)
+        # Two real planes per complex one (the first half of the planes real, the second imaginary;
+        # an odd count lends the last half plane 0 again); along the rows, then the columns.
+        half = (c + 1) // 2
+        zr, zi = dft(*dft(padded[:, :half], padded[:, c - half :], -2), -1)
         kr, ki = kernel_spectrum(kernel, height, width)
         gain = kr * kr + ki * ki + self.nsr
         zr, zi = _complex_mul(zr, zi, (kr / gain).unsqueeze(1), (-ki / gain).unsqueeze(1))
         zr, zi = dft(*dft(zr, zi, -1, inverse=True), -2, inverse=True)
-        out = torch.stack([zr, zi], dim=2).reshape(n, -1, height, width)[:, :c]
-        return out[..., PAD : PAD + h, PAD : PAD + w].clamp(0.0, 1.0)
+        inside = (Ellipsis, slice(PAD, PAD + h), slice(PAD, PAD + w))
+        return torch.cat([zr[inside], zi[inside][:, 2 * half - c :]], dim=1).clamp(0.0, 1.0)
