@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-from training.deconvolution import deconvolve_window
+from training.blur_kernel import estimate_kernel
 from training.data import VALIDATION_CLIP, load_clip
 from training.degradations import bicubic_downscale, blur, defocus_kernel, gaussian_noise, motion_blur_kernel
 from training.masks import random_mask_window
@@ -107,10 +107,10 @@ def network_planes(
     config: NetConfig, windows: np.ndarray, masks: np.ndarray | None = None
 ) -> list[np.ndarray]:
     """What the served `<task>_net` receives for windows (K, T, h, w, 3) [and inpainting masks
-    (K, T, h, w, 1)], in its input order (training/contract.py `net_inputs`): the window model's
-    deconvolution applied as the network was trained, the window cut to the frames the network
-    takes (`config.input_frames`: T=1 gets each centre frame only; a propagating inpainting network
-    all 21, the propagation runs in its graph)."""
+    (K, T, h, w, 1)], in its input order (training/contract.py `net_inputs`): deblur's blur kernels
+    (K, k, k) float32 estimated on the centre frames as the window model does, the window cut to the
+    frames the network takes (`config.input_frames`: T=1 gets each centre frame only; a propagating
+    inpainting network all 21, the propagation runs in its graph)."""
     t, frames = windows.shape[1], config.input_frames
     if frames != t:
         lo = t // 2 - frames // 2
@@ -118,7 +118,7 @@ def network_planes(
         masks = None if masks is None else masks[:, lo : lo + frames]
     planes = [windows] if masks is None else [windows, masks]
     if config.deconvolved:
-        planes.append(np.stack([deconvolve_window(w) for w in windows]))
+        planes.append(np.stack([estimate_kernel(w[len(w) // 2]) for w in windows]))
     return planes
 
 
