@@ -24,7 +24,8 @@ def tiny_checkpoint(path: Path, task: str, seed: int = 0) -> Path:
     t = TASKS[task]
     # One U-Net level: the exported graph must pad odd sizes to r*2 and come back (143x175 below).
     net = VideoRestorationNet(NetConfig(channels=8, frame_channels=4, fusion_blocks=1, levels=1, level_blocks=1,
-                                        scale=t.scale, masked=t.masked, deconvolved=t.deconvolved))
+                                        scale=t.scale, masked=t.masked, deconvolved=t.deconvolved,
+                                        propagation_frames=t.net_frames if t.propagate else 0))
     save_checkpoint(path, net, task=task)
     return path
 
@@ -57,7 +58,8 @@ def test_graph_has_contract_names_dynamic_axes_and_opset(exported):
     assert [i.name for i in model.graph.input] == list(TASKS[task].net_inputs)
     (output,) = model.graph.output
     assert output.name == RESTORED and output.type.tensor_type.elem_type == onnx.TensorProto.UINT8
-    assert report.max_abs_diff <= 1 and report.checked_shapes == ((1, 5, 144, 176, 3), (2, 5, 143, 175, 3))
+    t = TASKS[task].net_frames
+    assert report.max_abs_diff <= 1 and report.checked_shapes == ((1, t, 144, 176, 3), (2, t, 143, 175, 3))
 
 
 def test_uint8_only_at_the_edges_for_tensorrt(exported):
@@ -89,7 +91,8 @@ def test_only_the_deconvolution_is_marked_to_stay_fp32(exported):
 def test_runs_at_odd_sizes_and_batch_like_pytorch(exported):
     task, report, model = exported
     rng = np.random.default_rng(1)
-    feeds = {WINDOW: rng.integers(0, 256, (3, 5, 37, 41, 3), dtype=np.uint8)}
+    t = TASKS[task].net_frames
+    feeds = {WINDOW: rng.integers(0, 256, (3, t, 37, 41, 3), dtype=np.uint8)}
     if TASKS[task].masked:
         feeds[MASK_WINDOW] = box_mask(feeds[WINDOW])
     if TASKS[task].deconvolved:
@@ -99,8 +102,8 @@ def test_runs_at_odd_sizes_and_batch_like_pytorch(exported):
     assert got.shape == (3, 37 * s, 41 * s, 3)
     assert np.abs(got.astype(int) - torch_reference(model, feeds).astype(int)).max() <= 1
     if TASKS[task].masked:  # outside the mask the centre frame comes back bit-exact
-        keep = feeds[MASK_WINDOW][:, 2, ..., 0] == 0
-        np.testing.assert_array_equal(got[keep], feeds[WINDOW][:, 2][keep])
+        keep = feeds[MASK_WINDOW][:, t // 2, ..., 0] == 0
+        np.testing.assert_array_equal(got[keep], feeds[WINDOW][:, t // 2][keep])
 
 
 def test_a_masked_graph_fills_frames_smaller_than_its_pyramid(exported):
@@ -109,7 +112,7 @@ def test_a_masked_graph_fills_frames_smaller_than_its_pyramid(exported):
     task, report, model = exported
     if not TASKS[task].masked:
         pytest.skip(f"{task} has no mask to fill")
-    window = read_window(sample_clip(), 5, start=10)
+    window = read_window(sample_clip(), TASKS[task].net_frames, start=10)
     masks = np.zeros((*window.shape[:4], 1), np.uint8)
     masks[..., ::2, ::2, :] = 255  # holes in even the 1x1 frame
     cases = [{WINDOW: np.ascontiguousarray(window[..., :h, :w, :]), MASK_WINDOW: np.ascontiguousarray(masks[..., :h, :w, :])}
