@@ -3,6 +3,9 @@ model) against training/deconvolution.py's (OpenCV + SciPy), for speed at 1080p 
 on blurred real frames.
 
     python -m benchmarks.blur_kernel [--speed-frames 8] [--quality-frames 12] [--skip-old]
+                                     [--region 256] [--iterations 5,5,3,2]
+
+--region and --iterations override blur_kernel.REGION and ITERATIONS, to weigh other trade-offs.
 
 Speed: process CPU time (all threads) of one call on 1920x1080 frames of bigbuckbunny (720p,
 upscaled bicubically) blurred by a 15 px camera-shake kernel, after one warm-up call.
@@ -18,6 +21,7 @@ estimate; and the L1 distance of each estimate to the true kernel (0 = equal, 2 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import cv2
@@ -91,16 +95,19 @@ def speed(estimators: dict, count: int) -> None:
     kernel = motion_blur_kernel(15, np.random.default_rng(0))
     frames = [blur(cv2.resize(f, (1920, 1080), interpolation=cv2.INTER_CUBIC)[None], kernel)[0]
               for f in clip[np.linspace(0, len(clip) - 1, count).round().astype(int)]]
-    print(f"\n### CPU per call on {count} 1920x1080 frames (process_time, all threads)\n")
-    print("| estimator | mean ms | median ms | min ms | max ms |\n|---|---|---|---|---|")
-    for name, estimate in estimators.items():
+    times = {name: [] for name in estimators}
+    for estimate in estimators.values():
         estimate(frames[0])
-        times = []
-        for frame in frames:
+    for frame in frames:  # the estimators take turns, so that the machine's load hits both alike
+        for name, estimate in estimators.items():
             start = time.process_time()
             estimate(frame)
-            times.append(1000 * (time.process_time() - start))
-        print(f"| {name} | {np.mean(times):.1f} | {np.median(times):.1f} | {min(times):.1f} | {max(times):.1f} |")
+            times[name].append(1000 * (time.process_time() - start))
+    print(f"\n### CPU per call on {count} 1920x1080 frames (process_time, all threads; load average {os.getloadavg()[0]:.1f})\n")
+    print("| estimator | mean ms | median ms | min ms | max ms | amortised over K = 2 / 4 / 8 frames, ms |\n|---|---|---|---|---|---|")
+    for name, t in times.items():
+        print(f"| {name} | {np.mean(t):.1f} | {np.median(t):.1f} | {min(t):.1f} | {max(t):.1f} | "
+              + " / ".join(f"{np.mean(t) / k:.1f}" for k in (2, 4, 8)) + " |")
 
 
 def quality(estimators: dict, count: int) -> None:
@@ -135,7 +142,12 @@ def main() -> None:
     parser.add_argument("--speed-frames", type=int, default=8, help="1080p frames timed per estimator (0: skip)")
     parser.add_argument("--quality-frames", type=int, default=12, help="held-out clip frames beside the stills (0: skip)")
     parser.add_argument("--skip-old", action="store_true", help="time and judge only the NumPy estimator")
+    parser.add_argument("--region", type=int, default=blur_kernel.REGION, help="crop side the NumPy estimator works on")
+    parser.add_argument("--iterations", default=",".join(map(str, blur_kernel.ITERATIONS)),
+                        help="NumPy estimator's rounds per pyramid level, coarse to fine")
     args = parser.parse_args()
+    blur_kernel.REGION, blur_kernel.ITERATIONS = args.region, tuple(int(n) for n in args.iterations.split(","))
+    print(f"NumPy estimator: REGION {blur_kernel.REGION}, ITERATIONS {blur_kernel.ITERATIONS}")
     estimators = {n: e for n, e in ESTIMATORS.items() if not (args.skip_old and e is deconvolution.estimate_kernel)}
     if args.speed_frames:
         speed(estimators, args.speed_frames)
