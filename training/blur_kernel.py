@@ -10,11 +10,12 @@ values and stray components dropped, centred), then update the latent image by T
 deconvolution. A kernel no wider than a sharp frame's own edges is reported as no blur.
 
 It runs on the REGION x REGION crop with the most edge energy, chosen on a strided thumbnail, so
-the cost hardly grows with the frame: about 55 ms of CPU per 1080p frame on the shared 2-core
-machine, 2.5x less than training/deconvolution.py's OpenCV + SciPy estimator, and as good on the
-deblur task's blur families (benchmarks/blur_kernel.py, numbers in benchmarks/RESULTS.md). The
-window model should estimate on every EVERY-th frame of a stream and reuse the kernel in
-between (PeriodicKernel): about 14 ms per frame at EVERY = 4.
+the cost hardly grows with the frame: about 70 ms of CPU per 1080p frame on the shared 2-core
+machine (the OpenCV + SciPy estimator it replaces: 120 ms), with as good kernels on the deblur
+task's blur families and far better ones on sharp frames (benchmarks/blur_kernel.py; numbers in
+benchmarks/RESULTS.md). That is still several frames' window-model budget, so the window model
+estimates on every EVERY-th frame of a stream and reuses the kernel in between (PeriodicKernel):
+about 9 ms per frame at EVERY = 8.
 """
 from __future__ import annotations
 
@@ -26,13 +27,13 @@ import numpy as np
 KERNEL_SIZE = 21      # the largest kernel estimated (odd; the training blur goes up to 21 px)
 # Edge prediction / kernel / latent rounds per pyramid level, coarse to fine; levels are sqrt(2)
 # apart (kernels 7, 11, 15, 21 px). Coarse levels cost little, the finest most.
-ITERATIONS = (5, 5, 3, 2)
+ITERATIONS = (5, 5, 5, 5)
 REGION = 256          # the kernel is estimated on at most REGION x REGION pixels (the most edgy part)
 KERNEL_REGULARISER = 0.05   # Tikhonov weight of the kernel solve, relative to the mean edge energy
 KERNEL_THRESHOLD = 0.2      # kernel values below this fraction of its peak are dropped
 SHARP_SPREAD = 1.1    # px: kernels with a smaller RMS radius are reported as no blur (a delta)
 MIN_SIDE = 48         # smaller frames hold too few edges to estimate from: their kernel is a delta
-EVERY = 4             # PeriodicKernel: frames per estimate (one estimate costs several frames' budget)
+EVERY = 8             # PeriodicKernel: frames per estimate (one estimate costs several frames' budget)
 GREY = np.float32([0.299, 0.587, 0.114]) / 255.0  # BT.601 luma, as OpenCV's RGB2GRAY
 
 
