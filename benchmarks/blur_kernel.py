@@ -1,10 +1,11 @@
-"""Blind blur-kernel estimators side by side: training/blur_kernel.py (NumPy only, for the window
-model) against training/deconvolution.py's (OpenCV + SciPy), for speed at 1080p and for quality
-on blurred real frames.
+"""Blind blur-kernel estimation (training/blur_kernel.py, NumPy only, for the window model): speed
+at 1080p and quality on blurred real frames, optionally side by side with another estimator.
 
-    python -m benchmarks.blur_kernel [--speed-frames 8] [--quality-frames 12] [--seeds 1] [--skip-old]
-                                     [--region 256] [--iterations 5,5,5,5]
+    python -m benchmarks.blur_kernel [--speed-frames 8] [--quality-frames 12] [--seeds 1]
+                                     [--baseline FILE] [--region 256] [--iterations 5,5,5,5]
 
+--baseline FILE adds the `estimate_kernel` of another module file, e.g. the OpenCV + SciPy estimator
+this one replaced: `git show 23aa876:training/blur_kernel.py > /tmp/opencv_blur_kernel.py`.
 --region and --iterations override blur_kernel.REGION and ITERATIONS, to weigh other trade-offs.
 
 Speed: process CPU time (all threads) of one call on 1920x1080 frames of bigbuckbunny (720p,
@@ -15,22 +16,28 @@ of each family the deblur task trains on (training/degradations.py: camera shake
 motion 3..21 px, defocus radius 0.5..4.5, Gaussian sigma 0.5..3, or none), then Gaussian noise
 sigma 0..3 (p=0.6) and light JPEG / H.264 compression (p=0.3), parameters drawn from a fixed seed
 per frame, family and draw (--seeds draws each). Per family: PSNR of the blurred frame, and of the
-Wiener-deconvolved frame (training/deconvolution.py's `wiener_deconvolve`, NSR 0.01) with the true
-kernel and with each estimate; the L1 distance of each estimate to the true kernel (0 = equal,
-2 = disjoint); and how often the deconvolved frame came out worse than the blurred one (always, for
-"none": even the true kernel, a delta, costs the 1% gain loss of NSR 0.01).
+frame Wiener-deconvolved (training/deconvolution.py's WienerDeconvolution, NSR 0.01: the deblur
+graph's module) with the true kernel and with each estimate; the L1 distance of each estimate to
+the true kernel (0 = equal, 2 = disjoint); and how often the deconvolved frame came out worse than
+the blurred one (always for "none": even its true kernel, a delta, loses 1% gain to NSR 0.01).
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import itertools
 import os
+import sys
 import time
+from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
+import torch
 
-from training import blur_kernel, deconvolution
+from training import blur_kernel
+from training.deconvolution import WienerDeconvolution
 from training.data import VALIDATION_CLIP, load_clip, load_stills
 from training.degradations import (
     blur, defocus_kernel, gaussian_kernel, gaussian_noise, h264_compress, jpeg_compress, linear_motion_kernel,
@@ -39,7 +46,26 @@ from training.degradations import (
 from training.evaluate import psnr
 
 FAMILIES = ("shake", "linear", "defocus", "gaussian", "none")
-ESTIMATORS = {"old (OpenCV+SciPy)": deconvolution.estimate_kernel, "new (NumPy)": blur_kernel.estimate_kernel}
+WIENER = WienerDeconvolution()
+
+
+def load_estimator(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    """`estimate_kernel` of the Python module file at `path`."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"--baseline: cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.estimate_kernel
+
+
+@torch.no_grad()
+def wiener(frame: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) frame deconvolved by `kernel` (convolution convention) as the deblur graph does."""
+    planes = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+    out = WIENER(planes, torch.from_numpy(np.ascontiguousarray(kernel, np.float32))[None])
+    return (out[0] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def family_kernel(family: str, rng: np.random.Generator) -> np.ndarray:
@@ -121,10 +147,10 @@ def quality(estimators: dict, count: int, seeds: int) -> None:
         blurred, truth = degraded(frame, family, seed=1000 * f + 100 * s + k)
         row = rows[family]
         row["blurred"].append(psnr(blurred, frame))
-        row["true kernel"].append(psnr(deconvolution.wiener_deconvolve(blurred, truth), frame))
+        row["true kernel"].append(psnr(wiener(blurred, truth), frame))
         for name, estimate in estimators.items():
             kernel = estimate(blurred)
-            row[name].append(psnr(deconvolution.wiener_deconvolve(blurred, kernel), frame))
+            row[name].append(psnr(wiener(blurred, kernel), frame))
             row[f"L1 {name}"].append(float(np.abs(padded(kernel, len(truth)) - truth).sum()))
     names = list(estimators)
     print(f"\n### Quality: {len(frames)} frames x {seeds} draw(s) per blur family, mean PSNR dB (Wiener, NSR 0.01)\n")
@@ -144,14 +170,15 @@ def main() -> None:
     parser.add_argument("--speed-frames", type=int, default=8, help="1080p frames timed per estimator (0: skip)")
     parser.add_argument("--quality-frames", type=int, default=12, help="held-out clip frames beside the stills (0: skip)")
     parser.add_argument("--seeds", type=int, default=1, help="degradations drawn per frame and blur family")
-    parser.add_argument("--skip-old", action="store_true", help="time and judge only the NumPy estimator")
+    parser.add_argument("--baseline", help="a module file whose estimate_kernel to compare with")
     parser.add_argument("--region", type=int, default=blur_kernel.REGION, help="crop side the NumPy estimator works on")
     parser.add_argument("--iterations", default=",".join(map(str, blur_kernel.ITERATIONS)),
                         help="NumPy estimator's rounds per pyramid level, coarse to fine")
     args = parser.parse_args()
     blur_kernel.REGION, blur_kernel.ITERATIONS = args.region, tuple(int(n) for n in args.iterations.split(","))
     print(f"NumPy estimator: REGION {blur_kernel.REGION}, ITERATIONS {blur_kernel.ITERATIONS}")
-    estimators = {n: e for n, e in ESTIMATORS.items() if not (args.skip_old and e is deconvolution.estimate_kernel)}
+    estimators = {f"baseline ({Path(args.baseline).name})": load_estimator(args.baseline)} if args.baseline else {}
+    estimators["NumPy (blur_kernel.py)"] = blur_kernel.estimate_kernel
     if args.speed_frames:
         speed(estimators, args.speed_frames)
     if args.quality_frames:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+from training import contract
 from training.blur_kernel import KERNEL_SIZE, MIN_SIDE, PeriodicKernel, estimate_kernel
 from training.degradations import blur, gaussian_kernel, gaussian_noise, motion_blur_kernel
 
@@ -104,6 +105,11 @@ def test_a_periodic_kernel_is_estimated_every_k_frames():
     np.testing.assert_array_equal(periodic(sharp), estimate_kernel(sharp))  # the 3rd frame estimates anew
     with pytest.raises(ValueError, match="every must be >= 1, got 0"):
         PeriodicKernel(every=0)
+
+
+def test_the_kernel_size_is_the_contracts():
+    # blur_kernel.py travels alone beside the window model, so it keeps its own copy.
+    assert KERNEL_SIZE == contract.KERNEL_SIZE
 
 
 def test_the_module_imports_neither_opencv_nor_scipy():
