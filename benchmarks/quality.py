@@ -128,7 +128,7 @@ def served_restore(url: str, task: str, windows: np.ndarray, config: NetConfig,
     import tritonclient.grpc as grpcclient
 
     client = grpcclient.InferenceServerClient(url)
-    specs = net_inputs(config.frames, config.masked, config.deconvolved)
+    specs = net_inputs(config.input_frames, config.masked, config.deconvolved)
     out = []
     for planes in zip(*network_planes(config, windows, masks)):
         inputs = []
@@ -152,11 +152,11 @@ def onnx_frames_per_second(net: VideoRestorationNet, height: int = 360, width: i
     from export.samples import DEFAULT_CLIP, read_window, sample_clip
 
     c = net.config
-    specs = net_inputs(c.frames, c.masked, c.deconvolved)
+    specs = net_inputs(c.input_frames, c.masked, c.deconvolved)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "net.onnx"
         # Exported from the example `make engine` uses (a real window; the shapes stay symbolic).
-        window = read_window(sample_clip(DEFAULT_CLIP), c.frames)
+        window = read_window(sample_clip(DEFAULT_CLIP), c.input_frames)
         example = parity_cases(window, list(specs))[0]
         export_serving_net(ServingNet(net.eval()), example, path)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
