@@ -17,14 +17,15 @@ def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: in
 
     premultiplied: (N, C, H, W) colours times `weight`; weight: (N, 1, H, W) in [0, 1], 1 = known.
     Returns (N, C, H, W): the known pixels unchanged, holes smoothly interpolated. Pooling and
-    bilinear resizing only, always `levels` of them (odd sizes are replicate-padded, so a level is
-    never empty): the exported ONNX graph works for any H and W.
+    bilinear resizing only, always `levels` of them (odd sides round up, so a level is never
+    empty): the exported ONNX graph works for any H and W.
     """
     if levels == 0:
         return premultiplied / weight.clamp(min=1e-3)
-    h, w = premultiplied.shape[-2:]
-    both = F.pad(torch.cat([premultiplied, weight], dim=1), (0, w % 2, 0, h % 2), mode="replicate")
-    pooled = 4 * F.avg_pool2d(both, 2)
+    # ceil_mode rather than padding odd sides: the same averages (a partial block averages the
+    # pixels it has), and the exporter's symbolic sizes stay simple (padding by `side % 2` at
+    # every level made exporting the propagation take minutes).
+    pooled = 4 * F.avg_pool2d(torch.cat([premultiplied, weight], dim=1), 2, ceil_mode=True, count_include_pad=False)
     # Pull: a coarse pixel with any known child is known (weight saturates at 1), with the
     # weighted mean colour of its children; that keeps fills sharp near the hole's edge.
     total = pooled[:, -1:]

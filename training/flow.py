@@ -69,10 +69,16 @@ def gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return dx, dy
 
 
+def block_mean(x: torch.Tensor, side: int) -> torch.Tensor:
+    """Average pooling over side x side blocks; partial blocks at the bottom and right edges
+    average the pixels they have, so an odd side never loses its last row and no level is ever
+    empty. (ceil_mode, not padding by `-H % side`: the exporter's symbolic sizes stay simple.)"""
+    return F.avg_pool2d(x, side, ceil_mode=True, count_include_pad=False)
+
+
 def half(x: torch.Tensor) -> torch.Tensor:
-    """2x2 average pooling; odd sides are replicate-padded first, so no level is ever empty."""
-    h, w = x.shape[-2:]
-    return F.avg_pool2d(F.pad(x, (0, w % 2, 0, h % 2), mode="replicate"), 2)
+    """2x2 average pooling (`block_mean`)."""
+    return block_mean(x, 2)
 
 
 def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
@@ -142,9 +148,7 @@ def flow_images(frames: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) RGB in [0, 1] -> (N, 1, ceil(H/STRIDE), ceil(W/STRIDE)) what flow is estimated
     on: grey, averaged over STRIDE x STRIDE blocks (which also averages the noise away: sigma 50
     becomes 12.5), then smoothed."""
-    h, w = frames.shape[-2:]
-    luma = F.pad(grey(frames), (0, (-w) % STRIDE, 0, (-h) % STRIDE), mode="replicate")
-    return gaussian_blur(F.avg_pool2d(luma, STRIDE), SMOOTH_SIGMA)
+    return gaussian_blur(block_mean(grey(frames), STRIDE), SMOOTH_SIGMA)
 
 
 def dense_flow(reference: torch.Tensor, other: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -153,8 +157,12 @@ def dense_flow(reference: torch.Tensor, other: torch.Tensor, height: int, width:
 
 
 def full_resolution(coarse: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Flow (N, 2, h, w) at 1/STRIDE resolution, in its pixels -> (N, 2, height, width) in full-size pixels."""
-    return STRIDE * F.interpolate(coarse, scale_factor=STRIDE, mode="bilinear", align_corners=False)[..., :height, :width]
+    """Flow (N, 2, h, w) at 1/STRIDE resolution, in its pixels -> (N, 2, height, width) in full-size
+    pixels (h = ceil(height / STRIDE); exact STRIDE x upsampling where height and width are
+    multiples of STRIDE, as inside the networks). Resized to (height, width) directly rather than
+    upsampled and cropped: the exporter then knows the result has the frame's own size, which
+    keeps its symbolic shape checks cheap."""
+    return STRIDE * F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
 
 
 def align_window(frames: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,8 @@ Torch only, no learned weights, no data-dependent control flow: the inpainting n
 first in its forward pass (training/network.py, NetConfig.propagation_frames), so training,
 evaluation and the exported graph (ONNX Runtime on CPU, TensorRT on GPU) run this one definition.
 Operators: those of training/flow.py plus MaxPool and AveragePool (the box sums, separable).
-All T - 1 neighbours are handled as one batch; only the nearest-first choice is a short loop.
+Flow and the checks at 1/STRIDE run for all T - 1 neighbours as one batch; the full-resolution
+checks and the nearest-first choice loop over the neighbours (memory).
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from training.fill import pull_push_fill
-from training.flow import (SMOOTH_SIGMA, STRIDE, estimate_flow, full_resolution, gaussian_blur, grey, outside,
-                           warp)
+from training.flow import (SMOOTH_SIGMA, STRIDE, block_mean, estimate_flow, full_resolution, gaussian_blur, grey,
+                           outside, warp)
 
 # Thresholds chosen on bigbuckbunny (8 windows of 384x384, the shipped network; not the held-out
 # clip): 1.5 px / 5 grey levels 25.97 dB in the mask, 0.5 / 10 (the OpenCV version's) 25.50,
@@ -51,15 +52,13 @@ def quarter_images(frames: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Ten
     each STRIDE x STRIDE block averaging its known pixels only:
     (grey (N, 1, h, w) for flow, holes filled by pull-push so a hole does not look like a moving
     edge, then smoothed as training/flow.py `flow_images`; colour (N, 3, h, w); hidden (N, 1, h, w),
-    1 where a block has a hidden pixel)."""
-    h, w = frames.shape[-2:]
-    pad = (0, (-w) % STRIDE, 0, (-h) % STRIDE)
-    known = F.pad(1.0 - masks, pad, mode="replicate")
-    pooled = F.avg_pool2d(torch.cat([F.pad(torch.cat([frames, grey(frames)], dim=1), pad, mode="replicate") * known,
-                                     known], dim=1), STRIDE)
-    weight = pooled[:, 4:]
-    grey_small = gaussian_blur(pull_push_fill(pooled[:, 3:4], weight), SMOOTH_SIGMA)
-    return grey_small, pooled[:, :3] / weight.clamp(min=1e-6), (weight < 1.0 - 1e-3).float()
+    1 where a block has a hidden pixel). Colour and known share are pooled apart and grey is
+    taken at 1/STRIDE (it is linear): no full-resolution tensor wider than the frames is made."""
+    known = 1.0 - masks
+    weight = block_mean(known, STRIDE)
+    colour = block_mean(frames * known, STRIDE) / weight.clamp(min=1e-6)
+    grey_small = gaussian_blur(pull_push_fill(grey(colour) * weight, weight), SMOOTH_SIGMA)
+    return grey_small, colour, (weight < 1.0 - 1e-3).float()
 
 
 def complete_flow(coarse: torch.Tensor, hidden: torch.Tensor, target_hidden: torch.Tensor) -> torch.Tensor:
@@ -88,17 +87,19 @@ def neighbour_order(frames: int) -> list[int]:
 
 def sample_frames(frames: torch.Tensor, flow: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Per pixel p, frame index(p) of (N, T, C, H, W) sampled (bilinear) at p + flow(p):
-    flow (N, 2, H, W), index (N, 1, H, W) float. The T frames are stacked into one (C, T*H, W)
-    image, so one 4-D GridSample reads them all (TensorRT takes 4-D GridSample only); p + flow(p)
-    must lie inside the frame (`outside`), so no tap reaches a neighbouring frame."""
+    flow (N, 2, H, W), index (N, 1, H, W) float. The window is read as one (1, T*C*H, W) image
+    per batch item (a reshape, not a copy), one 4-D GridSample per channel (TensorRT takes 4-D
+    GridSample only); p + flow(p) must lie inside the frame (`outside`), so no tap reaches a
+    neighbouring frame or channel."""
     n, t, c, h, w = frames.shape
-    stacked = frames.transpose(1, 2).reshape(n, c, t * h, w)
+    rows = frames.reshape(n, 1, t * c * h, w)
     ys = torch.arange(h, dtype=flow.dtype, device=flow.device).view(1, h, 1)
     xs = torch.arange(w, dtype=flow.dtype, device=flow.device).view(1, 1, w)
     gx = (2.0 * (xs + flow[:, 0]) + 1.0) / w - 1.0
-    gy = (2.0 * (index[:, 0] * h + ys + flow[:, 1]) + 1.0) / (t * h) - 1.0
-    return F.grid_sample(stacked, torch.stack([gx, gy], dim=-1), mode="bilinear", padding_mode="border",
-                         align_corners=False)
+    y = ys + flow[:, 1] + index[:, 0] * (c * h)
+    return torch.cat([F.grid_sample(rows, torch.stack([gx, (2.0 * (y + channel * h) + 1.0) / (t * c * h) - 1.0], dim=-1),
+                                    mode="bilinear", padding_mode="border", align_corners=False)
+                      for channel in range(c)], dim=1)
 
 
 @torch.no_grad()
@@ -150,19 +151,21 @@ def propagate_centre(
     # Deep inside a wide hole nothing is seen by both: consistency alone decides there (measured
     # with the OpenCV version: such pixels still propagate better than the network fills them).
     mismatch = 255.0 * box_mean(difference, radius) / box_mean(both_seen, radius).clamp(min=1e-6)
-    full = full_resolution(torch.cat([forward, error / STRIDE, mismatch / STRIDE], dim=1), h, w)
-    flow, error, mismatch = full[:, :2], full[:, 2:3], full[:, 3:]
-    # A source pixel next to its own frame's hole may be mixed with the hole by interpolation:
-    # every bilinear tap of a sample that touches a hidden pixel lies in the 3x3-dilated mask.
-    near_hole = F.max_pool2d(masks[:, order].flatten(0, 1), 3, stride=1, padding=1)
-    source_hidden = warp(near_hole, flow, mode="nearest") > 0.5
-    passes = (error < max_flow_error) & (mismatch < max_mismatch) & ~outside(flow) & ~source_hidden
-    passes, flow = passes.unflatten(0, (n, k)), flow.unflatten(0, (n, k))
+    coarse = torch.cat([forward, error / STRIDE, mismatch / STRIDE], dim=1).unflatten(0, (n, k))
     todo = centre_mask > 0.5
-    chosen, index = torch.zeros_like(flow[:, 0]), torch.zeros_like(centre_mask)
-    for j, i in enumerate(order):  # nearest first: a pixel taken from a nearer frame is not overwritten
-        take = todo & passes[:, j]
-        chosen = torch.where(take, flow[:, j], chosen)
+    chosen, index = torch.zeros_like(centre[:, :2]), torch.zeros_like(centre_mask)
+    # One neighbour at a time at full resolution, nearest first (a pixel taken from a nearer frame
+    # is not overwritten): the full-size tensors of one neighbour are alive at once, not of all
+    # T - 1 (at 1080p with 21 frames that was gigabytes in ONNX Runtime).
+    for j, i in enumerate(order):
+        full = full_resolution(coarse[:, j], h, w)
+        flow = full[:, :2]
+        # A source pixel next to its own frame's hole may be mixed with the hole by interpolation:
+        # every bilinear tap of a sample that touches a hidden pixel lies in the 3x3-dilated mask.
+        near_hole = F.max_pool2d(masks[:, i], 3, stride=1, padding=1)
+        source_hidden = warp(near_hole, flow, mode="nearest") > 0.5
+        take = todo & (full[:, 2:3] < max_flow_error) & (full[:, 3:] < max_mismatch) & ~outside(flow) & ~source_hidden
+        chosen = torch.where(take, flow, chosen)
         index = torch.where(take, float(i), index)
         todo = todo & ~take
     taken = (centre_mask > 0.5) & ~todo
