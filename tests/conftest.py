@@ -1,7 +1,8 @@
 """Shared fixtures: a real tritonserver on free ports, serving a copy of model_repository whose
 networks were exported by the project's own `export.engine` from the shipped checkpoints (exports
 are reused from build/onnx_cache while checkpoint and graph source are unchanged). Tests that need
-a server of their own (other limits, one to kill) copy only the tasks they use."""
+a server of their own (other limits, one to kill) copy only the tasks they use. Tiny test networks
+are seeded and saved under fixed names, so their exports are cached as well."""
 from __future__ import annotations
 
 import re
@@ -9,11 +10,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import tritonclient.grpc as grpcclient
 
 from client.local_server import ADMIN_HEADER, TritonServer
 from export.repository import CHECKPOINTS, build_repository, served_tasks
 from export.triton_config import WindowOptions
+from training.checkpoint import save_checkpoint
+from training.network import NetConfig, VideoRestorationNet
 
 # Short, so reaping is tested in seconds; long enough for a slow frame on a loaded 2-core machine.
 TEST_IDLE_TIMEOUT_S = 6
@@ -67,3 +71,14 @@ def inference_counts(server: TritonServer, model: str) -> tuple[int, int]:
     finally:
         client.close()
     return stats.model_stats[0].inference_count, stats.model_stats[0].execution_count
+
+
+def aligned_checkpoint(folder: Path) -> Path:
+    """`folder`/denoise.pt: a tiny aligned denoise network (flow and warps in its graph) whose
+    neighbours visibly matter. Seeded and saved under one name, its bytes are the same in every test
+    and run, so its export (about a minute: the flow) is made once into build/onnx_cache."""
+    torch.manual_seed(0)
+    net = VideoRestorationNet(NetConfig(channels=8, frame_channels=4, fusion_blocks=1, aligned=True))
+    net.tail.weight.data.mul_(30)  # a residual large enough that the neighbours visibly matter
+    save_checkpoint(folder / "denoise.pt", net, task="denoise")
+    return folder / "denoise.pt"
