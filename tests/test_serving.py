@@ -216,7 +216,7 @@ def test_abandoned_stream_is_reaped(triton_server):
     assert active_sequences(triton_server) >= 1
     client.stop_stream()
     client.close()
-    deadline = time.monotonic() + 20  # idle timeout (6 s in tests) + reaper interval
+    deadline = time.monotonic() + TEST_IDLE_TIMEOUT_S + 14  # the idle timeout + the reaper's interval, with room
     while active_sequences(triton_server) > 0 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert active_sequences(triton_server) == 0
