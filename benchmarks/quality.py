@@ -10,8 +10,8 @@ print PSNR/SSIM of the degraded input, classical baselines and our networks as a
 Baselines, each at the strongest its parameters allow (tuned against the clean frames, an oracle
 no user has): OpenCV fastNlMeansDenoisingColored (1 frame) and ...ColoredMulti (5 frames) over a
 grid of strengths h; unsharp masking over radius x amount; bicubic and Lanczos upscaling (sr4).
-For deblur also the blind Wiener deconvolution that the deblur network gets as a second input
-(training/deconvolution.py), alone, untuned.
+For deblur also the blind Wiener deconvolution that the deblur network runs on its window first
+(training/blur_kernel.py's estimate, training/deconvolution.py's filter), alone, untuned.
 Frames and degradations are those of training/evaluate.py (fixed seeds, bikes.mp4 held out).
 """
 from __future__ import annotations
@@ -33,7 +33,8 @@ from export.onnx_cache import CACHE
 from training.checkpoint import load_checkpoint
 from training.contract import RESTORED, get_task, net_inputs
 from training.data import VALIDATION_CLIP
-from training.deconvolution import NSR, deconvolve_window, estimate_kernel, wiener_deconvolve
+from training.blur_kernel import estimate_kernel
+from training.deconvolution import NSR, WienerDeconvolution
 from training.evaluate import ValidationSet, network_planes, psnr, restore, ssim, validation_set
 from training.network import NetConfig, VideoRestorationNet, count_parameters, gflops_per_frame
 
@@ -94,8 +95,8 @@ def baseline_rows(task: str, val: ValidationSet, sigma: float) -> list[Row]:
     if task == "deblur":
         grid = [(s, a) for s in (1.0, 2.0, 3.0) for a in (0.5, 1.0, 1.5, 2.5)]
         rows.append(tuned("unsharp masking", lambda s, a: lambda w: unsharp(w, s, a), grid, val))
-        # The classical half of our deblur pipeline alone: what the network gets as DECONV_WINDOW.
-        out = np.stack([wiener_deconvolve(w[len(w) // 2], estimate_kernel(w[len(w) // 2])) for w in val.windows])
+        # The classical half of our deblur pipeline alone: what the network deconvolves its window to.
+        out = np.stack([blind_wiener(w[len(w) // 2]) for w in val.windows])
         rows.append(("blind Wiener deconvolution (training/deconvolution.py, no network)", psnr(out, val.targets),
                      ssim(out, val.targets), f"kernel estimated per frame, NSR {NSR}"))
     if task == "sr4":
@@ -103,6 +104,14 @@ def baseline_rows(task: str, val: ValidationSet, sigma: float) -> list[Row]:
             out = apply(lambda w: upscale(w, interp), val)
             rows.append((name, psnr(out, val.targets), ssim(out, val.targets), "OpenCV resize"))
     return rows
+
+
+def blind_wiener(frame: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) deconvolved by its own estimated kernel, as the deblur graph does first."""
+    planes = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        out = WienerDeconvolution()(planes, torch.from_numpy(estimate_kernel(frame))[None])
+    return (out[0].permute(1, 2, 0) * 255.0).round().byte().numpy()
 
 
 def network_row(label: str, net: VideoRestorationNet, val: ValidationSet) -> tuple[Row, np.ndarray]:
@@ -119,12 +128,12 @@ def served_restore(url: str, task: str, windows: np.ndarray, config: NetConfig,
     import tritonclient.grpc as grpcclient
 
     client = grpcclient.InferenceServerClient(url)
-    names = list(net_inputs(config.masked, config.deconvolved))
+    specs = net_inputs(config.frames, config.masked, config.deconvolved)
     out = []
     for planes in zip(*network_planes(config, windows, masks)):
         inputs = []
-        for name, plane in zip(names, planes):
-            inputs.append(grpcclient.InferInput(name, [1, *plane.shape], "UINT8"))
+        for (name, spec), plane in zip(specs.items(), planes):
+            inputs.append(grpcclient.InferInput(name, [1, *plane.shape], spec.dtype))
             inputs[-1].set_data_from_numpy(np.ascontiguousarray(plane[None]))
         result = client.infer(f"{task}_net", inputs, outputs=[grpcclient.InferRequestedOutput(RESTORED)])
         out.append(result.as_numpy(RESTORED)[0])
@@ -141,15 +150,21 @@ def onnx_frames_per_second(checkpoint: Path, task: str = "denoise", height: int 
     import onnxruntime as ort
 
     from export.engine import ensure_onnx
+    from export.onnx_export import parity_cases
+    from export.samples import DEFAULT_CLIP, read_window, sample_clip
 
     c = load_checkpoint(checkpoint)[0].config
-    shapes = {name: (1, c.frames, height, width, channels) for name, channels in net_inputs(c.masked, c.deconvolved).items()}
+    specs = net_inputs(c.frames, c.masked, c.deconvolved)
+    # The example `make engine` exports from (a real window): its deblur kernel is fed below.
+    example = parity_cases(read_window(sample_clip(DEFAULT_CLIP), c.frames), list(specs))[0]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         ensure_onnx(checkpoint, path, get_task(task), cache=cache)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
-    feed = {name: rng.integers(0, 256, shape, dtype=np.uint8) for name, shape in shapes.items()}
+    # Random frames and masks at the size timed; a deblur kernel as estimated on the real window.
+    feed = {name: rng.integers(0, 256, spec.shape(1, height, width), dtype=np.uint8) if spec.dtype == "UINT8"
+            else example[name] for name, spec in specs.items()}
     for _ in range(warmup):
         session.run(None, feed)
     start = time.perf_counter()
@@ -160,7 +175,7 @@ def onnx_frames_per_second(checkpoint: Path, task: str = "denoise", height: int 
 
 def seconds_per_call(prepare: Callable[[np.ndarray], object], window: np.ndarray, height: int = 360,
                      width: int = 640, calls: int = 10) -> float:
-    """Seconds per `prepare(window)` call (the window model's deconvolution) on
+    """Seconds per `prepare(window)` call (the window model's kernel estimate) on
     `window` (a real degraded window) resized to height x width."""
     frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in window])
     prepare(frames)  # warm-up
@@ -241,10 +256,10 @@ def main(argv: list[str] | None = None) -> None:
             print("\n".join(format_rows(title, rows)), flush=True)
         if net.config.deconvolved:
             fps = onnx_frames_per_second(ckpt, task)
-            deconv = seconds_per_call(deconvolve_window, val.windows[0])
-            speed = (f"\n{task} speed at 640x360, in-process, batch 1: network {fps:.1f} frames/s in ONNX Runtime; "
-                     f"the window model's deconvolution {deconv * 1e3:.0f} ms per window; both one after the other "
-                     f"{1 / (1 / fps + deconv):.1f} frames/s")
+            estimate = seconds_per_call(lambda w: estimate_kernel(w[len(w) // 2]), val.windows[0])
+            speed = (f"\n{task} speed at 640x360, in-process, batch 1: network (deconvolution included) {fps:.1f} "
+                     f"frames/s in ONNX Runtime; the window model's kernel estimate {estimate * 1e3:.0f} ms per window; "
+                     f"both one after the other {1 / (1 / fps + estimate):.1f} frames/s")
             lines.append(speed)
             print(speed, flush=True)
     if args.speed:

@@ -208,7 +208,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if spec.masked:
         parser.error(f"--task {args.task}: masked tasks are not benchmarked yet (the frames carry no mask)")
     if spec.deconvolved:
-        parser.error(f"--task {args.task}: its net also takes DECONV_WINDOW, which these baselines and perf_analyzer "
+        parser.error(f"--task {args.task}: its net also takes BLUR_KERNEL, which these baselines and perf_analyzer "
                      "inputs do not build yet; its speed is in `python -m benchmarks.quality --tasks deblur`")
     if args.smoke:
         args.out, args.results = args.workdir, args.workdir / "RESULTS.md"

@@ -132,11 +132,11 @@ def link_adapter(repository: Path, task: Task) -> list[Path]:
 
 
 def install_window_modules(repository: Path, task: Task) -> list[Path]:
-    """Copy the training/ module the task's window model runs beside it: deconvolution.py for a
+    """Copy the training/ module the task's window model runs beside it: blur_kernel.py for a
     deconvolved task, propagation.py for a propagating one (copies, not links: the repository is
     often copied to a server whole), so serving does exactly what training and evaluation did.
     Other tasks' window models get neither."""
-    names = [name for name, used in (("deconvolution.py", task.deconvolved), ("propagation.py", task.propagate)) if used]
+    names = [name for name, used in (("blur_kernel.py", task.deconvolved), ("propagation.py", task.propagate)) if used]
     return [atomic_write(repository / task.window_model / "1" / name, (TRAINING / name).read_text()) for name in names]
 
 
@@ -183,8 +183,8 @@ def install(args: argparse.Namespace) -> int:
     if window_dir.is_dir():  # absent while a repository is assembled net by net
         window = write(window_dir / "config.pbtxt",
                        window_config(task, WindowOptions(gpu=backend == "tensorrt")))
-        print(f"engine: wrote {window} (ring buffers on the {'GPU' if backend == 'tensorrt' else 'CPU'}; "
-              f"{'; windows also deconvolved' if task.deconvolved else ''})")
+        print(f"engine: wrote {window} (ring buffers on the {'GPU' if backend == 'tensorrt' else 'CPU'}"
+              f"{'; each window with its blur kernel' if task.deconvolved else ''})")
         for copied in install_window_modules(args.repository, task):
             print(f"engine: copied {copied}")
     return 0

@@ -23,12 +23,13 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from export.fp32_layers import mark_fp32_nodes
 from export.parity import ParityError, max_abs_diff
 from export.uint8_edges import confine_uint8_to_edges
 from export.samples import DEFAULT_CLIP, box_mask, read_window, sample_clip
 from training.checkpoint import load_checkpoint
-from training.contract import DECONV_WINDOW, MASK_WINDOW, ONNX_OPSET, RESTORED, WINDOW, Task, net_inputs
-from training.deconvolution import deconvolve_window
+from training.blur_kernel import estimate_kernel
+from training.contract import BLUR_KERNEL, MASK_WINDOW, ONNX_OPSET, RESTORED, WINDOW, Task, net_inputs
 from training.network import NetConfig
 from training.processing import ServingNet
 
@@ -50,37 +51,52 @@ class ExportReport:
 
 def input_names(config: NetConfig) -> list[str]:
     """ONNX input names in ServingNet.forward's argument order."""
-    return list(net_inputs(config.masked, config.deconvolved))
+    return list(net_inputs(config.frames, config.masked, config.deconvolved))
 
 
 def export_serving_net(model: ServingNet, example: dict[str, np.ndarray], output: Path,
                        opset: int = EXPORT_OPSET) -> None:
     """Export `model` to `output` with batch, H and W dynamic on every input, uint8 confined to
-    the graph's edges (see export/uint8_edges.py).
+    the graph's edges (see export/uint8_edges.py) and the nodes that must stay FP32 in an FP16
+    plan marked (export/fp32_layers.py).
 
-    `example` maps input names to uint8 arrays (any size: the exported shapes are symbolic).
+    `example` maps input names to arrays (any size: the exported shapes are symbolic).
     """
-    names = input_names(model.net.config)
-    batch = torch.export.Dim("batch", min=1)
-    height = torch.export.Dim("height", min=1)
-    width = torch.export.Dim("width", min=1)
-    axes = {0: batch, 2: height, 3: width}
-    dynamic_shapes = {"window": axes, **({"second": axes} if len(names) > 1 else {})}
-    args = tuple(torch.from_numpy(example[name]) for name in names)
+    config = model.net.config
+    specs = net_inputs(config.frames, config.masked, config.deconvolved)
+    names = list(specs)
+    batch, height, width = (torch.export.Dim(axis, min=1) for axis in ("batch", "height", "width"))
+
+    def symbolic(dims: tuple[int, ...]) -> dict:
+        """The batch and the contract's -1 axes (H, then W) of one input; the rest stay fixed."""
+        sides = iter((height, width))
+        return {0: batch, **{axis + 1: next(sides) for axis, d in enumerate(dims) if d == -1}}
+
+    dynamic_shapes = {"window": symbolic(specs[WINDOW].dims),
+                      **({"second": symbolic(specs[names[1]].dims)} if len(names) > 1 else {})}
+    # Traced at batch >= 2: the exporter specialises a dimension it sees at size 1.
+    args = tuple(torch.from_numpy(np.concatenate([example[name]] * 2) if len(example[name]) == 1 else example[name])
+                 for name in names)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
-    with torch.no_grad():
+    # The in-graph Wiener deconvolution (deblur) reshapes sides padded to RADIX * B with B >= 2;
+    # the exporter cannot prove B != 1 through the floor division and would specialise H and W.
+    # Size-oblivious tracing assumes sizes are not 0 or 1 where it must guess; the parity check
+    # below runs batch 1 and odd sides against PyTorch.
+    with torch.no_grad(), torch.fx.experimental._config.patch(backed_size_oblivious=config.deconvolved):
         torch.onnx.export(model, args, str(tmp), dynamo=True, external_data=False, verbose=False,
                           input_names=names, output_names=[RESTORED], opset_version=opset,
                           dynamic_shapes=dynamic_shapes)
-    onnx.save(confine_uint8_to_edges(onnx.load(str(tmp))), str(tmp))
+    graph = confine_uint8_to_edges(onnx.load(str(tmp)))
+    mark_fp32_nodes(graph)
+    onnx.save(graph, str(tmp))
     tmp.replace(output)
 
 
 def parity_cases(window: np.ndarray, names: list[str]) -> list[dict[str, np.ndarray]]:
     """Inputs for the parity check from one real (1, T, H, W, 3) window: the window itself, and a
     batch of two odd-sized crops of it (H-1, W-1), which exercises the in-graph padding and a
-    batch dimension > 1; with the masks or the deconvolved window if `names` (the graph's inputs)
+    batch dimension > 1; with the masks or the blur kernels if `names` (the graph's inputs)
     include them."""
     _, _, h, w, _ = window.shape
     crops = np.concatenate([window[:, :, : h - 1, : w - 1], window[:, :, 1:, 1:]])
@@ -88,8 +104,8 @@ def parity_cases(window: np.ndarray, names: list[str]) -> list[dict[str, np.ndar
     for case in cases:
         if MASK_WINDOW in names:
             case[MASK_WINDOW] = box_mask(case[WINDOW])
-        if DECONV_WINDOW in names:
-            case[DECONV_WINDOW] = np.stack([deconvolve_window(w) for w in case[WINDOW]])
+        if BLUR_KERNEL in names:
+            case[BLUR_KERNEL] = np.stack([estimate_kernel(w[len(w) // 2]) for w in case[WINDOW]])
     return cases
 
 
@@ -158,7 +174,7 @@ def export_checkpoint(checkpoint: Path, output: Path, tolerance: int = TOLERANCE
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m export.onnx_export",
-        description="Export a restore checkpoint to ONNX (uint8 WINDOW[/MASK_WINDOW|DECONV_WINDOW] in, uint8 "
+        description="Export a restore checkpoint to ONNX (uint8 WINDOW[/MASK_WINDOW|float BLUR_KERNEL] in, uint8 "
                     "RESTORED out, dynamic batch/H/W), run onnx.checker and check parity against "
                     "PyTorch on a real video window. Exit status 1 when parity fails.")
     parser.add_argument("--checkpoint", type=Path, required=True,

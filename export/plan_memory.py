@@ -11,7 +11,8 @@ profile's maximum, on CPU, before any build:
 Memory estimate (an estimate: TensorRT's own number, `device_memory_size_v2`, is printed by the
 build on a GPU host): activations = the peak, over the graph in its topological order, of the
 tensors alive at once (a tensor lives from its producer to its last consumer), at 2 bytes per
-float element in FP16; plus the uint8 inputs and output at their maximum shapes; plus the weights.
+float element in FP16 (4 in the layers an FP16 plan keeps in FP32); plus the uint8 inputs and
+output at their maximum shapes; plus the weights.
 TensorRT fuses layers (fewer live tensors) but needs tactic scratch space, so the budget keeps a
 margin.
 """
@@ -27,6 +28,7 @@ import onnx
 from onnx import numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
+from export.fp32_layers import PREFIX as FP32_PREFIX
 from training.contract import TASKS, Task
 
 FOLD_LIMIT = 4096              # elements: shape arithmetic (pads, reshape targets) is folded, data-sized
@@ -68,9 +70,9 @@ def profile_for(task: Task) -> TaskProfile:
 
 
 def max_shapes(task: Task, profile: TaskProfile) -> dict[str, tuple[int, ...]]:
-    """Every network input at the profile's maximum, [N, T, H, W, C]."""
-    return {name: (profile.max_batch, task.net_frames, profile.max_side, profile.max_side, channels)
-            for name, channels in task.net_inputs.items()}
+    """Every network input at the profile's maximum ([N, T, H, W, C]; deblur's kernel [N, K, K])."""
+    return {name: tensor.shape(profile.max_batch, profile.max_side, profile.max_side)
+            for name, tensor in task.net_inputs.items()}
 
 
 def _fix_inputs(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> None:
@@ -179,7 +181,8 @@ def footprint(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], precis
     for step, node in enumerate(inferred.graph.node):
         for name in node.output:
             if name and name not in graph_io:
-                live[name] = _nbytes(*known[name], precision)
+                # Layers pinned to FP32 (export/fp32_layers.py) keep 4-byte floats in an FP16 plan.
+                live[name] = _nbytes(*known[name], "fp32" if node.name.startswith(FP32_PREFIX) else precision)
         peak = max(peak, sum(live.values()))
         for name in [n for n in live if last_use.get(n, -1) <= step]:
             del live[name]

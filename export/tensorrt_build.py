@@ -16,12 +16,15 @@ from __future__ import annotations
 import functools
 import json
 import shlex
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx as onnx_format
 
 from export.files import atomic_write, sha256_file
+from export.fp32_layers import fp32_node_names, pin_fp32_layers
 from export.parity import ParityError, psnr
 from training.contract import MAX_BATCH_SIZE, MAX_SIDE, RESTORED, WINDOW, Task
 
@@ -45,7 +48,8 @@ class ProfileSpec:
 
 
 def profile_shapes(task: Task, spec: ProfileSpec) -> dict[str, tuple[Shape, Shape, Shape]]:
-    """(min, opt, max) shape of every network input, [N, T, H, W, C] as in the ONNX graph.
+    """(min, opt, max) shape of every network input as in the ONNX graph ([N, T, H, W, C]; deblur's
+    kernel [N, K, K]).
     opt sides beyond max_side are clamped to it; inconsistent limits raise ValueError."""
     if not 1 <= spec.opt_batch <= spec.max_batch:
         raise ValueError(f"opt batch {spec.opt_batch} must be in 1..max batch {spec.max_batch}")
@@ -53,12 +57,10 @@ def profile_shapes(task: Task, spec: ProfileSpec) -> dict[str, tuple[Shape, Shap
         raise ValueError(f"--min-side {spec.min_side} must be in 1..--max-side {spec.max_side}")
     opt_h = min(max(spec.opt_height, spec.min_side), spec.max_side)
     opt_w = min(max(spec.opt_width, spec.min_side), spec.max_side)
-    channels = task.net_inputs
-    t = task.net_frames
-    return {name: ((1, t, spec.min_side, spec.min_side, c),
-                   (spec.opt_batch, t, opt_h, opt_w, c),
-                   (spec.max_batch, t, spec.max_side, spec.max_side, c))
-            for name, c in channels.items()}
+    return {name: (tensor.shape(1, spec.min_side, spec.min_side),
+                   tensor.shape(spec.opt_batch, opt_h, opt_w),
+                   tensor.shape(spec.max_batch, spec.max_side, spec.max_side))
+            for name, tensor in task.net_inputs.items()}
 
 
 def choose_precision(requested: str, platform_has_fast_fp16: bool) -> str:
@@ -116,14 +118,18 @@ def _shape_spec(shapes: dict[str, tuple[Shape, Shape, Shape]], which: int) -> st
 
 
 def trtexec_command(onnx: Path, plan: Path, shapes: dict[str, tuple[Shape, Shape, Shape]],
-                    precision: str, workspace_mib: int, timing_cache: Path) -> str:
-    """The trtexec line that builds the same plan as `build_plan` (for debugging and profiling)."""
+                    precision: str, workspace_mib: int, timing_cache: Path, fp32_layers: Sequence[str] = ()) -> str:
+    """The trtexec line that builds the same plan as `build_plan` (for debugging and profiling);
+    `fp32_layers`: the layers an FP16 build keeps in FP32 (export/fp32_layers.py)."""
     args = ["trtexec", f"--onnx={onnx}", f"--saveEngine={plan}",
             f"--minShapes={_shape_spec(shapes, 0)}", f"--optShapes={_shape_spec(shapes, 1)}",
             f"--maxShapes={_shape_spec(shapes, 2)}", f"--memPoolSize=workspace:{workspace_mib}",
             f"--timingCacheFile={timing_cache}"]
     if precision == "fp16":
         args.append("--fp16")
+        if fp32_layers:
+            specs = ",".join(f"{name}:fp32" for name in fp32_layers)
+            args += ["--precisionConstraints=obey", f"--layerPrecisions={specs}", f"--layerOutputTypes={specs}"]
     return shlex.join(args)
 
 
@@ -204,6 +210,8 @@ def build_plan(onnx: Path, shapes: dict[str, tuple[Shape, Shape, Shape]], precis
         # typed networks built from an FP16 ONNX; our ONNX is FP32 with uint8 edges, so the flag
         # is still the way to let the builder pick FP16 kernels in 10.x.
         config.set_flag(trt.BuilderFlag.FP16)
+        if pin_fp32_layers(network, trt):  # deblur's in-graph DFTs (export/fp32_layers.py)
+            config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
     profile = builder.create_optimization_profile()
     for name, (low, opt, high) in shapes.items():
         profile.set_shape(name, low, opt, high)
@@ -318,7 +326,8 @@ def ensure_plan(onnx: Path, plan: Path, task: Task, spec: ProfileSpec, precision
         return wanted, None
     print(f"tensorrt_build: building {plan} [{wanted.tag}] because {reason}")
     print("tensorrt_build: equivalent trtexec command:\n  "
-          + trtexec_command(onnx, plan, shapes, wanted.precision, workspace_mib, timing_cache))
+          + trtexec_command(onnx, plan, shapes, wanted.precision, workspace_mib, timing_cache,
+                            fp32_node_names(onnx_format.load(str(onnx)))))
     blob = build_plan(onnx, shapes, wanted.precision, workspace_mib, timing_cache)
     worst = check_plan(blob, onnx, task, spec.max_side)
     print(f"tensorrt_build: parity vs ONNX Runtime on real windows: lowest PSNR {worst:.2f} dB "

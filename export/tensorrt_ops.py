@@ -237,25 +237,26 @@ def _type_restrictions(tensors: list[str], info: dict, graph_io: set[str]) -> li
 
 def check_dynamic_io(model: onnx.ModelProto, task: Task) -> list[Problem]:
     """Problems of the graph's inputs and output against the profile's dynamic axes: batch, H and W
-    symbolic; window length and channels fixed, as the profile gives them (tensorrt_build)."""
+    symbolic; window length, channels and kernel size fixed, as the profile gives them (tensorrt_build)."""
     problems = []
-    expected = {name: {1: task.net_frames, 4: channels} for name, channels in task.net_inputs.items()}
     names = [v.name for v in model.graph.input]
-    if sorted(names) != sorted(expected):
-        problems.append(Problem("model", "inputs", f"inputs {names}, the task {task.name!r} needs {list(expected)}"))
+    if sorted(names) != sorted(task.net_inputs):
+        problems.append(Problem("model", "inputs", f"inputs {names}, the task {task.name!r} needs {list(task.net_inputs)}"))
     for value in model.graph.input:
-        dims = value.type.tensor_type.shape.dim
-        if len(dims) != 5:
-            problems.append(Problem("input", value.name, f"rank {len(dims)}, the profile is [N, T, H, W, C]"))
+        if value.name not in task.net_inputs:
             continue
-        for axis, label in ((0, "batch"), (2, "height"), (3, "width")):
-            if not dims[axis].dim_param:
-                problems.append(Problem("input", value.name, f"axis {axis} ({label}) must be symbolic for the "
-                                        f"profile, it is fixed at {dims[axis].dim_value}"))
-        for axis, want in expected.get(value.name, {}).items():
-            if dims[axis].dim_value != want:
+        dims = value.type.tensor_type.shape.dim
+        wanted = task.net_inputs[value.name].shape("batch", "height", "width")  # names: symbolic axes
+        if len(dims) != len(wanted):
+            problems.append(Problem("input", value.name, f"rank {len(dims)}, the profile gives {len(wanted)} axes"))
+            continue
+        for axis, (dim, want) in enumerate(zip(dims, wanted)):
+            if isinstance(want, str) and not dim.dim_param:
+                problems.append(Problem("input", value.name, f"axis {axis} ({want}) must be symbolic for the "
+                                        f"profile, it is fixed at {dim.dim_value}"))
+            elif not isinstance(want, str) and dim.dim_value != want:
                 problems.append(Problem("input", value.name, f"axis {axis} must be fixed at {want}, "
-                                        f"got {dims[axis].dim_param or dims[axis].dim_value}"))
+                                        f"got {dim.dim_param or dim.dim_value}"))
     for value in model.graph.output:
         dims = value.type.tensor_type.shape.dim
         if len(dims) != 4 or not all(d.dim_param for d in dims[:3]):

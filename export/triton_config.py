@@ -84,6 +84,11 @@ class NetOptions:
             raise ValueError(f"backend must be onnxruntime or tensorrt, got {self.backend!r}")
 
 
+def _dtype(name: str) -> int:
+    """The config enum of a contract type name ("UINT8" -> TYPE_UINT8)."""
+    return mc.DataType.Value(f"TYPE_{name}")
+
+
 def _tensor(name: str, dtype: int, dims: list[int]) -> mc.ModelInput:
     return mc.ModelInput(name=name, data_type=dtype, dims=dims)
 
@@ -127,7 +132,7 @@ def window_config(task: Task, options: WindowOptions = WindowOptions()) -> mc.Mo
     put them) so a frame crosses PCIe once and windows reach the plan by DLPack."""
     config = mc.ModelConfig(name=task.window_model, backend="python", max_batch_size=MAX_BATCH_SIZE)
     config.input.extend(_tensor(p, mc.TYPE_UINT8, [-1, -1, PLANE_CHANNELS[p]]) for p in _frame_planes(task))
-    config.output.extend(_output(name, mc.TYPE_UINT8, [task.net_frames, -1, -1, c]) for name, c in task.net_inputs.items())
+    config.output.extend(_output(name, _dtype(spec.dtype), list(spec.dims)) for name, spec in task.net_inputs.items())
     config.output.append(_output(FRAME_INDEX, mc.TYPE_INT64, [1]))
     batching = config.sequence_batching
     batching.max_sequence_idle_microseconds = round(options.idle_timeout_s * 1e6)
@@ -152,7 +157,7 @@ def net_config(task: Task, options: NetOptions = NetOptions()) -> mc.ModelConfig
     """`<task>_net`: the Python backend running 1/model.onnx with ONNX Runtime (CPU), or Triton's
     TensorRT backend loading 1/model.plan (GPU)."""
     config = mc.ModelConfig(name=task.net_model, max_batch_size=options.max_batch)
-    config.input.extend(_tensor(name, mc.TYPE_UINT8, [task.net_frames, -1, -1, c]) for name, c in task.net_inputs.items())
+    config.input.extend(_tensor(name, _dtype(spec.dtype), list(spec.dims)) for name, spec in task.net_inputs.items())
     config.output.append(_output(RESTORED, mc.TYPE_UINT8, [-1, -1, 3]))
     batching = config.dynamic_batching
     batching.max_queue_delay_microseconds = QUEUE_DELAY_US

@@ -18,7 +18,7 @@ import export.engine as engine
 import export.onnx_cache
 import export.onnx_export
 from export.triton_config import NetOptions, WindowOptions, ensemble_config, net_config, render, window_config
-from training.contract import DECONV_WINDOW, MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
+from training.contract import BLUR_KERNEL, MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
 from test_export_onnx import tiny_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,17 +167,18 @@ def test_missing_checkpoint_and_wrong_task_fail_with_status_1(cpu_only, capsys, 
 
 @pytest.mark.parametrize("task", TASKS.values(), ids=lambda t: t.name)
 def test_configs_for_both_backends(task):
-    inputs = {name: [task.net_frames, -1, -1, c] for name, c in task.net_inputs.items()}
+    inputs = {name: list(spec.dims) for name, spec in task.net_inputs.items()}
     if task.masked:
         assert list(inputs) == [WINDOW, MASK_WINDOW]
     if task.deconvolved:
-        assert list(inputs) == [WINDOW, DECONV_WINDOW]
+        assert list(inputs) == [WINDOW, BLUR_KERNEL]
     cpu = parse(render(net_config(task)))
     gpu = parse(render(net_config(task, NetOptions(backend="tensorrt"))))
     for config, kind in ((cpu, mc.ModelInstanceGroup.KIND_CPU), (gpu, mc.ModelInstanceGroup.KIND_GPU)):
         assert config.name == task.net_model and config.max_batch_size == MAX_BATCH_SIZE
         assert {i.name: list(i.dims) for i in config.input} == inputs
-        assert all(i.data_type == mc.TYPE_UINT8 for i in [*config.input, *config.output])
+        assert [mc.DataType.Name(i.data_type) for i in config.input] == [f"TYPE_{s.dtype}" for s in task.net_inputs.values()]
+        assert all(o.data_type == mc.TYPE_UINT8 for o in config.output)
         assert [(o.name, list(o.dims)) for o in config.output] == [(RESTORED, [-1, -1, 3])]
         assert config.HasField("dynamic_batching") and [g.kind for g in config.instance_group] == [kind]
     assert cpu.backend == "python" and cpu.parameters["onnx_file"].string_value == "model.onnx"

@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from export.engine import ensure_onnx
+from export.fp32_layers import fp32_node_names
 from export.onnx_cache import CACHE
 from export.onnx_export import ExportReport, check_against_torch, check_task, main, torch_reference
 from export.samples import box_mask, read_window, sample_clip
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.contract import DECONV_WINDOW, MASK_WINDOW, ONNX_OPSET, RESTORED, TASKS, WINDOW
+from training.contract import BLUR_KERNEL, KERNEL_SIZE, MASK_WINDOW, ONNX_OPSET, RESTORED, TASKS, WINDOW
 from training.network import NetConfig, VideoRestorationNet
 from training.processing import ServingNet
 
@@ -61,7 +62,8 @@ def test_graph_has_contract_names_dynamic_axes_and_opset(exported):
     model = onnx.load(report.path)
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= ONNX_OPSET
     inputs = {i.name: dims(i) for i in model.graph.input}
-    assert inputs == {name: ["batch", 5, "height", "width", c] for name, c in TASKS[task].net_inputs.items()}
+    symbolic = {name: tuple(spec.shape("batch", "height", "width")) for name, spec in TASKS[task].net_inputs.items()}
+    assert {name: tuple(d) for name, d in inputs.items()} == symbolic
     assert [i.name for i in model.graph.input] == list(TASKS[task].net_inputs)
     (output,) = model.graph.output
     assert output.name == RESTORED and output.type.tensor_type.elem_type == onnx.TensorProto.UINT8
@@ -81,6 +83,19 @@ def test_uint8_only_at_the_edges_for_tensorrt(exported):
     assert touching and all(op == "Cast" and set(names) <= edges for op, names in touching), touching
 
 
+def test_only_the_deconvolution_is_marked_to_stay_fp32(exported):
+    """deblur's matrix DFTs (every MatMul of the graph) must not run in FP16 (export/fp32_layers.py);
+    the network's convolutions may, and other tasks have nothing to pin."""
+    task, report, _ = exported
+    model = onnx.load(report.path)
+    marked = set(fp32_node_names(model))
+    if TASKS[task].deconvolved:
+        assert {n.name for n in model.graph.node if n.op_type == "MatMul"} <= marked
+        assert not {n.name for n in model.graph.node if n.op_type == "Conv"} & marked
+    else:
+        assert marked == set()
+
+
 def test_runs_at_odd_sizes_and_batch_like_pytorch(exported):
     task, report, model = exported
     rng = np.random.default_rng(1)
@@ -88,7 +103,7 @@ def test_runs_at_odd_sizes_and_batch_like_pytorch(exported):
     if TASKS[task].masked:
         feeds[MASK_WINDOW] = box_mask(feeds[WINDOW])
     if TASKS[task].deconvolved:
-        feeds[DECONV_WINDOW] = rng.integers(0, 256, (3, 5, 37, 41, 3), dtype=np.uint8)
+        feeds[BLUR_KERNEL] = rng.dirichlet(np.ones(KERNEL_SIZE**2), 3).reshape(3, KERNEL_SIZE, KERNEL_SIZE).astype(np.float32)
     got = ort.InferenceSession(str(report.path)).run([RESTORED], feeds)[0]
     s = TASKS[task].scale
     assert got.shape == (3, 37 * s, 41 * s, 3)

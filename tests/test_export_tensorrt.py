@@ -72,6 +72,17 @@ def test_trtexec_command_matches_the_build():
     assert "--maxShapes=WINDOW:8x5x2160x2160x3,MASK_WINDOW:8x5x2160x2160x1" in args
     assert "--memPoolSize=workspace:4096" in args and "--timingCacheFile=t.cache" in args
     assert "--fp16" not in shlex.split(trtexec_command(Path("m"), Path("p"), shapes, "fp32", 1, Path("c")))
+    assert not any(a.startswith("--precisionConstraints") for a in args)
+
+
+def test_trtexec_keeps_the_marked_layers_fp32_in_an_fp16_build():
+    shapes = profile_shapes(TASKS["deblur"], ProfileSpec())
+    args = shlex.split(trtexec_command(Path("m"), Path("p"), shapes, "fp16", 1, Path("c"), ["fp32/a", "fp32/b"]))
+    assert "--maxShapes=WINDOW:8x5x2160x2160x3,BLUR_KERNEL:8x21x21" in args  # the kernel: batch only
+    assert "--precisionConstraints=obey" in args
+    assert "--layerPrecisions=fp32/a:fp32,fp32/b:fp32" in args and "--layerOutputTypes=fp32/a:fp32,fp32/b:fp32" in args
+    fp32 = shlex.split(trtexec_command(Path("m"), Path("p"), shapes, "fp32", 1, Path("c"), ["fp32/a"]))
+    assert not any(a.startswith("--layerPrecisions") for a in fp32)  # an FP32 build needs no pins
 
 
 @pytest.mark.skipif(tensorrt_problem() is None, reason="TensorRT and a GPU are here")

@@ -76,7 +76,7 @@ def test_ensemble_wires_window_to_net(task):
     assert dims(config, "output") == {contract.RESTORED: ("TYPE_UINT8", [-1, -1, 3]), contract.FRAME_INDEX: ("TYPE_INT64", [1])}
     steps = config.ensemble_scheduling.step
     assert [s.model_name for s in steps] == [task.window_model, task.net_model]
-    for plane in task.net_inputs:  # WINDOW, and MASK_WINDOW or DECONV_WINDOW
+    for plane in task.net_inputs:  # WINDOW, and MASK_WINDOW or BLUR_KERNEL
         assert steps[0].output_map[plane] == steps[1].input_map[plane]
     assert set(steps[1].input_map) == set(task.net_inputs)
     assert (REPO / task.name / "1").is_dir(), "an ensemble needs an (empty) version directory"
@@ -90,7 +90,7 @@ def test_window_model_matches_contract(task):
     assert int(config.parameters["window"].string_value) == task.window >= task.net_frames
     assert config.parameters["propagate"].string_value == ("true" if task.propagate else "false")
     outputs = dims(config, "output")
-    assert outputs == {**{name: ("TYPE_UINT8", [task.net_frames, -1, -1, c]) for name, c in task.net_inputs.items()},
+    assert outputs == {**{name: (f"TYPE_{spec.dtype}", list(spec.dims)) for name, spec in task.net_inputs.items()},
                        contract.FRAME_INDEX: ("TYPE_INT64", [1])}
     controls = {c.name: c.control[0].kind for c in config.sequence_batching.control_input}
     assert controls == {"START": mc.ModelSequenceBatching.Control.CONTROL_SEQUENCE_START,
@@ -104,7 +104,7 @@ def test_window_model_matches_contract(task):
 @pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
 def test_net_model_matches_contract(task):
     config = load_config(task.net_model)
-    inputs = {name: ("TYPE_UINT8", [task.net_frames, -1, -1, c]) for name, c in task.net_inputs.items()}
+    inputs = {name: (f"TYPE_{spec.dtype}", list(spec.dims)) for name, spec in task.net_inputs.items()}
     assert dims(config, "input") == inputs
     assert dims(config, "output") == {contract.RESTORED: ("TYPE_UINT8", [-1, -1, 3])}
     assert config.max_batch_size == contract.MAX_BATCH_SIZE

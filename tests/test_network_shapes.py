@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from training.config import parse_args
-from training.contract import TASKS
+from training.contract import KERNEL_SIZE, TASKS
 from training.network import NetConfig, VideoRestorationNet
 from training.processing import ServingNet
 
@@ -46,7 +46,7 @@ def float_inputs(config: NetConfig, n: int, h: int, w: int) -> tuple[torch.Tenso
     if config.masked:
         extra["masks"] = (torch.rand(n, config.frames, 1, h, w) > 0.7).float()
     if config.deconvolved:
-        extra["deconvolved"] = torch.rand(n, config.frames, 3, h, w)
+        extra["kernel"] = torch.softmax(torch.rand(n, KERNEL_SIZE * KERNEL_SIZE), 1).reshape(n, KERNEL_SIZE, KERNEL_SIZE)
     return frames, extra
 
 
@@ -75,7 +75,7 @@ def test_uint8_edges_take_any_size_and_give_uint8_at_scale(name, size):
     if config.masked:
         second = torch.randint(0, 2, (2, config.frames, h, w, 1), dtype=torch.uint8) * 255
     elif config.deconvolved:
-        second = torch.randint(0, 256, (2, config.frames, h, w, 3), dtype=torch.uint8)
+        second = torch.softmax(torch.rand(2, KERNEL_SIZE * KERNEL_SIZE), 1).reshape(2, KERNEL_SIZE, KERNEL_SIZE)
     with torch.no_grad():
         out = serving(window, second)
     assert out.shape == (2, h * config.scale, w * config.scale, 3) and out.dtype == torch.uint8
@@ -88,7 +88,7 @@ def test_uint8_edges_take_any_size_and_give_uint8_at_scale(name, size):
 def test_a_missing_second_input_is_an_error(name):
     config = VARIANTS[name]
     serving = ServingNet(VideoRestorationNet(config).eval())
-    with pytest.raises(ValueError, match="mask window|deconvolved window"):
+    with pytest.raises(ValueError, match="mask window|blur kernel"):
         serving(torch.zeros(1, config.frames, 16, 16, 3, dtype=torch.uint8))
 
 

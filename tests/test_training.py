@@ -17,7 +17,8 @@ from training.checkpoint import load_checkpoint, save_checkpoint, warm_start
 from training.config import TrainConfig, parse_args
 from training.data import (DECONV_CONTEXT, VALIDATION_CLIP, WindowDataset, animate_still, load_clip,
                            sample_clip_window)
-from training.deconvolution import deconvolve_window
+from training.blur_kernel import estimate_kernel
+from training.contract import KERNEL_SIZE
 from training.evaluate import mirrored_window, psnr, validation_set
 from training.network import NetConfig, VideoRestorationNet, gflops_per_frame
 from training.train import learning_rate, loss_fn, train
@@ -56,20 +57,18 @@ def test_dataset_samples(task, lr_size):
     assert y.shape == (3, 32, 32) and y.dtype == torch.uint8
 
 
-def test_deblur_samples_carry_the_deconvolved_window():
-    """A crop as large as the deconvolution's context is not cut: the deconvolved plane must then
-    be exactly the Wiener deconvolution of the sample's own blurred window, frame for frame."""
+def test_deblur_samples_carry_the_kernel_of_their_context():
+    """A crop as large as the kernel's context is not cut: the kernel must then be exactly the
+    estimate on the sample's own blurred centre frame; smaller crops keep the context's kernel."""
     ds = WindowDataset("deblur", frames=5, crop=DECONV_CONTEXT, still_prob=1.0, deconvolved=True)
     for seed in (0, 1):
-        blurred, target, deconvolved = ds.sample(np.random.default_rng(seed))
-        assert blurred.shape == deconvolved.shape == (5, 3, DECONV_CONTEXT, DECONV_CONTEXT)
-        assert deconvolved.dtype == torch.uint8 and target.shape == (3, DECONV_CONTEXT, DECONV_CONTEXT)
-        expected = deconvolve_window(blurred.permute(0, 2, 3, 1).numpy())
-        assert np.array_equal(deconvolved.permute(0, 2, 3, 1).numpy(), expected), seed
+        blurred, target, kernel = ds.sample(np.random.default_rng(seed))
+        assert blurred.shape == (5, 3, DECONV_CONTEXT, DECONV_CONTEXT) and target.shape == (3, DECONV_CONTEXT, DECONV_CONTEXT)
+        assert kernel.dtype == torch.float32 and kernel.shape == (KERNEL_SIZE, KERNEL_SIZE)
+        np.testing.assert_array_equal(kernel.numpy(), estimate_kernel(blurred[2].permute(1, 2, 0).numpy()))
     small = WindowDataset("deblur", frames=5, crop=32, still_prob=0.5, clips=("carphone_pristine.mp4",), deconvolved=True)
-    blurred, target, deconvolved = small.sample(np.random.default_rng(3))
-    assert blurred.shape == deconvolved.shape == (5, 3, 32, 32) and target.shape == (3, 32, 32)
-
+    blurred, target, kernel = small.sample(np.random.default_rng(3))
+    assert blurred.shape == (5, 3, 32, 32) and target.shape == (3, 32, 32) and kernel.shape == (KERNEL_SIZE, KERNEL_SIZE)
 
 def test_mirrored_window_edges():
     clip = np.arange(6)
@@ -192,15 +191,15 @@ def test_train_sr4_outputs_four_times_larger(tmp_path):
     assert net(torch.rand(1, 5, 3, 8, 12)).shape == (1, 3, 32, 48)
 
 
-def test_train_deblur_feeds_the_deconvolved_window(tmp_path):
+def test_train_deblur_feeds_the_blur_kernel(tmp_path):
     out = tmp_path / "deblur.pt"
     train(parse_args(["--task", "deblur", *TINY, "--unshuffle", "2", "--levels", "0", "--steps", "2",
                       "--run-dir", str(tmp_path), "--out", str(out)]))
     net, _ = load_checkpoint(out)
     assert net.config.deconvolved and net.config.in_channels == 6
     frames = torch.rand(1, 5, 3, 16, 24)
-    assert net(frames, deconvolved=frames).shape == (1, 3, 16, 24)
-    with pytest.raises(ValueError, match="deconvolved window"):
+    assert net(frames, kernel=torch.rand(1, KERNEL_SIZE, KERNEL_SIZE)).shape == (1, 3, 16, 24)
+    with pytest.raises(ValueError, match="blur kernel"):
         net(frames)
 
 
@@ -300,9 +299,9 @@ def test_task_defaults_are_the_shipped_network(task):
 def test_gflops_formula_matches_torch_flop_counter(config):
     net = VideoRestorationNet(config)
     masks = torch.zeros(1, config.frames, 1, 64, 128) if config.masked else None
-    deconvolved = torch.rand(1, config.frames, 3, 64, 128) if config.deconvolved else None
+    kernel = torch.full((1, KERNEL_SIZE, KERNEL_SIZE), 1 / KERNEL_SIZE**2) if config.deconvolved else None
     with FlopCounterMode(display=False) as counter:
-        out = net(torch.rand(1, config.frames, 3, 64, 128), masks, deconvolved)
+        out = net(torch.rand(1, config.frames, 3, 64, 128), masks, kernel)
     assert out.shape == (1, 3, 64 * config.scale, 128 * config.scale)
     assert gflops_per_frame(config, 64, 128) == pytest.approx(counter.get_total_flops() / 1e9, rel=1e-6)
 

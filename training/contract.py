@@ -14,8 +14,8 @@ FRAME = "FRAME"              # UINT8 [H, W, 3]      one RGB frame as decoded
 WINDOW = "WINDOW"            # UINT8 [T, H, W, 3]   the net's T = Task.net_frames frames, centre restored
 MASK = "MASK"                # UINT8 [H, W, 1] in, [T, H, W, 1] windowed; 255 = pixels to fill
 MASK_WINDOW = "MASK_WINDOW"  # UINT8 [T, H, W, 1]   the masks of a window (inpaint only)
-DECONV_WINDOW = "DECONV_WINDOW"  # UINT8 [T, H, W, 3] the window after blind deconvolution (deblur only;
-                                 # made by the window model, training/deconvolution.py)
+BLUR_KERNEL = "BLUR_KERNEL"  # FP32 [K, K]        the window's blur kernel, estimated on its centre frame
+                             # by the window model (deblur only; training/blur_kernel.py); sum 1
 FRAME_INDEX = "FRAME_INDEX"  # INT64 [1]            index of the centre frame in its stream
 RESTORED = "RESTORED"        # UINT8 [H*s, W*s, 3]  restored centre frame
 
@@ -32,10 +32,32 @@ MAX_SIDE = 2160              # largest H or W <task>_net takes (the TensorRT pro
                              # the client tiles larger frames, learning this from the net's config
 
 
-def net_inputs(masked: bool = False, deconvolved: bool = False) -> dict[str, int]:
-    """A `<task>_net`'s input tensors in the ONNX graph's argument order, each with its channels
-    (every one is UINT8 [T, H, W, C])."""
-    return {WINDOW: 3, **({MASK_WINDOW: 1} if masked else {}), **({DECONV_WINDOW: 3} if deconvolved else {})}
+KERNEL_SIZE = 21             # K: the largest blur kernel deblur estimates (odd; training blurs reach 21 px)
+
+
+@dataclass(frozen=True)
+class NetInput:
+    """One input of a `<task>_net` (and output of its window model): its element type and its
+    dims without the batch, as in config.pbtxt; -1 is the frame's height, then its width."""
+
+    dtype: str                  # "UINT8" or "FP32" (Triton's names without the TYPE_ prefix)
+    dims: tuple[int, ...]
+
+    def shape(self, batch: int, height: int, width: int) -> tuple[int, ...]:
+        """The full shape, batch first, at a frame size."""
+        sides = iter((height, width))
+        return (batch, *(next(sides) if d == -1 else d for d in self.dims))
+
+
+def net_inputs(frames: int, masked: bool = False, deconvolved: bool = False) -> dict[str, NetInput]:
+    """A `<task>_net`'s inputs in the ONNX graph's argument order: the window of `frames` frames
+    UINT8 [T, H, W, 3], then inpaint's masks UINT8 [T, H, W, 1] or deblur's kernel FP32 [K, K]."""
+    window = {WINDOW: NetInput("UINT8", (frames, -1, -1, 3))}
+    if masked:
+        window[MASK_WINDOW] = NetInput("UINT8", (frames, -1, -1, 1))
+    if deconvolved:
+        window[BLUR_KERNEL] = NetInput("FP32", (KERNEL_SIZE, KERNEL_SIZE))
+    return window
 
 
 @dataclass(frozen=True)
@@ -53,7 +75,7 @@ class Task:
     net_frames: int = 5
     window: int = 5
     masked: bool = False        # the client streams a MASK beside each FRAME
-    deconvolved: bool = False   # the window model adds DECONV_WINDOW for the net
+    deconvolved: bool = False   # the window model adds the BLUR_KERNEL of each window for the net
     propagate: bool = False     # inpaint: the window model fills the centre's hidden pixels from
                                 # all `window` frames by optical flow (training/propagation.py)
                                 # before cutting the `net_frames` the net takes
@@ -64,8 +86,8 @@ class Task:
                              "must be odd, with window >= net_frames")
 
     @property
-    def net_inputs(self) -> dict[str, int]:
-        return net_inputs(self.masked, self.deconvolved)
+    def net_inputs(self) -> dict[str, NetInput]:
+        return net_inputs(self.net_frames, self.masked, self.deconvolved)
 
     @property
     def window_model(self) -> str:

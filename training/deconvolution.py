@@ -1,201 +1,169 @@
-"""Blind deconvolution of a window: estimate the blur kernel from the centre frame, then
-Wiener-deconvolve every frame of the window with it.
+"""Wiener deconvolution of a window by its blur kernel, as a torch module inside the exported graph.
 
 The deblur network sees both the blurred window and this deconvolved one (NetConfig.deconvolved).
 A network trained only on blurred frames must discover the kernel implicitly, which small networks
 trained on a CPU barely do; with the right kernel, plain Wiener deconvolution recovers most of the
-detail. The estimate is wrong on some frames (few strong edges, a sharp input, heavy texture): the
-network, trained on this same estimator's output, learns when to trust it.
+detail. The kernel comes from the window model (training/blur_kernel.py estimates it on the centre
+frame, a small resolution-independent NumPy step), as the net input BLUR_KERNEL; everything per
+pixel happens here, in the graph that ONNX Runtime runs on CPU and TensorRT on GPU.
 
-Kernel estimation is coarse-to-fine alternating minimisation after Cho & Lee ("Fast motion
-deblurring", 2009): predict sharp edges from the current latent image (bilateral + shock filter),
-keep the strongest useful gradients (Xu & Jia's usefulness, which discounts fine texture), solve
-for the kernel in closed form in the Fourier domain, clean it (non-negative, small values and
-stray components dropped, centred), then update the latent image by Tikhonov deconvolution.
+Why a matrix DFT: the Wiener inverse of a motion blur has a long support (truncating it to 63 x 63
+pixels still loses 4 dB against the exact filter on bikes), so it must be applied in the frequency
+domain. ONNX's DFT operator is not parsed by TensorRT before 11.2 and torch's exporter does not
+emit it, so the transform is written with MatMul: each axis, padded to a multiple of RADIX, is
+split as n = B*a + b (Cooley-Tukey with two factors), so a length-L transform costs RADIX + L/RADIX
+multiply-adds per sample instead of L: two matrix products (the factor on the left for a middle
+axis, on the right for the last, never a Transpose: ONNX Runtime spent a third of the module's
+time transposing in the first version) and one twiddle product. The frequencies
+stay in that split order ([k1, k2] holds frequency k1 + RADIX*k2); the Wiener filter is built in
+the same order and the inverse undoes it, so no reordering is ever needed. Two real planes travel
+as one complex plane (the filter of a real kernel is Hermitian, so the two come back apart as the
+real and imaginary parts).
 
-One definition for training (training/data.py), evaluation (training/evaluate.py) and serving:
-the window model runs it when its config has a DECONV_WINDOW output (`make engine` copies this
-file beside it). NumPy, SciPy and OpenCV only, no torch, so the Triton Python backend imports it as it is.
+Precision: the transforms must run in FP32 (sums over up to 2,208 samples): export marks this
+module's nodes and an FP16 TensorRT build pins them to FP32 (export/fp32_layers.py).
 """
 from __future__ import annotations
 
-import cv2
-import numpy as np
-import scipy.fft
+import math
 
-KERNEL_SIZE = 21      # the largest kernel estimated (odd; the training blur goes up to 21 px)
-LEVELS = 4            # pyramid levels, sqrt(2) apart: kernels 21, 15, 11, 7 px
-ITERATIONS = 5        # edge prediction / kernel / latent rounds per level
-REGION = 320          # the kernel is estimated on at most REGION x REGION pixels (the most edgy part)
-NSR = 0.01            # Wiener noise-to-signal ratio of the final deconvolution
-KERNEL_REGULARISER = 0.05   # Tikhonov weight of the kernel solve, relative to the mean edge energy
-KERNEL_THRESHOLD = 0.2      # kernel values below this fraction of its peak are dropped
-PAD = KERNEL_SIZE + 3       # reflected border before any FFT (against wrap-around)
-MIN_SIDE = 48         # smaller frames hold too few edges to estimate from: left as they are
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NSR = 0.01      # Wiener noise-to-signal ratio
+PAD = 24        # reflected border before the (circular) transform: longer than the kernel (21 px)
+RADIX = 32      # the first factor of every padded side; sides are padded up to a multiple of it
 
 
-def _padded(image: np.ndarray, pad: int) -> np.ndarray:
-    """Reflect-pad by `pad` on every side, then on the bottom/right up to fast FFT sizes."""
-    h, w = image.shape[:2]
-    fh, fw = (scipy.fft.next_fast_len(n + 2 * pad, real=True) for n in (h, w))
-    return cv2.copyMakeBorder(image, pad, fh - h - pad, pad, fw - w - pad, cv2.BORDER_REFLECT)
+def _phases(rows: torch.Tensor, cols: torch.Tensor, length, sign: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of sign * 2 pi * outer(rows, cols) / length: a (part of a) DFT matrix."""
+    angle = torch.outer(rows, cols) * (sign * 2 * math.pi) / length
+    return torch.cos(angle), torch.sin(angle)
 
 
-def _otf(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """rfft2 of `kernel` zero-padded to `shape` with its centre moved to the origin."""
-    kh, kw = kernel.shape
-    full = np.zeros(shape, np.float32)
-    full[:kh, :kw] = kernel
-    return np.fft.rfft2(np.roll(full, (-(kh // 2), -(kw // 2)), (0, 1)))
+def _mm(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """x (..., K) @ m (K, M) as one two-dimensional GEMM (no batched-matmul shape cases for the
+    exporter to guard on, and one large GEMM for ONNX Runtime)."""
+    return (x.reshape(-1, x.shape[-1]) @ m).reshape(*x.shape[:-1], m.shape[-1])
 
 
-def _psf(otf: np.ndarray, shape: tuple[int, int], size: int) -> np.ndarray:
-    """The size x size kernel around the origin of the inverse of `otf`."""
-    full = np.fft.irfft2(otf, s=shape)
-    return np.roll(full, (size // 2, size // 2), (0, 1))[:size, :size].astype(np.float32)
+def _complex_right(xr: torch.Tensor, xi: torch.Tensor, mr: torch.Tensor, mi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x @ m) for complex x (..., K) and m (K, M): a contraction over x's last axis."""
+    return _mm(xr, mr) - _mm(xi, mi), _mm(xr, mi) + _mm(xi, mr)
 
 
-def _gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    gx, gy = np.zeros_like(image), np.zeros_like(image)
-    gx[:, :-1] = image[:, 1:] - image[:, :-1]
-    gy[:-1] = image[1:] - image[:-1]
-    return gx, gy
+def _complex_left(mr: torch.Tensor, mi: torch.Tensor, xr: torch.Tensor, xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(m @ x) for complex m (K, M) and x (..., M, T): a contraction over x's second-last axis,
+    the 2-D m broadcast over x's leading axes (no transpose of x)."""
+    return mr @ xr - mi @ xi, mr @ xi + mi @ xr
 
 
-def _shock(image: np.ndarray, dt: float = 1.0) -> np.ndarray:
-    """One step of Osher-Rudin shock filtering: edges become steps."""
-    gy, gx = np.gradient(image)
-    return image - dt * np.sign(cv2.Laplacian(image, cv2.CV_32F)) * np.hypot(gx, gy)
+def _complex_mul(xr: torch.Tensor, xi: torch.Tensor, yr: torch.Tensor, yi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return xr * yr - xi * yi, xr * yi + xi * yr
 
 
-def _centred(kernel: np.ndarray) -> np.ndarray:
-    """`kernel` normalised to sum 1 and shifted so that its centroid is the centre pixel; a
-    delta where nothing is left."""
-    total = kernel.sum()
-    size = kernel.shape[0]
-    if total <= 0:
-        delta = np.zeros_like(kernel)
-        delta[size // 2, size // 2] = 1.0
-        return delta
-    kernel = kernel / total
-    ys, xs = np.indices(kernel.shape)
-    shift = np.float32([[1, 0, size // 2 - (kernel * xs).sum()], [0, 1, size // 2 - (kernel * ys).sum()]])
-    kernel = np.maximum(cv2.warpAffine(kernel, shift, (size, size), flags=cv2.INTER_LINEAR), 0)
-    return kernel / max(float(kernel.sum()), 1e-8)
+def dft(xr: torch.Tensor, xi: torch.Tensor, dim: int, inverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The DFT (or its inverse) of a complex tensor given as (real, imag) along dim -1 (columns)
+    or -2 (rows), whose length L must be a multiple of RADIX.
 
-
-def _cleaned(kernel: np.ndarray) -> np.ndarray:
-    """Non-negative, small values dropped, only components holding real mass kept, centred."""
-    kernel = np.maximum(kernel, 0)
-    kernel[kernel < KERNEL_THRESHOLD * kernel.max()] = 0
-    count, labels = cv2.connectedComponents((kernel > 0).astype(np.uint8), connectivity=8)
-    if count > 2:
-        masses = np.array([kernel[labels == i].sum() for i in range(1, count)])
-        keep = np.isin(labels, 1 + np.flatnonzero(masses > 0.1 * masses.max()))
-        kernel = kernel * keep
-    return _centred(kernel)
-
-
-def _usefulness(image: np.ndarray) -> np.ndarray:
-    """Xu & Jia's r map: near 1 on isolated strong edges, near 0 in fine texture and flat areas."""
-    gx, gy = _gradients(image)
-    box = np.ones((5, 5), np.float32)
-    coherent = np.hypot(cv2.filter2D(gx, -1, box), cv2.filter2D(gy, -1, box))
-    return coherent / (cv2.filter2D(np.hypot(gx, gy), -1, box) + 0.05)
-
-
-def _edgiest_region(grey: np.ndarray, size: int) -> np.ndarray:
-    """The size x size crop (or the whole image, if smaller) with the most gradient energy."""
-    h, w = grey.shape
-    if h <= size and w <= size:
-        return grey
-    ch, cw = min(h, size), min(w, size)
-    gx, gy = _gradients(grey)
-    energy = cv2.integral(np.hypot(gx, gy))
-    ys = np.linspace(0, h - ch, max(1, (h - ch) // (ch // 4) + 1)).astype(int)
-    xs = np.linspace(0, w - cw, max(1, (w - cw) // (cw // 4) + 1)).astype(int)
-    y, x = max(((y, x) for y in ys for x in xs),
-               key=lambda p: energy[p[0] + ch, p[1] + cw] - energy[p[0], p[1] + cw] - energy[p[0] + ch, p[1]] + energy[p[0], p[1]])
-    return grey[y : y + ch, x : x + cw]
-
-
-def estimate_kernel(frame: np.ndarray) -> np.ndarray:
-    """The blur kernel of one frame: float32 (KERNEL_SIZE, KERNEL_SIZE), sum 1, centred, in the
-    convolution convention (blurred = sharp convolved with it).
-
-    frame: uint8 (H, W, 3) RGB or (H, W) grey. Deterministic; about 0.2 s for 320 x 320 pixels
-    (measured on this 2-core CPU with a training run beside it).
-    """
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
-    grey = _edgiest_region(grey.astype(np.float32) / 255.0, REGION)
-    height, width = grey.shape
-    kernel, latent, previous_pad, previous_hw = None, None, 0, (0, 0)
-    for level in range(LEVELS - 1, -1, -1):
-        scale = 2 ** (-level / 2)
-        size = max(3, int(round(KERNEL_SIZE * scale)) | 1)
-        h, w = max(16, int(round(height * scale))), max(16, int(round(width * scale)))
-        blurred = cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA) if level else grey
-        padded = _padded(blurred, size)
-        shape = padded.shape
-        if kernel is None:
-            kernel = np.zeros((size, size), np.float32)
-            kernel[size // 2, size // 2] = 1.0
-            latent = padded
+    Forward: natural sample order in, split frequency order out (position k1 * L/RADIX + k2 holds
+    frequency k1 + RADIX * k2); inverse: the reverse. Both contractions are matrix products with
+    the 2-D DFT factor on the left (over a middle axis) or the right (over the last): ONNX MatMul
+    with broadcasting and no Transpose, which ONNX Runtime runs far slower than the GEMMs."""
+    if dim not in (-1, -2):
+        raise ValueError(f"dft: dim must be -1 or -2, got {dim}")
+    shape = xr.shape
+    length = shape[dim]
+    b = length // RADIX
+    sign = 1.0 if inverse else -1.0
+    ra = torch.arange(RADIX, dtype=xr.dtype, device=xr.device)
+    rb = torch.arange(b, dtype=xr.dtype, device=xr.device)
+    fa = _phases(ra, ra, RADIX, sign)          # symmetric
+    fb = _phases(rb, rb, b, sign)              # symmetric
+    twiddle = _phases(ra, rb, length, sign)    # [k1, b]
+    if dim == -1:
+        x = (xr.reshape(*shape[:-1], RADIX, b), xi.reshape(*shape[:-1], RADIX, b))              # [a | k1, b | k2]
+        if not inverse:
+            y = _complex_right(*_complex_mul(*_complex_left(*fa, *x), *twiddle), *fb)
         else:
-            kernel = _centred(cv2.resize(kernel, (size, size), interpolation=cv2.INTER_LINEAR))
-            inner = latent[previous_pad : previous_pad + previous_hw[0], previous_pad : previous_pad + previous_hw[1]]
-            latent = _padded(cv2.resize(inner, (w, h), interpolation=cv2.INTER_LINEAR), size)
-        previous_pad, previous_hw = size, (h, w)
-        # Gradients near the (reflected, wrapped) border would teach the kernel the border.
-        interior = np.zeros(shape, np.float32)
-        interior[2 * size : size + h - size, 2 * size : size + w - size] = 1.0
-        bx, by = _gradients(padded)
-        blurred_x, blurred_y = np.fft.rfft2(bx * interior), np.fft.rfft2(by * interior)
-        useful = _usefulness(padded) * interior
-        spectrum = np.fft.rfft2(padded)
-        d2 = np.abs(_otf(np.float32([[0, -1, 1]]), shape)) ** 2 + np.abs(_otf(np.float32([[0], [-1], [1]]), shape)) ** 2
-        keep_fraction = 0.03
-        for it in range(ITERATIONS):
-            predicted = _shock(cv2.bilateralFilter(latent, 5, 0.1, 1.0))
-            px, py = _gradients(predicted)
-            strength = np.hypot(px, py) * useful
-            inside = strength[interior > 0]
-            threshold = np.partition(inside, int((1 - keep_fraction) * (inside.size - 1)))[int((1 - keep_fraction) * (inside.size - 1))]
-            keep = (strength >= threshold).astype(np.float32)
-            sharp_x, sharp_y = np.fft.rfft2(px * keep), np.fft.rfft2(py * keep)
-            energy = np.abs(sharp_x) ** 2 + np.abs(sharp_y) ** 2
-            otf = (np.conj(sharp_x) * blurred_x + np.conj(sharp_y) * blurred_y) / (energy + KERNEL_REGULARISER * energy.mean())
-            kernel = _cleaned(_psf(otf, shape, size))
-            k = _otf(kernel, shape)
-            weight = max(0.02 * 0.7**it, 0.002)  # the latent's gradient prior relaxes as the kernel settles
-            latent = np.fft.irfft2(np.conj(k) * spectrum / (np.abs(k) ** 2 + weight * d2), s=shape).astype(np.float32)
-            keep_fraction = min(keep_fraction * 1.15, 0.1)
-    return kernel
+            y = _complex_left(*fa, *_complex_mul(*_complex_right(*x, *fb), *twiddle))
+    else:
+        twiddle = (twiddle[0].unsqueeze(-1), twiddle[1].unsqueeze(-1))                          # over the columns
+        lead, width = shape[:-2], shape[-1]
+        wide = (*lead, RADIX, b * width)                # the first-factor contraction: one GEMM per plane
+        x = (xr.reshape(*lead, RADIX, b, width), xi.reshape(*lead, RADIX, b, width))             # [a | k1, b | k2, w]
+        if not inverse:
+            y = _complex_left(*fa, x[0].reshape(wide), x[1].reshape(wide))
+            y = _complex_mul(y[0].reshape(x[0].shape), y[1].reshape(x[0].shape), *twiddle)
+            y = _complex_left(*fb, *y)
+        else:
+            y = _complex_mul(*_complex_left(*fb, *x), *twiddle)
+            y = _complex_left(*fa, y[0].reshape(wide), y[1].reshape(wide))
+    yr, yi = y[0].reshape(shape), y[1].reshape(shape)
+    return (yr / length, yi / length) if inverse else (yr, yi)
 
 
-def wiener_deconvolve(frames: np.ndarray, kernel: np.ndarray, nsr: float = NSR) -> np.ndarray:
-    """Every frame of uint8 (..., H, W, 3) deconvolved by `kernel` (convolution convention) with a
-    Wiener filter of noise-to-signal ratio `nsr`; uint8, same shape (overshoot clipped).
-
-    All planes go through one batched single-precision FFT (scipy.fft, both cores): this runs
-    per served window on full frames, where it is most of the window model's time."""
-    flat = frames.reshape(-1, *frames.shape[-3:])
-    h, w = flat.shape[1:3]
-    padded = np.stack([_padded(frame, PAD) for frame in flat])  # (N, Hp, Wp, 3) uint8
-    planes = np.moveaxis(padded, -1, 1).astype(np.float32)       # (N, 3, Hp, Wp)
-    k = _otf(kernel, planes.shape[-2:])
-    inverse = (np.conj(k) / (np.abs(k) ** 2 + nsr)).astype(np.complex64)
-    restored = scipy.fft.irfft2(scipy.fft.rfft2(planes, workers=-1) * inverse, s=planes.shape[-2:], workers=-1)
-    out = np.clip(np.rint(restored[..., PAD : PAD + h, PAD : PAD + w]), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(np.moveaxis(out, 1, -1)).reshape(frames.shape)
+def split_frequencies(length, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
+    """(L,) the frequency held at each position of `dft`'s output."""
+    b = length // RADIX
+    k1 = torch.arange(RADIX, dtype=dtype, device=device).reshape(RADIX, 1)
+    k2 = torch.arange(b, dtype=dtype, device=device).reshape(1, b)
+    return (k1 + RADIX * k2).reshape(-1)
 
 
-def deconvolve_window(frames: np.ndarray) -> np.ndarray:
-    """uint8 (T, H, W, 3) blurred window -> uint8 (T, H, W, 3): every frame deconvolved with the
-    kernel estimated from the centre frame (the frames of a window share their blur). Windows
-    smaller than MIN_SIDE come back unchanged."""
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"deconvolve_window: expected uint8 (T, H, W, 3), got shape {frames.shape}")
-    if min(frames.shape[1:3]) < MIN_SIDE:
-        return frames.copy()
-    return wiener_deconvolve(frames, estimate_kernel(frames[len(frames) // 2]))
+def kernel_spectrum(kernel: torch.Tensor, height, width) -> tuple[torch.Tensor, torch.Tensor]:
+    """The DFT on a height x width grid of each (N, k, k) kernel centred on the origin, as (real,
+    imag) (N, height, width) in `dft`'s split order on both axes (the layout `WienerDeconvolution`
+    transforms frames into). A direct sum over the k*k taps: no padded kernel image."""
+    k = kernel.shape[-1]
+    offsets = torch.arange(k, dtype=kernel.dtype, device=kernel.device) - k // 2
+    eh = _phases(split_frequencies(height, kernel.dtype, kernel.device), offsets, height, -1.0)   # (H, k)
+    ew = _phases(split_frequencies(width, kernel.dtype, kernel.device), offsets, width, -1.0)     # (W, k)
+    # K[fh, fw] = sum over rows u, columns v of eh[fh, u] * kernel[u, v] * ew[fw, v]
+    columns = (_mm(kernel, ew[0].transpose(0, 1)), _mm(kernel, ew[1].transpose(0, 1)))         # (N, k, W)
+    return _complex_left(*eh, *columns)                                                         # (N, H, W)
+
+
+def matmul_flops(planes: int, height: int, width: int, kernel_size: int) -> int:
+    """Floating-point operations (2 per multiply-add) of the GEMMs of one window's deconvolution:
+    its kernel's spectrum, then a forward and an inverse transform of ceil(planes / 2) complex
+    planes along each padded side (RADIX + L / RADIX multiply-adds per complex sample, 4 real each)."""
+    sides = [RADIX * -(-(n + 2 * PAD) // RADIX) for n in (height, width)]
+    area, blocks = sides[0] * sides[1], sum(n // RADIX for n in sides)
+    transforms = 2 * 2 * 4 * -(-planes // 2) * area * (2 * RADIX + blocks)
+    spectrum = 2 * 2 * kernel_size * kernel_size * sides[1] + 2 * 4 * kernel_size * area
+    return transforms + spectrum
+
+
+class WienerDeconvolution(nn.Module):
+    """Every plane of a window deconvolved by its window's blur kernel (no parameters)."""
+
+    def __init__(self, nsr: float = NSR) -> None:
+        super().__init__()
+        self.nsr = nsr
+
+    def forward(self, planes: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+        """planes: float (N, C, H, W) in [0, 1], any H, W >= 13 (the reflected border needs
+        PAD / 2 + 1 pixels); kernel: float (N, k, k), k odd <= 2 * PAD + 1, sum 1, in the convolution
+        convention (blurred = sharp convolved with it), one per window. Returns float (N, C, H, W),
+        the Wiener estimate of the sharp planes clamped to [0, 1]."""
+        n, c, h, w = planes.shape
+        # Padded sides RADIX * B (B >= 2): written as a multiple, which the exporter's shape
+        # reasoning follows through every reshape below.
+        blocks_h, blocks_w = (h + 2 * PAD + RADIX - 1) // RADIX, (w + 2 * PAD + RADIX - 1) // RADIX
+        pad_h, pad_w = RADIX * blocks_h - h - 2 * PAD, RADIX * blocks_w - w - 2 * PAD
+        # The border repeats the edge pixels (any side works, unlike a reflection longer than
+        # the side), then the transform's size is reached on the bottom and right.
+        padded = F.pad(planes, (PAD, PAD + pad_w, PAD, PAD + pad_h), mode="replicate")
+        height, width = padded.shape[-2:]
+        # Two real planes per complex one (the first half of the planes real, the second imaginary;
+        # an odd count lends the last half plane 0 again); along the rows, then the columns.
+        half = (c + 1) // 2
+        zr, zi = dft(*dft(padded[:, :half], padded[:, c - half :], -2), -1)
+        kr, ki = kernel_spectrum(kernel, height, width)
+        gain = kr * kr + ki * ki + self.nsr
+        zr, zi = _complex_mul(zr, zi, (kr / gain).unsqueeze(1), (-ki / gain).unsqueeze(1))
+        zr, zi = dft(*dft(zr, zi, -1, inverse=True), -2, inverse=True)
+        inside = (Ellipsis, slice(PAD, PAD + h), slice(PAD, PAD + w))
+        return torch.cat([zr[inside], zi[inside][:, 2 * half - c :]], dim=1).clamp(0.0, 1.0)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-from training.deconvolution import deconvolve_window
+from training.blur_kernel import estimate_kernel
 from training.data import VALIDATION_CLIP, load_clip
 from training.degradations import bicubic_downscale, blur, defocus_kernel, gaussian_noise, motion_blur_kernel
 from training.masks import random_mask_window
@@ -108,8 +108,8 @@ def network_planes(
     config: NetConfig, windows: np.ndarray, masks: np.ndarray | None = None
 ) -> list[np.ndarray]:
     """What the served `<task>_net` receives for windows (K, T, h, w, 3) [and inpainting masks
-    (K, T, h, w, 1)], in its input order (training/contract.py `net_inputs`): the window model's
-    deconvolution applied as the network was trained, the window cut to T frames
+    (K, T, h, w, 1)], in its input order (training/contract.py `net_inputs`): deblur's blur kernels
+    (K, k, k) float32 estimated on the centre frames as the window model does, the window cut to T frames
     for a network with a shorter window (T=1 gets each centre frame only); with masks, a longer
     window first fills its centre by propagation from all its frames (training/propagation.py)."""
     t = windows.shape[1]
@@ -124,7 +124,7 @@ def network_planes(
         masks = None if masks is None else masks[:, lo : lo + config.frames]
     planes = [windows] if masks is None else [windows, masks]
     if config.deconvolved:
-        planes.append(np.stack([deconvolve_window(w) for w in windows]))
+        planes.append(np.stack([estimate_kernel(w[len(w) // 2]) for w in windows]))
     return planes
 
 

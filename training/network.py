@@ -7,8 +7,9 @@ Shape of the computation (T frames in, the centre frame out, at scale s):
     concat over T --> 1x1 conv (temporal fusion) --> [U-Net of `levels` levels] --> `fusion_blocks`
     residual blocks --> conv --> PixelShuffle(r*s) --> + upsampled centre frame  (global residual)
 
-A deconvolved network (deblur) also gets the window after blind deconvolution
-(training/deconvolution.py): each frame carries 6 channels (blurred, deconvolved), and the global
+A deconvolved network (deblur) also gets its window's blur kernel and Wiener-deconvolves the window
+by it first (training/deconvolution.py, inside the graph): each frame carries 6 channels (blurred,
+deconvolved), and the global
 residual starts from a per-pixel blend of the two centre frames whose weight the network predicts
 (a sigmoid gate from the tail), so trusting or ignoring the deconvolution is equally easy.
 
@@ -35,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.contract import KERNEL_SIZE
+from training.deconvolution import WienerDeconvolution, matmul_flops
 from training.flow import align_window
 
 
@@ -53,7 +56,7 @@ class NetConfig:
     levels: int = 0            # U-Net levels after fusion (0 = none); H, W multiples of r*2**levels
     level_blocks: int = 2      # residual blocks per U-Net level
     aligned: bool = False      # warp the neighbours onto the centre by optical flow first (training/flow.py)
-    deconvolved: bool = False  # deblur: the window after blind deconvolution comes too (training/deconvolution.py)
+    deconvolved: bool = False  # deblur: takes the blur kernel, deconvolves the window by it (training/deconvolution.py)
     refine_channels: int = 0   # width of the full-resolution refinement stage (0 = none)
 
     def __post_init__(self) -> None:
@@ -119,6 +122,8 @@ class VideoRestorationNet(nn.Module):
         # The tail also predicts the deconvolution gate's logit per output pixel (deconvolved only).
         self.tail = nn.Conv2d(c.channels, (4 if c.deconvolved else 3) * (r * s) ** 2, 3, padding=1)
         self.shuffle = nn.PixelShuffle(r * s)
+        if c.deconvolved:
+            self.deconvolution = WienerDeconvolution()
         if c.refine_channels:
             self.refine_head = nn.Conv2d(3 + (1 if c.masked else 0), c.refine_channels, 3, padding=1)
             self.refine_body = ResidualBlock(c.refine_channels)
@@ -143,14 +148,15 @@ class VideoRestorationNet(nn.Module):
             nn.init.zeros_(self.refine_tail.weight)
 
     def forward(
-        self, frames: torch.Tensor, masks: torch.Tensor | None = None, deconvolved: torch.Tensor | None = None
+        self, frames: torch.Tensor, masks: torch.Tensor | None = None, kernel: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Restore the centre frame of a window.
 
         frames: float (N, T, 3, H, W), RGB in [0, 1]; H and W multiples of `config.multiple`.
         masks:  float (N, T, 1, H, W) in {0, 1}, 1 = pixel to fill; required iff config.masked.
-        deconvolved: float (N, T, 3, H, W) in [0, 1], the same window after blind deconvolution
-                 (training/deconvolution.py); required iff config.deconvolved.
+        kernel: float (N, k, k), each window's blur kernel (sum 1, convolution convention; k odd,
+                 <= 49), estimated on its centre frame (training/blur_kernel.py); required iff
+                 config.deconvolved. The window is Wiener-deconvolved by it in the graph.
         Returns float (N, 3, H*s, W*s), RGB, about [0, 1] (not clamped: the loss sees overshoot).
         An aligned network first warps each neighbour onto the centre frame (training/flow.py),
         inside the graph, so training, evaluation and serving align identically.
@@ -173,8 +179,9 @@ class VideoRestorationNet(nn.Module):
             m = masks[:, t // 2]
             centre = pull_push_fill(centre * (1 - m), 1 - m)
         if c.deconvolved:
-            if deconvolved is None:
-                raise ValueError("this network is deconvolved (deblur): pass the deconvolved window (N, T, 3, H, W)")
+            if kernel is None:
+                raise ValueError("this network is deconvolved (deblur): pass the blur kernel (N, k, k)")
+            deconvolved = self.deconvolution(frames.reshape(n, t * 3, h, w), kernel).reshape(n, t, 3, h, w)
             x = torch.cat([x, deconvolved - 0.5], dim=2)
         x = self.unshuffle(x.reshape(n * t, c.in_channels, h, w))
         feats = self.frame_body(self.act(self.frame_head(x)))
@@ -234,11 +241,11 @@ def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: in
 
 
 def second_input_name(config: NetConfig) -> str:
-    """The keyword of VideoRestorationNet.forward that takes the window's second plane."""
+    """The keyword of VideoRestorationNet.forward that takes its second input (masks or kernel)."""
     if config.masked:
         return "masks"
     if config.deconvolved:
-        return "deconvolved"
+        return "kernel"
     raise ValueError("this network takes the window alone (neither masked nor deconvolved)")
 
 
@@ -247,7 +254,8 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def gflops_per_frame(config: NetConfig, height: int, width: int) -> float:
-    """Multiply-accumulate count x2 of the convolutions for one output frame of H x W input."""
+    """Multiply-accumulate count x2 of the convolutions (and of a deconvolved network's matrix
+    DFTs) for one output frame of H x W input."""
     r, s = config.unshuffle, config.scale
     hw = math.ceil(height / r) * math.ceil(width / r)
     in_per_frame = config.in_channels * r * r
@@ -263,4 +271,7 @@ def gflops_per_frame(config: NetConfig, height: int, width: int) -> float:
     rc = config.refine_channels
     if rc:
         macs += height * width * s * s * 9 * ((3 + (1 if config.masked else 0)) * rc + 2 * rc * rc + rc * 3)
-    return 2 * macs / 1e9
+    flops = 2 * macs
+    if config.deconvolved:
+        flops += matmul_flops(3 * config.frames, height, width, KERNEL_SIZE)
+    return flops / 1e9

@@ -48,8 +48,8 @@ class ServingNet(nn.Module):
 
     def forward(self, window: torch.Tensor, second: torch.Tensor | None = None) -> torch.Tensor:
         """window: uint8 (N, T, H, W, 3) RGB. second, as the network's config asks: inpaint's mask
-        window uint8 (N, T, H, W, 1), 255 = fill, or deblur's deconvolved window uint8
-        (N, T, H, W, 3) (training/deconvolution.py). Returns uint8 (N, H*s, W*s, 3) RGB, the
+        window uint8 (N, T, H, W, 1), 255 = fill, or deblur's blur kernel float32 (N, k, k)
+        (training/blur_kernel.py). Returns uint8 (N, H*s, W*s, 3) RGB, the
         restored centre frame."""
         cfg = self.net.config
         frames = window_to_network(window)
@@ -58,8 +58,8 @@ class ServingNet(nn.Module):
             extra = {}
             if cfg.deconvolved:
                 if second is None:
-                    raise ValueError("deconvolved network needs the deconvolved window (N, T, H, W, 3)")
-                extra["deconvolved"] = pad_to_multiple(window_to_network(second), cfg.multiple)
+                    raise ValueError("deconvolved network needs the blur kernel (N, k, k)")
+                extra["kernel"] = second
             y = self.net(pad_to_multiple(frames, cfg.multiple), **extra)
             return network_to_frame(y[:, :, : h * cfg.scale, : w * cfg.scale])
         if second is None:

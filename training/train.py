@@ -40,6 +40,11 @@ def git_commit() -> str:
         return "unknown"
 
 
+def to_network(second: torch.Tensor) -> torch.Tensor:
+    """A batch's second tensor as the network takes it: uint8 masks to [0, 1], float kernels as they are."""
+    return second.float() / 255.0 if second.dtype == torch.uint8 else second
+
+
 def loss_fn(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if name == "charbonnier":
         # sqrt((x-y)^2 + eps^2): L1-like (robust, sharp) but smooth at 0.
@@ -158,11 +163,11 @@ def train(cfg: TrainConfig) -> dict:
     progress = schedule_progress(cfg, step, elapsed_before)  # a resumed run's schedule goes on where it stopped
     batches = iter(loader)
     while progress < 1.0:
-        # Inpaint batches carry masks (255 = fill), deblur batches the deconvolved window.
+        # Inpaint batches carry masks (uint8, 255 = fill), deblur batches the blur kernels (float).
         degraded, target, *second = next(batches)
         x = degraded.to(device, non_blocking=True).float() / 255.0
         y = target.to(device, non_blocking=True).float() / 255.0
-        extra = {second_input_name(net_config): second[0].to(device, non_blocking=True).float() / 255.0} if second else {}
+        extra = {second_input_name(net_config): to_network(second[0].to(device, non_blocking=True))} if second else {}
         lr = learning_rate(cfg, step, progress)
         for group in optimizer.param_groups:
             group["lr"] = lr

@@ -12,9 +12,9 @@ DLPack straight to the TensorRT plan.
 Config parameters max_side, max_streams (at most 256) and max_held_mib: the limits windowing.py
 checks before a frame is held; a refused request gets an error naming the limit, and every
 other stream goes on untouched.
-Output DECONV_WINDOW (deblur's config has it): each window also leaves deconvolved by the blur
-kernel estimated from its centre frame, by deconvolution.py (a copy of training/deconvolution.py,
-placed by `make engine`), outside the lock as well.
+Output BLUR_KERNEL (deblur's config has it): each window also carries the blur kernel of its centre
+frame, estimated by blur_kernel.py (a copy of training/blur_kernel.py placed by `make engine`; NumPy
+on a fixed-size crop, outside the lock); the net deconvolves the window by it in its graph.
 Config parameter `propagate` ("true" in inpaint's config): the model keeps `window` frames (more
 than the net takes), fills each window's centre frame where another frame shows what its mask
 hides, by propagation.py (a copy of training/propagation.py placed by `make engine`), and sends
@@ -36,8 +36,8 @@ from windowing import MIB, Limits, StreamError, StreamTable, Window
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 # Input plane -> output name; MASK only exists in the inpaint task's config.
 PLANES = {"FRAME": "WINDOW", "MASK": "MASK_WINDOW"}
-# An output made from the window rather than windowed from an input (deblur's config only).
-DECONV_WINDOW = "DECONV_WINDOW"
+# An output estimated from the window rather than windowed from an input (deblur's config only).
+BLUR_KERNEL = "BLUR_KERNEL"
 
 
 class TritonPythonModel:
@@ -62,12 +62,12 @@ class TritonPythonModel:
             keep = int(next(o["dims"][0] for o in config["output"] if o["name"] == "WINDOW"))
             self.propagate = functools.partial(propagate_window, keep=keep)
             self.flow_image = flow_image
-        self.deconvolve = None
-        if DECONV_WINDOW in (o["name"] for o in config["output"]):
-            from deconvolution import deconvolve_window  # copied beside this file by `make engine`
+        self.estimate_kernel = None
+        if BLUR_KERNEL in (o["name"] for o in config["output"]):
+            from blur_kernel import estimate_kernel  # copied beside this file by `make engine`
 
-            self.deconvolve = deconvolve_window
-            self.outputs.append(DECONV_WINDOW)
+            self.estimate_kernel = estimate_kernel
+            self.outputs.append(BLUR_KERNEL)
         limits = Limits(max_side=int(params.get("max_side", Limits.max_side)),
                         max_streams=int(params.get("max_streams", Limits.max_streams)),
                         max_held_bytes=int(params.get("max_held_mib", Limits.max_held_bytes // MIB)) * MIB)
@@ -92,8 +92,8 @@ class TritonPythonModel:
                 for window in self._handle(request):
                     if self.propagate is not None:
                         window = self._propagated(window)
-                    if self.deconvolve is not None:
-                        window = self._deconvolved(window)
+                    if self.estimate_kernel is not None:
+                        window = self._with_kernel(window)
                     sender.send(self._response(window))
                 sender.send(flags=FINAL)
             except Exception as exc:  # one bad request must not take down the batch or the stub
@@ -146,10 +146,11 @@ class TritonPythonModel:
         frames, masks, greys = self._on_host(window.planes)
         return dataclasses.replace(window, planes=self._on_device(list(self.propagate(frames, masks, greys=greys))))
 
-    def _deconvolved(self, window: Window) -> Window:
-        """The window plus its frames deconvolved by the centre frame's blur kernel (NumPy, CPU)."""
-        frames = self._on_host(window.planes[:1])[0]
-        return dataclasses.replace(window, planes=window.planes + self._on_device([self.deconvolve(frames)]))
+    def _with_kernel(self, window: Window) -> Window:
+        """The window plus the blur kernel of its centre frame (NumPy, CPU, on a fixed-size crop)."""
+        frames = window.planes[0]
+        centre = self._on_host((frames[len(frames) // 2],))[0]
+        return dataclasses.replace(window, planes=window.planes + self._on_device([self.estimate_kernel(centre)]))
 
     def _response(self, window: Window) -> "pb_utils.InferenceResponse":
         tensors = [pb_utils.Tensor("FRAME_INDEX", np.array([[window.index]], dtype=np.int64))]
