@@ -12,9 +12,11 @@ DLPack straight to the TensorRT plan.
 Config parameters max_side, max_streams (at most 256) and max_held_mib: the limits windowing.py
 checks before a frame is held; a refused request gets an error naming the limit, and every
 other stream goes on untouched.
-Output BLUR_KERNEL (deblur's config has it): each window also carries the blur kernel of its centre
-frame, estimated by blur_kernel.py (a copy of training/blur_kernel.py placed by `make engine`; NumPy
-on a fixed-size crop, outside the lock); the net deconvolves the window by it in its graph.
+Output BLUR_KERNEL (deblur's config has it): each window also carries its stream's blur kernel,
+estimated by blur_kernel.py (a copy of training/blur_kernel.py placed by `make engine`; NumPy on a
+fixed-size crop, outside the lock) from the centre frame of every EVERY-th window and reused in
+between (one estimate costs several frames' budget; blur changes slowly); the net deconvolves the
+window by it in its graph.
 Config parameter `propagate` ("true" in inpaint's config): the model keeps `window` frames (more
 than the net takes), fills each window's centre frame where another frame shows what its mask
 hides, by propagation.py (a copy of training/propagation.py placed by `make engine`), and sends
@@ -62,11 +64,12 @@ class TritonPythonModel:
             keep = int(next(o["dims"][0] for o in config["output"] if o["name"] == "WINDOW"))
             self.propagate = functools.partial(propagate_window, keep=keep)
             self.flow_image = flow_image
-        self.estimate_kernel = None
+        self.kernel_estimator = None
+        self.kernels: dict[int, object] = {}  # deblur: each stream's PeriodicKernel
         if BLUR_KERNEL in (o["name"] for o in config["output"]):
-            from blur_kernel import estimate_kernel  # copied beside this file by `make engine`
+            from blur_kernel import PeriodicKernel  # copied beside this file by `make engine`
 
-            self.estimate_kernel = estimate_kernel
+            self.kernel_estimator = PeriodicKernel
             self.outputs.append(BLUR_KERNEL)
         limits = Limits(max_side=int(params.get("max_side", Limits.max_side)),
                         max_streams=int(params.get("max_streams", Limits.max_streams)),
@@ -89,18 +92,22 @@ class TritonPythonModel:
         for request in requests:
             sender = request.get_response_sender()
             try:
-                for window in self._handle(request):
+                corrid, end, windows = self._handle(request)
+                for window in windows:
                     if self.propagate is not None:
                         window = self._propagated(window)
-                    if self.estimate_kernel is not None:
-                        window = self._with_kernel(window)
+                    if self.kernel_estimator is not None:
+                        window = self._with_kernel(corrid, window)
                     sender.send(self._response(window))
+                if end:
+                    self.kernels.pop(corrid, None)
                 sender.send(flags=FINAL)
             except Exception as exc:  # one bad request must not take down the batch or the stub
                 sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"{self.model_name}: {exc}")), flags=FINAL)
         return None
 
-    def _handle(self, request) -> list[Window]:
+    def _handle(self, request) -> tuple[int, bool, list[Window]]:
+        """(sequence id, whether it ended, the windows this frame completes)."""
         def scalar(name: str) -> int:
             return int(pb_utils.get_input_tensor_by_name(request, name).as_numpy().reshape(-1)[0])
 
@@ -115,13 +122,15 @@ class TritonPythonModel:
                 raise StreamError(f"sequence {corrid}: {name} must be [1, H, W, C] with H, W >= 1, got {list(array.shape)}")
             planes.append(array[0])
         self.table.limits.check_sides(corrid, tuple(planes))  # before any per-frame work
+        if start:
+            self.kernels.pop(corrid, None)  # a reused sequence id starts a new stream
         if self.flow_image is not None:
             # Once per frame, outside the lock; windowed beside the frame as a third plane.
             planes.append(self._on_device([self.flow_image(*self._on_host(tuple(planes)))])[0])
         with self.lock:
             before = len(self.table.streams)
             try:
-                return self.table.handle(corrid, start, end, tuple(planes))
+                return corrid, end, self.table.handle(corrid, start, end, tuple(planes))
             finally:
                 # A metric update is an IPC round trip: only when the number of streams changed.
                 if len(self.table.streams) != before:
@@ -146,11 +155,12 @@ class TritonPythonModel:
         frames, masks, greys = self._on_host(window.planes)
         return dataclasses.replace(window, planes=self._on_device(list(self.propagate(frames, masks, greys=greys))))
 
-    def _with_kernel(self, window: Window) -> Window:
-        """The window plus the blur kernel of its centre frame (NumPy, CPU, on a fixed-size crop)."""
+    def _with_kernel(self, corrid: int, window: Window) -> Window:
+        """The window plus its stream's blur kernel (re-estimated from this centre frame when due)."""
+        estimator = self.kernels.setdefault(corrid, self.kernel_estimator())
         frames = window.planes[0]
         centre = self._on_host((frames[len(frames) // 2],))[0]
-        return dataclasses.replace(window, planes=window.planes + self._on_device([self.estimate_kernel(centre)]))
+        return dataclasses.replace(window, planes=window.planes + self._on_device([estimator(centre)]))
 
     def _response(self, window: Window) -> "pb_utils.InferenceResponse":
         tensors = [pb_utils.Tensor("FRAME_INDEX", np.array([[window.index]], dtype=np.int64))]
@@ -168,6 +178,8 @@ class TritonPythonModel:
         while not self.stop.wait(interval):
             with self.lock:
                 dead = self.table.reap()
+                for corrid in dead:
+                    self.kernels.pop(corrid, None)
                 if dead:
                     self.active.set(len(self.table.streams))
             for corrid in dead:
