@@ -15,6 +15,8 @@ REPOSITORY ?= model_repository
 TASKS ?= $(sort $(foreach c,$(wildcard training/checkpoints/*.pt),$(if $(wildcard $(REPOSITORY)/$(basename $(notdir $(c)))/config.pbtxt),$(basename $(notdir $(c))))))
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
+# make test runs test files on this many pytest-xdist workers (a file's tests stay on one worker, sharing its fixtures).
+TEST_WORKERS ?= 2
 ROBUST_ARGS ?=
 
 .PHONY: help setup engine serve demo pictures test test-long train bench bench-quality bench-robust bench-smoke clean
@@ -44,7 +46,7 @@ pictures: engine  ## one before/after PNG per task into benchmarks/pictures/, ea
 	$(PY) -m benchmarks.pictures --repository $(REPOSITORY)
 
 test: setup  ## unit + integration tests against a real tritonserver (what CI runs, < 5 min)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-long: setup  ## the long tests left out of make test (4K tiling, 10-round load, 600-step training)
 	$(PY) -m pytest -m long $(PYTEST_ARGS)

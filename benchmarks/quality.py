@@ -29,14 +29,14 @@ import cv2
 import numpy as np
 import torch
 
+from export.onnx_cache import CACHE
 from training.checkpoint import load_checkpoint
-from training.contract import RESTORED, net_inputs
+from training.contract import RESTORED, get_task, net_inputs
 from training.data import VALIDATION_CLIP
 from training.blur_kernel import estimate_kernel
 from training.deconvolution import NSR, WienerDeconvolution
 from training.evaluate import ValidationSet, network_planes, psnr, restore, ssim, validation_set
 from training.network import NetConfig, VideoRestorationNet, count_parameters, gflops_per_frame
-from training.processing import ServingNet
 
 Row = tuple[str, float, float, str]  # method, PSNR, SSIM, note
 
@@ -142,23 +142,24 @@ def served_restore(url: str, task: str, windows: np.ndarray, config: NetConfig,
 
 # ---- speed: ONNX Runtime frames/s at 640x360 ----
 
-def onnx_frames_per_second(net: VideoRestorationNet, height: int = 360, width: int = 640,
-                           warmup: int = 10, calls: int = 20) -> float:
-    """Export ServingNet(net) as `make engine` does (export/onnx_export.py) and time batch-1 calls
-    in ONNX Runtime after `warmup` calls (the first calls in a fresh session are about 2x slow)."""
+def onnx_frames_per_second(checkpoint: Path, task: str = "denoise", height: int = 360, width: int = 640,
+                           warmup: int = 10, calls: int = 20, cache: Path | None = CACHE) -> float:
+    """Export `checkpoint` as `make engine` does (export/engine.py: the same export and parity
+    check, reused from `cache` while checkpoint and graph source are unchanged) and time batch-1
+    calls in ONNX Runtime after `warmup` calls (the first calls in a fresh session are about 2x slow)."""
     import onnxruntime as ort
 
-    from export.onnx_export import export_serving_net, parity_cases
+    from export.engine import ensure_onnx
+    from export.onnx_export import parity_cases
     from export.samples import DEFAULT_CLIP, read_window, sample_clip
 
-    c = net.config
+    c = load_checkpoint(checkpoint)[0].config
     specs = net_inputs(c.input_frames, c.masked, c.deconvolved)
+    # The example `make engine` exports from (a real window): its deblur kernel is fed below.
+    example = parity_cases(read_window(sample_clip(DEFAULT_CLIP), c.input_frames), list(specs))[0]
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "net.onnx"
-        # Exported from the example `make engine` uses (a real window; the shapes stay symbolic).
-        window = read_window(sample_clip(DEFAULT_CLIP), c.input_frames)
-        example = parity_cases(window, list(specs))[0]
-        export_serving_net(ServingNet(net.eval()), example, path)
+        path = Path(tmp) / "model.onnx"
+        ensure_onnx(checkpoint, path, get_task(task), cache=cache)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     # Random frames and masks at the size timed; a deblur kernel as estimated on the real window.
@@ -192,7 +193,7 @@ def speed_table(entries: list[tuple[str, Path]], val: ValidationSet) -> list[str
         net, extra = load_checkpoint(path)
         c = net.config
         (_, p, _, _), _ = network_row(label, net, val)
-        fps = onnx_frames_per_second(net)
+        fps = onnx_frames_per_second(path)
         shape = f"T={c.frames} C={c.channels} Cf={c.frame_channels} blocks={c.frame_blocks}+{c.fusion_blocks} r={c.unshuffle}"
         shape += f" U-Net {c.levels}x{c.level_blocks}" if c.levels else ""
         shape += " aligned" if c.aligned else ""
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
             lines += format_rows(title, rows)
             print("\n".join(format_rows(title, rows)), flush=True)
         if net.config.deconvolved:
-            fps = onnx_frames_per_second(net)
+            fps = onnx_frames_per_second(ckpt, task)
             estimate = seconds_per_call(lambda w: estimate_kernel(w[len(w) // 2]), val.windows[0])
             speed = (f"\n{task} speed at 640x360, in-process, batch 1: network (deconvolution included) {fps:.1f} "
                      f"frames/s in ONNX Runtime; the window model's kernel estimate {estimate * 1e3:.0f} ms per window; "

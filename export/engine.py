@@ -96,18 +96,19 @@ def ensure_onnx(checkpoint: Path, onnx: Path, task: Task, force: bool = False, c
     digest, graph = sha256_file(checkpoint), onnx_cache.graph_digest()
     if not force and onnx_is_current(onnx, stamp, digest, graph):
         return f"{onnx} is current (checkpoint sha256 {digest[:12]} and graph source unchanged): not re-exported"
-    if not force and cache and onnx_cache.fetch(cache, digest, graph, onnx) and onnx_is_current(onnx, stamp, digest, graph):
-        return f"{onnx} copied from {onnx_cache.entry(cache, digest, graph)} (same checkpoint and graph source)"
-    report = export_checkpoint(checkpoint, onnx, task=task)
-    atomic_write(stamp, json.dumps({
-        "checkpoint": str(checkpoint), "checkpoint_sha256": digest, "graph_sha256": graph,
-        "onnx_sha256": sha256_file(onnx),
-        "opset": report.opset, "max_abs_diff_vs_pytorch": report.max_abs_diff,
-        "parity_shapes": [list(s) for s in report.checked_shapes],
-        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }, indent=2) + "\n")
-    if cache:
-        onnx_cache.store(cache, digest, graph, onnx)
+    with onnx_cache.exclusive(cache, digest, graph):  # a process exporting the same: wait, then copy its export
+        if not force and cache and onnx_cache.fetch(cache, digest, graph, onnx) and onnx_is_current(onnx, stamp, digest, graph):
+            return f"{onnx} copied from {onnx_cache.entry(cache, digest, graph)} (same checkpoint and graph source)"
+        report = export_checkpoint(checkpoint, onnx, task=task)
+        atomic_write(stamp, json.dumps({
+            "checkpoint": str(checkpoint), "checkpoint_sha256": digest, "graph_sha256": graph,
+            "onnx_sha256": sha256_file(onnx),
+            "opset": report.opset, "max_abs_diff_vs_pytorch": report.max_abs_diff,
+            "parity_shapes": [list(s) for s in report.checked_shapes],
+            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }, indent=2) + "\n")
+        if cache:
+            onnx_cache.store(cache, digest, graph, onnx)
     return (f"exported {checkpoint} -> {onnx} in {report.seconds:.1f} s (opset {report.opset}); "
             f"parity vs PyTorch on real windows: max |diff| {report.max_abs_diff} grey level(s)")
 

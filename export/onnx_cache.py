@@ -1,11 +1,16 @@
 """Exported ONNX files kept outside any model repository (build/onnx_cache), keyed on the
 checkpoint's bytes and on the source of everything that shapes the graph (training/ and export/,
 plus the torch and onnx versions), so repositories that tests and benchmarks build again and
-again export each checkpoint once. A changed checkpoint or graph source is a different key."""
+again export each checkpoint once. A changed checkpoint or graph source is a different key.
+Processes that want the same entry at once (`make test`'s workers) take turns: the first exports,
+the others wait for it and copy its export."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -31,6 +36,18 @@ def graph_digest() -> str:
 
 def entry(cache: Path, checkpoint_sha256: str, graph_sha256: str) -> Path:
     return cache / f"{checkpoint_sha256[:16]}-{graph_sha256[:16]}"
+
+
+@contextmanager
+def exclusive(cache: Path | None, checkpoint_sha256: str, graph_sha256: str) -> Iterator[None]:
+    """Hold the entry's lock file (`cache` None: nothing to hold) until the block ends."""
+    if cache is None:
+        yield
+        return
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(entry(cache, checkpoint_sha256, graph_sha256).with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def fetch(cache: Path, checkpoint_sha256: str, graph_sha256: str, onnx: Path) -> bool:

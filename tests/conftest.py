@@ -1,22 +1,29 @@
 """Shared fixtures: a real tritonserver on free ports, serving a copy of model_repository whose
 networks were exported by the project's own `export.engine` from the shipped checkpoints (exports
 are reused from build/onnx_cache while checkpoint and graph source are unchanged). Tests that need
-a server of their own (other limits, one to kill) copy only the tasks they use."""
+a server of their own (other limits, one to kill) copy only the tasks they use. Tiny test networks
+are seeded and saved under fixed names, so their exports are cached as well."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import tritonclient.grpc as grpcclient
 
 from client.local_server import ADMIN_HEADER, TritonServer
 from export.repository import CHECKPOINTS, build_repository, served_tasks
 from export.triton_config import WindowOptions
+from training.checkpoint import save_checkpoint
+from training.network import NetConfig, VideoRestorationNet
 
-# Short, so reaping is tested in seconds; long enough for a slow frame on a loaded 2-core machine.
-TEST_IDLE_TIMEOUT_S = 6
+# Short, so reaping is tested in seconds; long enough for a slow frame on a loaded 2-core machine
+# (at 6 s, a 352x288 stream was reaped mid-file twice on 2026-12-05 under a load average of 5-9:
+# `make test` runs two workers, each with its servers).
+TEST_IDLE_TIMEOUT_S = 10
 # Sequences a test left open would otherwise hold a stopping server for Triton's default 30 s.
 EXIT_TIMEOUT = ("--exit-timeout-secs", "3")
 
@@ -31,6 +38,11 @@ def served_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tasks = served_tasks()
     if not tasks:
         pytest.fail(f"no checkpoint in {CHECKPOINTS} has a model_repository entry")
+    # Each pytest-xdist worker builds its own copy. With an empty build/onnx_cache (a fresh clone)
+    # the second worker goes the other way round, so the two export half the tasks each and copy
+    # the rest from the cache (export.onnx_cache.exclusive) rather than both exporting all of them.
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
+        tasks = tasks[::-1]
     return build_repository(tmp_path_factory.mktemp("model_repository"), tasks,
                             WindowOptions(idle_timeout_s=TEST_IDLE_TIMEOUT_S))
 
@@ -67,3 +79,14 @@ def inference_counts(server: TritonServer, model: str) -> tuple[int, int]:
     finally:
         client.close()
     return stats.model_stats[0].inference_count, stats.model_stats[0].execution_count
+
+
+def aligned_checkpoint(folder: Path) -> Path:
+    """`folder`/denoise.pt: a tiny aligned denoise network (flow and warps in its graph) whose
+    neighbours visibly matter. Seeded and saved under one name, its bytes are the same in every test
+    and run, so its export (about a minute: the flow) is made once into build/onnx_cache."""
+    torch.manual_seed(0)
+    net = VideoRestorationNet(NetConfig(channels=8, frame_channels=4, fusion_blocks=1, aligned=True))
+    net.tail.weight.data.mul_(30)  # a residual large enough that the neighbours visibly matter
+    save_checkpoint(folder / "denoise.pt", net, task="denoise")
+    return folder / "denoise.pt"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from client.local_server import ADMIN_HEADER, TritonServer, server_command
+from conftest import task_repository
 from tests.test_client_media import make_clip, real_frames
 
 pytestmark = [pytest.mark.server]
@@ -37,8 +38,9 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def tls_server(served_repository, certificate, tmp_path_factory):
-    log = tmp_path_factory.mktemp("logs") / "tritonserver-tls.log"
-    with TritonServer(served_repository, log, tls=certificate) as server:
+    folder = tmp_path_factory.mktemp("tls_server")
+    repository = task_repository(served_repository, folder / "repository", ["denoise"])  # starts faster
+    with TritonServer(repository, folder / "tritonserver-tls.log", tls=certificate) as server:
         yield server
 
 

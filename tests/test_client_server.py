@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from client.colour import Colour
-from client.local_server import TritonServer, free_port
+from client.local_server import free_port
 from client.tiling import plan_tiles
 from conftest import inference_counts, start_server, task_repository
 from tests.test_client_media import assert_same_audio, decode_all, make_clip, packets, psnr, real_frames
@@ -196,17 +196,31 @@ def _interrupted_then_rerun(source: Path, out: Path, url_first: str, url_again: 
     return failed_after, lines[0], again.stderr, process.returncode
 
 
-def _same_as_uninterrupted(source: Path, out: Path, url: str, extra: tuple[str, ...] = (), frames: int = 30) -> None:
-    reference = out.parent / f"reference{out.suffix}"
+def _uninterrupted(source: Path, reference: Path, url: str, extra: tuple[str, ...] = ()) -> list[np.ndarray]:
+    """The frames of an uninterrupted restore of `source` into `reference`."""
     assert restore(str(source), "-o", str(reference), "-y", "--url", url, "--segment-frames", "4", *extra).returncode == 0
-    a, b = decode_all(out)[0], decode_all(reference)[0]
+    return decode_all(reference)[0]
+
+
+def _same_frames(out: Path, reference: list[np.ndarray], frames: int = 30) -> None:
+    a, b = decode_all(out)[0], reference
     # Lossless output: equal up to ONNX Runtime's batch-size-dependent rounding (<= 1 level, rare).
     assert len(a) == len(b) == frames
     assert max(np.abs(x.astype(int) - y).max() for x, y in zip(a, b)) <= 1
     assert np.mean([np.mean(x != y) for x, y in zip(a, b)]) < 0.001
 
 
-def test_ctrl_c_then_resume_equals_an_uninterrupted_run(triton_server, slow_clip, tmp_path):
+def _same_as_uninterrupted(source: Path, out: Path, url: str, extra: tuple[str, ...] = (), frames: int = 30) -> None:
+    _same_frames(out, _uninterrupted(source, out.parent / f"reference{out.suffix}", url, extra), frames)
+
+
+@pytest.fixture(scope="module")
+def slow_reference(triton_server, slow_clip, tmp_path_factory) -> list[np.ndarray]:
+    """The slow clip restored without interruption, once for the tests that interrupt it."""
+    return _uninterrupted(slow_clip, tmp_path_factory.mktemp("reference") / "reference.mkv", triton_server.grpc_url)
+
+
+def test_ctrl_c_then_resume_equals_an_uninterrupted_run(triton_server, slow_clip, slow_reference, tmp_path):
     url = triton_server.grpc_url
     out = tmp_path / "restored.mkv"
     _, message, resumed, status = _interrupted_then_rerun(slow_clip, out, url, url,
@@ -215,11 +229,11 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(triton_server, slow_clip
     assert message.startswith("restore: error: interrupted; ") and "restored now" in resumed
     done_before = int(message.split("; ")[1].split()[0])  # "N frames are kept"
     assert f"30 frames; {30 - done_before} restored now" in resumed  # finished segments not redone
-    _same_as_uninterrupted(slow_clip, out, url)
+    _same_frames(out, slow_reference)
 
 
 def test_server_killed_mid_stream_fails_fast_then_the_same_command_succeeds(served_repository, triton_server,
-                                                                            slow_clip, tmp_path):
+                                                                            slow_clip, slow_reference, tmp_path):
     out = tmp_path / "restored.mkv"
     repo = task_repository(served_repository, tmp_path / "repository", ["denoise"])
     with start_server(repo, tmp_path / "doomed.log") as doomed:
@@ -230,7 +244,7 @@ def test_server_killed_mid_stream_fails_fast_then_the_same_command_succeeds(serv
     assert failed_after < 10, failed_after
     assert "failed after" in message or "no answer" in message
     assert "discarded" in again  # without --resume it starts afresh, and says so
-    _same_as_uninterrupted(slow_clip, out, triton_server.grpc_url)
+    _same_frames(out, slow_reference)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (5, 7)], ids=["1x1", "7x5"])
@@ -352,12 +366,14 @@ def test_compare_writes_the_input_left_and_the_restored_frames_right(triton_serv
     assert sorted(p.name for p in tmp_path.iterdir()) == ["compare.mkv", "out.mkv"]
 
 
-def test_a_file_whose_server_dies_is_finished_on_another_url(served_repository, triton_server, slow_clip, tmp_path):
+def test_a_file_whose_server_dies_is_finished_on_another_url(served_repository, triton_server, slow_clip,
+                                                             slow_reference, tmp_path):
     """Two slow files over two servers, one killed mid-file: its file is retried on the other,
     from its completed segments, and comes out as an uninterrupted run would."""
     for name in "ab":
         (tmp_path / f"{name}.mkv").write_bytes(slow_clip.read_bytes())
-    with TritonServer(served_repository, tmp_path / "doomed.log") as doomed:
+    repo = task_repository(served_repository, tmp_path / "repository", ["denoise"])
+    with start_server(repo, tmp_path / "doomed.log") as doomed:
         process = subprocess.Popen(cli(str(tmp_path / "a.mkv"), str(tmp_path / "b.mkv"), "-o", str(tmp_path / "out"),
                                        "--format", "mkv", "--segment-frames", "4",
                                        "--url", doomed.grpc_url, "--url", triton_server.grpc_url),
@@ -369,4 +385,4 @@ def test_a_file_whose_server_dies_is_finished_on_another_url(served_repository, 
     assert process.returncode == 0, stderr
     assert f"retrying on {triton_server.grpc_url}" in stderr and "already restored; continuing" in stderr, stderr
     for name in "ab":
-        _same_as_uninterrupted(slow_clip, tmp_path / "out" / f"{name}.mkv", triton_server.grpc_url)
+        _same_frames(tmp_path / "out" / f"{name}.mkv", slow_reference)

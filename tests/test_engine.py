@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -127,6 +128,21 @@ def test_the_onnx_cache_serves_other_repositories_until_checkpoint_or_graph_sour
     with pytest.raises(AssertionError, match="re-exported"):
         assert engine.main(["--task", "denoise", "--checkpoint", str(checkpoint),
                             "--repository", str(tmp_path / "a")]) == 0
+
+
+def test_processes_wanting_one_cache_entry_take_turns(tmp_path):
+    """ensure_onnx fetches or exports under the entry's lock: a second process (another test
+    worker) waits while the first exports, then finds the export in the cache."""
+    script = ("import sys; from pathlib import Path; from export.onnx_cache import exclusive\n"
+              "with exclusive(Path(sys.argv[1]), 'a' * 64, 'b' * 64): print('entered')")
+    with export.onnx_cache.exclusive(tmp_path, "a" * 64, "b" * 64):
+        waiting = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
+                                   text=True)
+        with pytest.raises(subprocess.TimeoutExpired):
+            waiting.communicate(timeout=2)
+        with export.onnx_cache.exclusive(tmp_path, "c" * 64, "b" * 64):
+            pass  # another entry is not held up
+    assert waiting.communicate(timeout=60)[0] == "entered\n"
 
 
 def test_a_new_task_gets_the_adapter_linked(cpu_only, capsys, tmp_path):

@@ -2,6 +2,7 @@
 real windows, odd sizes and batches, loud failure. Tiny random networks keep it to seconds."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from export.engine import ensure_onnx
 from export.fp32_layers import fp32_node_names
-from export.onnx_export import check_against_torch, check_task, export_checkpoint, main, torch_reference
+from export.onnx_cache import CACHE
+from export.onnx_export import ExportReport, check_against_torch, check_task, main, torch_reference
 from export.samples import box_mask, read_window, sample_clip
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.contract import BLUR_KERNEL, KERNEL_SIZE, MASK_WINDOW, ONNX_OPSET, RESTORED, TASKS, WINDOW
@@ -32,9 +35,16 @@ def tiny_checkpoint(path: Path, task: str, seed: int = 0) -> Path:
 
 @pytest.fixture(scope="module", params=["denoise", "sr4", "inpaint", "deblur"])
 def exported(request, tmp_path_factory):
+    """The task's tiny network exported and parity-checked by export_checkpoint as `make engine`
+    does it (reused from build/onnx_cache while checkpoint and graph source are unchanged: the
+    inpaint graph takes most of a minute), and the report its stamp recorded."""
     tmp = tmp_path_factory.mktemp(request.param)
     checkpoint = tiny_checkpoint(tmp / "net.pt", request.param)
-    report = export_checkpoint(checkpoint, tmp / "net.onnx", task=TASKS[request.param])
+    ensure_onnx(checkpoint, tmp / "net.onnx", TASKS[request.param], cache=CACHE)
+    stamp = json.loads((tmp / "net.onnx.json").read_text())
+    report = ExportReport(path=tmp / "net.onnx", task=request.param, opset=stamp["opset"],
+                          max_abs_diff=stamp["max_abs_diff_vs_pytorch"],
+                          checked_shapes=tuple(tuple(s) for s in stamp["parity_shapes"]), seconds=float("nan"))
     net, _ = load_checkpoint(checkpoint)
     return request.param, report, ServingNet(net).eval()
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from benchmarks import quality as q
-from training.checkpoint import save_checkpoint
+from conftest import aligned_checkpoint
+from training.checkpoint import load_checkpoint, save_checkpoint
 from training.evaluate import psnr, validation_set
 from training.model_card import train_command, write_card
 from training.network import NetConfig, VideoRestorationNet
@@ -39,8 +41,17 @@ def test_tuned_picks_the_best_setting(val):
     assert score == pytest.approx(psnr(val.windows[:, 2], val.targets)) and "(0,)" in note
 
 
-def test_onnx_speed_of_a_tiny_net():
-    assert q.onnx_frames_per_second(VideoRestorationNet(TINY), 32, 32, warmup=1, calls=2) > 0
+@pytest.fixture(scope="module")
+def plain_checkpoint(tmp_path_factory):
+    """A seeded tiny denoise network saved under a fixed name: its export is cached (conftest.py)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("plain") / "denoise.pt"
+    save_checkpoint(path, VideoRestorationNet(TINY), task="denoise")
+    return path
+
+
+def test_onnx_speed_of_a_tiny_net(plain_checkpoint):
+    assert q.onnx_frames_per_second(plain_checkpoint, "denoise", 32, 32, warmup=1, calls=2) > 0
 
 
 def test_benchmark_and_card_end_to_end(tmp_path):
@@ -56,14 +67,13 @@ def test_benchmark_and_card_end_to_end(tmp_path):
     assert "--channels 8" in train_command({"task": "denoise", "channels": 8})
 
 
-def test_speed_table_times_the_aligned_graph_with_its_flow(tmp_path):
+def test_speed_table_times_the_aligned_graph_with_its_flow(plain_checkpoint, tmp_path):
     """An aligned network's flow runs inside its graph, so its ONNX frames/s is lower than the
     same network's without alignment."""
-    aligned = NetConfig(**{**TINY.to_dict(), "aligned": True})
-    save_checkpoint(tmp_path / "a.pt", VideoRestorationNet(aligned), step=1)
-    save_checkpoint(tmp_path / "p.pt", VideoRestorationNet(TINY), step=1)
+    aligned = aligned_checkpoint(tmp_path)
+    assert load_checkpoint(aligned)[0].config == NetConfig(**{**TINY.to_dict(), "aligned": True})
     val = validation_set("denoise", 5, count=1, crop=64)
-    plain_row, aligned_row = q.speed_table([("p", tmp_path / "p.pt"), ("a", tmp_path / "a.pt")], val)[2:]
+    plain_row, aligned_row = q.speed_table([("p", plain_checkpoint), ("a", aligned)], val)[2:]
     plain, flowed = ([c.strip() for c in row.split("|")] for row in (plain_row, aligned_row))
     assert "aligned" in flowed[2] and "aligned" not in plain[2]
     assert 0 < float(flowed[6]) < float(plain[6])

@@ -14,19 +14,17 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import torch
 import tritonclient.grpc as grpcclient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TEST_IDLE_TIMEOUT_S, inference_counts, start_server
+from conftest import TEST_IDLE_TIMEOUT_S, aligned_checkpoint, inference_counts, start_server
 from export.repository import build_repository, load_model_code, served_tasks
 from export.triton_config import WindowOptions
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import load_checkpoint
 from training.data import clip_dir
 from training.contract import TASKS
 from training.evaluate import restore
-from training.network import NetConfig, VideoRestorationNet
 
 window_indices = load_model_code("denoise_window", "windowing").window_indices
 
@@ -218,7 +216,7 @@ def test_abandoned_stream_is_reaped(triton_server):
     assert active_sequences(triton_server) >= 1
     client.stop_stream()
     client.close()
-    deadline = time.monotonic() + 20  # idle timeout (6 s in tests) + reaper interval
+    deadline = time.monotonic() + TEST_IDLE_TIMEOUT_S + 14  # the idle timeout + the reaper's interval, with room
     while active_sequences(triton_server) > 0 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert active_sequences(triton_server) == 0
@@ -285,15 +283,13 @@ def test_window_model_survives_random_tensors(triton_server, dtype, shape):
 def test_an_aligned_network_is_served_with_the_alignment_it_was_trained_with(tmp_path):
     """NetConfig.aligned: the flow and warps are inside the exported graph (the window model only
     windows), and the served frames equal training's restore within 1 level."""
-    torch.manual_seed(0)
-    net = VideoRestorationNet(NetConfig(channels=8, frame_channels=4, fusion_blocks=1, aligned=True))
-    net.tail.weight.data.mul_(30)  # a residual large enough that the neighbours visibly matter
-    save_checkpoint(tmp_path / "ckpt" / "denoise.pt", net, task="denoise")
+    checkpoint = aligned_checkpoint(tmp_path / "ckpt")
     repo = build_repository(tmp_path / "repo", ["denoise"], WindowOptions(idle_timeout_s=TEST_IDLE_TIMEOUT_S),
                             checkpoints=tmp_path / "ckpt")
     assert "align" not in (repo / "denoise_window" / "config.pbtxt").read_text()
     frames = decode("carphone_pristine.mp4", 7)
-    expected = in_process(frames, checkpoint=tmp_path / "ckpt" / "denoise.pt")
+    expected = in_process(frames, checkpoint=checkpoint)
+    net = load_checkpoint(checkpoint)[0]
     net.config.aligned = False
     unaligned = list(restore(net.eval(), np.stack([np.stack([frames[i] for i in window_indices(c, 5, 7)])
                                                   for c in range(7)])))

@@ -8,22 +8,21 @@ import pytest
 
 from benchmarks.procstat import CLOCK_TICKS
 from benchmarks.stub_cpu import measure, stub_pids
-from conftest import start_server, task_repository
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
-def test_stub_pids_names_each_models_own_stub(served_repository: Path, tmp_path: Path) -> None:
-    repository = task_repository(served_repository, tmp_path / "model_repository", ["denoise"])
-    with start_server(repository, tmp_path / "tritonserver.log") as server:
-        window, net = stub_pids(server.process.pid, "denoise_window"), stub_pids(server.process.pid, "denoise_net")
-        for model, pids in (("denoise_window", window), ("denoise_net", net)):
-            assert pids, model
-            for pid in pids:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                assert argv[1].endswith(f"/{model}/1/model.py".encode()), argv
-        assert not set(window) & set(net)
-        assert stub_pids(server.process.pid, "denoise") == []  # the ensemble has no stub
+def test_stub_pids_names_each_models_own_stub(triton_server) -> None:
+    """On the session's server, among every task's stubs."""
+    pid = triton_server.process.pid
+    window, net = stub_pids(pid, "denoise_window"), stub_pids(pid, "denoise_net")
+    for model, pids in (("denoise_window", window), ("denoise_net", net)):
+        assert pids, model
+        for stub in pids:
+            argv = Path(f"/proc/{stub}/cmdline").read_bytes().split(b"\0")
+            assert argv[1].endswith(f"/{model}/1/model.py".encode()), argv
+    assert not set(window) & set(net)
+    assert stub_pids(pid, "denoise") == []  # the ensemble has no stub
 
 
 def test_per_frame_cpu_of_window_and_net_stubs(served_repository: Path, tmp_path: Path) -> None:
