@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from training.flow import half
+
 
 def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: int = 6) -> torch.Tensor:
     """Fill holes by pull-push (Gortler et al. 1996): average the known pixels down an image
@@ -22,10 +24,7 @@ def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: in
     """
     if levels == 0:
         return premultiplied / weight.clamp(min=1e-3)
-    # ceil_mode rather than padding odd sides: the same averages (a partial block averages the
-    # pixels it has), and the exporter's symbolic sizes stay simple (padding by `side % 2` at
-    # every level made exporting the propagation take minutes).
-    pooled = 4 * F.avg_pool2d(torch.cat([premultiplied, weight], dim=1), 2, ceil_mode=True, count_include_pad=False)
+    pooled = 4 * half(torch.cat([premultiplied, weight], dim=1))
     # Pull: a coarse pixel with any known child is known (weight saturates at 1), with the
     # weighted mean colour of its children; that keeps fills sharp near the hole's edge.
     total = pooled[:, -1:]

@@ -70,15 +70,18 @@ def gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def block_mean(x: torch.Tensor, side: int) -> torch.Tensor:
-    """Average pooling over side x side blocks; partial blocks at the bottom and right edges
-    average the pixels they have, so an odd side never loses its last row and no level is ever
-    empty. (ceil_mode, not padding by `-H % side`: the exporter's symbolic sizes stay simple.)"""
+    """Average pooling over side x side blocks; a partial block at the bottom or right edge
+    averages the pixels it has (sides below `side` do not occur: the profiles start at 64 px).
+    ceil_mode rather than padding by `-H % side`: the exporter's symbolic sizes stay simple."""
     return F.avg_pool2d(x, side, ceil_mode=True, count_include_pad=False)
 
 
 def half(x: torch.Tensor) -> torch.Tensor:
-    """2x2 average pooling (`block_mean`)."""
-    return block_mean(x, 2)
+    """2x2 average pooling to ceil(H / 2) x ceil(W / 2): an odd side's last row or column is
+    averaged with its replica, so no level is ever empty. Padded by a constant 1 and pooled
+    rounding down, not padded by `H % 2`: the exporter's symbolic sizes stay simple, and unlike
+    ceil_mode the window always fits the input (TensorRT checks that, down to 1 x 1 levels)."""
+    return F.avg_pool2d(F.pad(x, (0, 1, 0, 1), mode="replicate"), 2)
 
 
 def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:

@@ -142,8 +142,8 @@ def propagate_centre(
     # Both directions in one call: centre -> neighbour (forward), neighbour -> centre (backward).
     flows = complete_flow(estimate_flow(torch.cat([grey_c, grey_o]), torch.cat([grey_o, grey_c])),
                           torch.cat([hidden_c, hidden_o]), torch.cat([hidden_o, hidden_c]))
-    forward = flows[: n * k]
-    warped = warp(torch.cat([flows[n * k :], colour_o, hidden_o], dim=1), forward)
+    forward, backward = flows[: n * k], flows[n * k :]
+    warped = warp(torch.cat([backward, colour_o, hidden_o], dim=1), forward)
     back, source, source_hidden = warped[:, :2], warped[:, 2:5], warped[:, 5:]
     error = STRIDE * (forward + back).square().sum(dim=1, keepdim=True).sqrt()
     both_seen = (1.0 - hidden_c) * (1.0 - source_hidden)
