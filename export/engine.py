@@ -172,7 +172,7 @@ def install(args: argparse.Namespace) -> int:
         for link in link_adapter(args.repository, task):
             print(f"engine: linked {link} -> {link.readlink()}")
         options = NetOptions()
-        max_batch = MAX_BATCH_SIZE
+        max_batch = task.cpu_batch
     config = write(args.repository / task.net_model / "config.pbtxt", net_config(task, options))
     if (args.repository / task.name).is_dir():
         ensemble = write(args.repository / task.name / "config.pbtxt", ensemble_config(task, max_batch))

@@ -108,10 +108,11 @@ def _set_parameters(config: mc.ModelConfig, values: dict[str, object]) -> None:
                                                else f"{value:g}" if isinstance(value, float) else str(value))
 
 
-def ensemble_config(task: Task, max_batch: int = MAX_BATCH_SIZE) -> mc.ModelConfig:
+def ensemble_config(task: Task, max_batch: int | None = None) -> mc.ModelConfig:
     """`<task>`: the window model's outputs wired into the net's inputs. Triton refuses an
     ensemble whose max_batch_size exceeds a step's: `max_batch` is at most the net's and the
-    window model's."""
+    window model's (default: the ONNX Runtime net's, `task.cpu_batch`)."""
+    max_batch = task.cpu_batch if max_batch is None else max_batch
     config = mc.ModelConfig(name=task.name, platform="ensemble", max_batch_size=max_batch)
     config.input.extend(_tensor(p, mc.TYPE_UINT8, [-1, -1, PLANE_CHANNELS[p]]) for p in _frame_planes(task))
     config.output.extend([_output(RESTORED, mc.TYPE_UINT8, [-1, -1, 3]), _output(FRAME_INDEX, mc.TYPE_INT64, [1])])
@@ -130,7 +131,8 @@ def window_config(task: Task, options: WindowOptions = WindowOptions()) -> mc.Mo
     """`<task>_window`: holds `task.window` frames per stream, sends the net's `net_frames`.
     On GPU hosts its ring buffers live on the GPU (KIND_GPU, device cuda, inputs left where Triton
     put them) so a frame crosses PCIe once and windows reach the plan by DLPack."""
-    config = mc.ModelConfig(name=task.window_model, backend="python", max_batch_size=MAX_BATCH_SIZE)
+    # As many streams per call as the task's CPU net takes (inpaint fewer: each window holds 21 frames).
+    config = mc.ModelConfig(name=task.window_model, backend="python", max_batch_size=task.cpu_batch)
     config.input.extend(_tensor(p, mc.TYPE_UINT8, [-1, -1, PLANE_CHANNELS[p]]) for p in _frame_planes(task))
     config.output.extend(_output(name, _dtype(spec.dtype), list(spec.dims)) for name, spec in task.net_inputs.items())
     config.output.append(_output(FRAME_INDEX, mc.TYPE_INT64, [1]))
@@ -156,7 +158,8 @@ def window_config(task: Task, options: WindowOptions = WindowOptions()) -> mc.Mo
 def net_config(task: Task, options: NetOptions = NetOptions()) -> mc.ModelConfig:
     """`<task>_net`: the Python backend running 1/model.onnx with ONNX Runtime (CPU), or Triton's
     TensorRT backend loading 1/model.plan (GPU)."""
-    config = mc.ModelConfig(name=task.net_model, max_batch_size=options.max_batch)
+    max_batch = options.max_batch if options.backend == "tensorrt" else min(options.max_batch, task.cpu_batch)
+    config = mc.ModelConfig(name=task.net_model, max_batch_size=max_batch)
     config.input.extend(_tensor(name, _dtype(spec.dtype), list(spec.dims)) for name, spec in task.net_inputs.items())
     config.output.append(_output(RESTORED, mc.TYPE_UINT8, [-1, -1, 3]))
     batching = config.dynamic_batching

@@ -51,12 +51,18 @@ def test_tensorrt_demanded_without_it_exits_2(monkeypatch, capsys, tmp_path):
 
 def test_ensemble_batch_follows_its_net():
     """Triton refuses an ensemble whose max_batch_size exceeds a step's: a plan with a smaller
-    batch brings the ensemble down with it, and the CPU default keeps the contract's."""
+    batch brings the ensemble down with it, and the CPU default keeps the contract's (inpaint's
+    ONNX Runtime net takes fewer windows per call than the others: memory)."""
     task = TASKS["sr4"]
     assert parse(render(ensemble_config(task, 2))).max_batch_size == 2
     assert parse(render(net_config(task, NetOptions(backend="tensorrt", max_batch=2)))).max_batch_size == 2
-    assert parse(render(ensemble_config(task))).max_batch_size == MAX_BATCH_SIZE
+    assert parse(render(ensemble_config(task))).max_batch_size == task.cpu_batch == MAX_BATCH_SIZE
     assert render(ensemble_config(task)) == (ROOT / "model_repository" / task.name / "config.pbtxt").read_text()
+    inpaint = TASKS["inpaint"]
+    assert inpaint.cpu_batch < MAX_BATCH_SIZE
+    for config in (ensemble_config(inpaint), net_config(inpaint)):
+        assert parse(render(config)).max_batch_size == inpaint.cpu_batch
+    assert parse(render(net_config(inpaint, NetOptions(backend="tensorrt", max_batch=4)))).max_batch_size == 4
 
 
 def committed_adapter(repo: Path) -> Path:
@@ -174,8 +180,9 @@ def test_configs_for_both_backends(task):
         assert list(inputs) == [WINDOW, BLUR_KERNEL]
     cpu = parse(render(net_config(task)))
     gpu = parse(render(net_config(task, NetOptions(backend="tensorrt"))))
-    for config, kind in ((cpu, mc.ModelInstanceGroup.KIND_CPU), (gpu, mc.ModelInstanceGroup.KIND_GPU)):
-        assert config.name == task.net_model and config.max_batch_size == MAX_BATCH_SIZE
+    for config, kind, batch in ((cpu, mc.ModelInstanceGroup.KIND_CPU, task.cpu_batch),
+                                (gpu, mc.ModelInstanceGroup.KIND_GPU, MAX_BATCH_SIZE)):
+        assert config.name == task.net_model and config.max_batch_size == batch
         assert {i.name: list(i.dims) for i in config.input} == inputs
         assert [mc.DataType.Name(i.data_type) for i in config.input] == [f"TYPE_{s.dtype}" for s in task.net_inputs.values()]
         assert all(o.data_type == mc.TYPE_UINT8 for o in config.output)

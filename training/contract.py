@@ -76,6 +76,8 @@ class Task:
     window: int = 5
     masked: bool = False        # the client streams a MASK beside each FRAME
     deconvolved: bool = False   # the window model adds the BLUR_KERNEL of each window for the net
+    cpu_batch: int = MAX_BATCH_SIZE  # most windows one ONNX Runtime call of <task>_net takes (dynamic
+                                     # batching on CPU; a TensorRT plan's profile sets its own)
     propagate: bool = False     # inpaint: the net's graph fills the centre's hidden pixels from all
                                 # `net_frames` frames by optical flow (training/propagation.py;
                                 # NetConfig.propagation_frames = net_frames) before its body sees
@@ -106,7 +108,7 @@ TASKS: dict[str, Task] = {
         Task("deblur", scale=1, deconvolved=True),
         Task("sr4", scale=4),
         Task("inpaint", scale=1, masked=True, net_frames=PROPAGATION_FRAMES, window=PROPAGATION_FRAMES,
-             propagate=True),
+             propagate=True, cpu_batch=2),  # a 21-frame 1080p window: ~4.1 GB peak in ONNX Runtime
     )
 }
 
