@@ -136,7 +136,7 @@ def install_window_modules(repository: Path, task: Task) -> list[Path]:
     deconvolved task (copies, not links: the repository is often copied to a server whole), so
     serving does exactly what training and evaluation did. Other tasks' window models get none
     (inpaint's propagation runs in its net's graph)."""
-    names = [name for name, used in (("blur_kernel.py", task.deconvolved),) if used]
+    names = ["blur_kernel.py"] if task.deconvolved else []
     return [atomic_write(repository / task.window_model / "1" / name, (TRAINING / name).read_text()) for name in names]
 
 

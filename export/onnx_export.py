@@ -51,7 +51,7 @@ class ExportReport:
 
 def input_names(config: NetConfig) -> list[str]:
     """ONNX input names in ServingNet.forward's argument order."""
-    return list(net_inputs(config.frames, config.masked, config.deconvolved))
+    return list(net_inputs(config.input_frames, config.masked, config.deconvolved))
 
 
 def export_serving_net(model: ServingNet, example: dict[str, np.ndarray], output: Path,
@@ -63,7 +63,7 @@ def export_serving_net(model: ServingNet, example: dict[str, np.ndarray], output
     `example` maps input names to arrays (any size: the exported shapes are symbolic).
     """
     config = model.net.config
-    specs = net_inputs(config.frames, config.masked, config.deconvolved)
+    specs = net_inputs(config.input_frames, config.masked, config.deconvolved)
     names = list(specs)
     batch, height, width = (torch.export.Dim(axis, min=1) for axis in ("batch", "height", "width"))
 

@@ -133,7 +133,9 @@ class TritonPythonModel:
 
     def _with_kernel(self, corrid: int, window: Window) -> Window:
         """The window plus its stream's blur kernel (re-estimated from this centre frame when due)."""
-        estimator = self.kernels.setdefault(corrid, self.kernel_estimator())
+        estimator = self.kernels.get(corrid)
+        if estimator is None:  # not setdefault: that would build an estimator for every window
+            estimator = self.kernels[corrid] = self.kernel_estimator()
         frames = window.planes[0]
         centre = self._on_host((frames[len(frames) // 2],))[0]
         return dataclasses.replace(window, planes=window.planes + self._on_device([estimator(centre)]))
