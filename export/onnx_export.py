@@ -20,8 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import onnxruntime as ort
 import torch
+from onnx_ir.passes.common import CommonSubexpressionEliminationPass
+from onnxscript import optimizer
 
 from export.fp32_layers import mark_fp32_nodes
 from export.parity import ParityError, max_abs_diff
@@ -54,6 +57,18 @@ def input_names(config: NetConfig) -> list[str]:
     return list(net_inputs(config.input_frames, config.masked, config.deconvolved))
 
 
+def fold_constants(model: ir.Model) -> None:
+    """The exporter's own optimisation without its pattern rewriter: inline, fold constants,
+    drop unused nodes, merge repeated subexpressions. The rewriter took 33 of the inpaint graph's
+    140 s export and removed 4% of its nodes; the graph computes the same (max diff 0) as fast."""
+    optimizer.inline(model)
+    for _ in range(2):  # a second round folds what the first one's folds made constant
+        optimizer.fold_constants(model)
+        optimizer.remove_unused_nodes(model)
+    CommonSubexpressionEliminationPass()(model)
+    optimizer.remove_unused_nodes(model)
+
+
 def export_serving_net(model: ServingNet, example: dict[str, np.ndarray], output: Path,
                        opset: int = EXPORT_OPSET) -> None:
     """Export `model` to `output` with batch, H and W dynamic on every input, uint8 confined to
@@ -84,10 +99,11 @@ def export_serving_net(model: ServingNet, example: dict[str, np.ndarray], output
     # Size-oblivious tracing assumes sizes are not 0 or 1 where it must guess; the parity check
     # below runs batch 1 and odd sides against PyTorch.
     with torch.no_grad(), torch.fx.experimental._config.patch(backed_size_oblivious=config.deconvolved):
-        torch.onnx.export(model, args, str(tmp), dynamo=True, external_data=False, verbose=False,
-                          input_names=names, output_names=[RESTORED], opset_version=opset,
-                          dynamic_shapes=dynamic_shapes)
-    graph = confine_uint8_to_edges(onnx.load(str(tmp)))
+        program = torch.onnx.export(model, args, dynamo=True, verbose=False, optimize=False,
+                                    input_names=names, output_names=[RESTORED], opset_version=opset,
+                                    dynamic_shapes=dynamic_shapes)
+    fold_constants(program.model)
+    graph = confine_uint8_to_edges(program.model_proto)
     mark_fp32_nodes(graph)
     onnx.save(graph, str(tmp))
     tmp.replace(output)
