@@ -2,10 +2,11 @@
 static and moving shapes."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from training.masks import KINDS, blobs, random_mask_window
+from training.masks import KINDS, blobs, random_mask_window, text
 
 
 @pytest.mark.parametrize("shape", [(96, 96), (144, 176), (272, 640)])
@@ -45,3 +46,15 @@ def test_blobs_move_and_some_shapes_stay_static():
     windows = [random_mask_window(5, 96, 96, np.random.default_rng(s)) for s in range(40)]
     static = sum(np.array_equal(w[0], w[4]) for w in windows)
     assert 0 < static < len(windows)  # watermark-like static masks and moving ones both occur
+
+
+def test_text_is_static_lettering_with_thin_strokes():
+    """Burnt-in text never moves, and its strokes are thin (a hidden pixel lies a few px from a
+    visible one), unlike the rectangles' and blobs' solid holes."""
+    for seed in range(10):
+        masks = text(5, 128, 128, np.random.default_rng(seed))
+        assert all(np.array_equal(masks[0], m) for m in masks)
+        hidden = masks[2] > 0
+        assert hidden.any()
+        depth = cv2.distanceTransform(hidden.astype(np.uint8), cv2.DIST_L2, 3)[hidden]
+        assert np.median(depth) <= 4.0, seed

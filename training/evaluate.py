@@ -15,7 +15,7 @@ from skimage.metrics import structural_similarity
 from training.blur_kernel import estimate_kernel
 from training.data import VALIDATION_CLIP, load_clip
 from training.degradations import bicubic_downscale, blur, defocus_kernel, gaussian_noise, motion_blur_kernel
-from training.masks import random_mask_window
+from training.masks import VALIDATION_KINDS, random_mask_window
 from training.network import NetConfig, VideoRestorationNet
 from training.processing import ServingNet
 
@@ -76,7 +76,7 @@ def validation_set(
         clean = mirrored_window(clip, c, frames)[:, y : y + ch, x : x + cw]
         if task == "inpaint":
             windows.append(clean)
-            masks.append(random_mask_window(frames, ch, cw, np.random.default_rng(c))[..., None])
+            masks.append(random_mask_window(frames, ch, cw, np.random.default_rng(c), kinds=VALIDATION_KINDS)[..., None])
         else:
             windows.append(degrade_fixed(task, clean, seed=c, sigma=sigma))
         targets.append(clean[frames // 2])

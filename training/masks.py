@@ -9,11 +9,17 @@ Kinds (sampled by `random_mask_window`; one or two of them, united):
               width 3..15 px): scratches, scribbles and watermark-like text strokes.
   blobs       ellipses (semi-axes 4..20 px) moving on smooth trajectories (velocity up to 5 px/frame
               plus a little acceleration): moving objects to remove.
-Sizes are in pixels, not fractions of the frame, and the number of shapes (1..3 per 96x96 area)
-grows with the frame, so 96-pixel training crops and full validation frames see the same holes.
-Each shape is drawn once and then translated frame by frame along its own trajectory; rectangles
-and strokes stay static half of the time (a watermark does not move), blobs always move. So the
-network sees both cases: hidden pixels visible in neighbouring frames, and hidden in all of them.
+  text        burnt-in lettering (captions, timestamps, watermark text): short lines of letters,
+              digits and punctuation in a random Hershey font, 8..32 px tall, strokes 1..3 px with
+              an outline of 0..2 px; always static. Thin strokes over flat areas, where a diffusion
+              fill (OpenCV, FFmpeg removelogo) is hard to beat.
+Sizes are in pixels, not fractions of the frame, and the number of shapes (1..3 per 96x96 area;
+text: 0.5..1.5 lines) grows with the frame, so 96-pixel training crops and full validation frames
+see the same holes. Each shape is drawn once and then translated frame by frame along its own
+trajectory; rectangles and strokes stay static half of the time (a watermark does not move), blobs
+always move. So the network sees both cases: hidden pixels visible in neighbouring frames, and
+hidden in all of them. Training draws from all four kinds; validation from the first three
+(VALIDATION_KINDS), so held-out scores stay comparable with those recorded before text was added.
 
 OVERLAYS are the masks users bring, each sized by the share of the frame it hides: a corner logo,
 burnt-in subtitles and a timestamp (static), and a moving object (the robustness grid's cells,
@@ -51,6 +57,10 @@ def _maybe_static(frames: int, max_speed: float, rng: np.random.Generator) -> np
     if rng.random() < 0.5:
         return np.zeros((frames, 2))
     return _trajectory(frames, max_speed, rng)
+
+
+def _static(shape: np.ndarray, frames: int) -> np.ndarray:
+    return np.repeat(shape[None], frames, axis=0)
 
 
 def _count(height: int, width: int, rng: np.random.Generator) -> int:
@@ -104,20 +114,43 @@ def blobs(frames: int, height: int, width: int, rng: np.random.Generator) -> np.
     return out
 
 
-KINDS = {"rectangles": rectangles, "strokes": strokes, "blobs": blobs}
+FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
+         cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_COMPLEX_SMALL)
+CHARACTERS = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-/.,!? ")
+
+
+def text(frames: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """Burnt-in lettering: lines of 2..12 characters, 8..32 px tall, in a random font, stroke and
+    outline, at random places; static; uint8 (T, H, W)."""
+    shape = np.zeros((height, width), np.uint8)
+    for _ in range(max(1, round(rng.uniform(0.5, 1.5) * height * width / 96**2))):
+        font = FONTS[int(rng.integers(len(FONTS)))]
+        stroke = int(rng.integers(1, 4)) + 2 * int(rng.integers(0, 3))  # the letters' stroke, outline included
+        scale = cv2.getFontScaleFromHeight(font, int(rng.integers(8, 33)), stroke)
+        line = "".join(rng.choice(CHARACTERS, int(rng.integers(2, 13))))
+        (tw, th), _ = cv2.getTextSize(line, font, scale, stroke)
+        x = int(rng.integers(-tw // 4, max(1, width - 3 * tw // 4)))
+        y = int(rng.integers(th // 2, height + th // 2))
+        cv2.putText(shape, line, (x, y), font, scale, FILL, stroke, cv2.LINE_8)
+    return _static(shape, frames)
+
+
+VALIDATION_KINDS = {"rectangles": rectangles, "strokes": strokes, "blobs": blobs}
+KINDS = {**VALIDATION_KINDS, "text": text}
 
 
 def random_mask_window(
-    frames: int, height: int, width: int, rng: np.random.Generator, max_coverage: float = 0.5
+    frames: int, height: int, width: int, rng: np.random.Generator, max_coverage: float = 0.5,
+    kinds: dict = KINDS,
 ) -> np.ndarray:
-    """Masks for one window: one or two kinds united; uint8 (T, H, W), 255 = fill. Redrawn until
-    the centre frame has something to fill and at most `max_coverage` of it is hidden."""
-    names = list(KINDS)
+    """Masks for one window: one or two of `kinds` united; uint8 (T, H, W), 255 = fill. Redrawn
+    until the centre frame has something to fill and at most `max_coverage` of it is hidden."""
+    names = list(kinds)
     while True:
         chosen = rng.choice(names, size=int(rng.integers(1, 3)), replace=False)
         out = np.zeros((frames, height, width), np.uint8)
         for name in chosen:
-            out |= KINDS[str(name)](frames, height, width, rng)
+            out |= kinds[str(name)](frames, height, width, rng)
         coverage = np.count_nonzero(out[frames // 2]) / (height * width)
         if 0 < coverage <= max_coverage:
             return out
@@ -126,10 +159,6 @@ def random_mask_window(
 # ---- Static overlays and moving objects: the masks users bring (benchmarks/robust_grid.py) ----
 # Each takes the hidden share of the frame, `coverage` (0.01..0.10), and returns uint8 (T, H, W).
 # Overlays are drawn once and repeated in every frame: a burnt-in logo or caption never moves.
-
-def _static(shape: np.ndarray, frames: int) -> np.ndarray:
-    return np.repeat(shape[None], frames, axis=0)
-
 
 def corner_logo(frames: int, height: int, width: int, rng: np.random.Generator, coverage: float = 0.02) -> np.ndarray:
     """A broadcaster's logo: a rounded box (aspect 1.5..3) in a random corner, 3% of the frame in
