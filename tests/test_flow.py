@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import skimage.data
 import torch
 
 from training import flow
@@ -82,3 +83,21 @@ def test_a_still_window_is_left_as_it_is():
     window, _ = panned_window(shift=0, sigma=0)
     aligned = flow.align_window(to_torch(window))
     assert (aligned - to_torch(window)).abs().max() < 2 / 255
+
+
+def test_content_leaving_the_frame_does_not_corrupt_the_flow_around_it():
+    """A 32 px pan between two 192x192 crops of a photograph: the band that leaves the frame has
+    no match, and its flow must not spread inwards (without the match term in the confidence it
+    did, by tens of pixels)."""
+    frame = skimage.data.astronaut()
+    shift, h, w = 32, 192, 192
+    pair = np.stack([frame[100 : 100 + h, 100 : 100 + w], frame[100 : 100 + h, 100 + shift : 100 + shift + w]])
+    grey = flow.flow_images(torch.from_numpy(pair).float().permute(0, 3, 1, 2) / 255)
+    both = flow.dense_flow(grey[[0, 1]], grey[[1, 0]], h, w)
+    forward, backward = both[0], both[1]
+    # Each direction, wherever its own frame's pixel is still in the other frame.
+    seen_forward, seen_backward = slice(shift, None), slice(None, w - shift)
+    assert (forward[0, :, seen_forward] + shift).abs().median() < 1.0
+    assert (backward[0, :, seen_backward] - shift).abs().median() < 1.0
+    worst_row = max(float((forward[0, r, seen_forward] + shift).abs().median()) for r in range(h))
+    assert worst_row < 3.0, worst_row
