@@ -150,3 +150,24 @@ def test_evaluation_and_training_hand_the_network_the_long_window():
     window, target, masks = dataset.sample(np.random.default_rng(3))
     assert window.shape == (9, 3, 64, 64) and masks.shape == (9, 1, 64, 64)
     assert torch.equal(window[4], target), "the target is the long window's clean centre"
+
+
+def test_deep_inside_a_wide_hole_only_a_still_flow_propagates():
+    """Deep inside a wide static hole no pixel around is seen by both frames, so nothing checks the
+    flow completed from around it against the scene: on a moving camera such pixels are left to
+    the network (even where, as in this pure pan, the completed flow happens to be right), while
+    behind a moving object on a still camera (flow 0) they are copied."""
+    image = skimage.data.astronaut()
+    side, y = 64, 64
+    deep = (slice(y + 28, y + 36), slice(y + 28, y + 36))  # > 24 px from every edge of the hole
+    _, left = propagate(panned(image, 21, 8), static_box(21, y, y, side))
+    assert left[deep].all(), "pixels deep in a hole on a moving camera were propagated blindly"
+    assert not left[y : y + side, y : y + side].all(), "nothing propagated, not even near the hole's edges"
+    still = np.repeat(image[None, 40 : 40 + SIZE, 20 : 20 + SIZE], 21, axis=0)
+    side, y = 88, 52
+    deep = (slice(y + 40, y + 48), slice(y + 40, y + 48))
+    moving = np.stack([static_box(1, y, 4 + 5 * t, side)[0] for t in range(21)])  # 5 px per frame
+    centre, left = propagate(still, moving)
+    copied = ~left[deep]
+    assert copied.mean() > 0.8, "a still background behind a moving hole was not copied"
+    assert np.abs(centre[deep][copied] - still[10][deep][copied]).mean() < 2

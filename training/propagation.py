@@ -14,7 +14,9 @@ same point:
               (occlusions and flow dragged across the hole fail this);
   agreement   around the pixel, the warped frame matches the centre frame on the pixels both show
               (mean absolute difference below `max_mismatch` grey levels over a
-              (2 * radius + 1)^2 box): a wrong flow, a scene cut or a lighting change fails this.
+              (2 * radius + 1)^2 box, or a box three times wider where the first holds too few
+              such pixels; with too few in both, the pixel is not propagated): a wrong flow, a
+              scene cut or a lighting change fails this.
 The source pixel must itself be visible in its frame (not within 1 px of its frame's mask, so
 bilinear sampling never mixes in a hidden pixel). The nearest frame in time that passes wins. What
 passes is written into the centre frame and removed from its mask, so the network gets smaller
@@ -38,11 +40,17 @@ from training.flow import (SMOOTH_SIGMA, STRIDE, block_mean, estimate_flow, full
 
 # Thresholds chosen on bigbuckbunny (8 windows of 384x384, the shipped network; not the held-out
 # clip): 1.5 px / 5 grey levels 25.97 dB in the mask, 0.5 / 10 (the OpenCV version's) 25.50,
-# 1.5 / 10 25.79, 1 / 7 25.94, 2 / 7 25.83, 3 / 7 25.67 (benchmarks/results_inpaint.md).
+# 1.5 / 10 25.79, 1 / 7 25.94, 2 / 7 25.83, 3 / 7 25.67 (benchmarks/results_inpaint.md). Checked again
+# with the flow's match term and the agreement's evidence rule (stage 6 weights): 1.5 / 5 26.22,
+# 1 / 5 26.09; without the evidence rule 1.5 / 5 25.93, 1 / 5 26.00, 1 / 3 25.78, 0.75 / 4 25.98.
 MAX_FLOW_ERROR = 1.5       # px, forward-backward consistency (the flow is estimated at 1/STRIDE)
 MAX_MISMATCH = 5.0         # grey levels, mean |warped - centre| on the blocks both see around
 AGREEMENT_RADIUS = 2       # blocks of STRIDE px, half-side of the box agreement is measured over
                            # (5 x 5 blocks: 20 x 20 px)
+MIN_EVIDENCE = 0.1         # share of an agreement box both frames must see for it to count
+WIDE = 3                   # how much wider the box grows where the first sees too little
+NO_EVIDENCE = 1e3          # the mismatch (grey levels) where neither box sees enough ...
+STILL = 2.0                # ... unless the flow there moves less than this (px): a still background
 FLOW_MARGIN = 2            # blocks around a hole whose flow is not trusted (the Lucas-Kanade
                            # window's reach, training/flow.py WINDOW_SIGMA)
 
@@ -76,6 +84,23 @@ def complete_flow(coarse: torch.Tensor, hidden: torch.Tensor, target_hidden: tor
 def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean over the (2 radius + 1)^2 box around each pixel of (N, C, H, W), zeros outside."""
     return F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius)
+
+
+def agreement(difference: torch.Tensor, both_seen: torch.Tensor, radius: int, motion: torch.Tensor) -> torch.Tensor:
+    """Mean |warped - centre| in grey levels over the pixels both frames see in the
+    (2 radius + 1)^2 box around each pixel; where under MIN_EVIDENCE of that box is seen by both
+    (deep inside a wide hole), over a box WIDE times larger; where that too sees too little, 0 if
+    the flow there moves less than STILL px (`motion`, full-resolution px) and otherwise a
+    mismatch no threshold passes. Deep inside a hole the flow is completed from around it, and
+    letting consistency alone decide there propagated flows that agree with each other but not
+    with the scene (a subtitle bar over bikes: 26.9 dB on the propagated pixels; with this rule
+    33.9); a still background behind a moving object, though, is filled right (static camera,
+    moving object 10%: 31.5 dB in the mask, 27.1 when refused)."""
+    seen, seen_wide = box_mean(both_seen, radius), box_mean(both_seen, WIDE * radius)
+    near = 255.0 * box_mean(difference, radius) / seen.clamp(min=1e-6)
+    wide = 255.0 * box_mean(difference, WIDE * radius) / seen_wide.clamp(min=1e-6)
+    blind = torch.where(motion < STILL, torch.zeros_like(wide), torch.full_like(wide, NO_EVIDENCE))
+    return torch.where(seen > MIN_EVIDENCE, near, torch.where(seen_wide > MIN_EVIDENCE, wide, blind))
 
 
 def neighbour_order(frames: int) -> list[int]:
@@ -148,9 +173,7 @@ def propagate_centre(
     error = STRIDE * (forward + back).square().sum(dim=1, keepdim=True).sqrt()
     both_seen = (1.0 - hidden_c) * (1.0 - source_hidden)
     difference = (source - colour_c).abs().mean(dim=1, keepdim=True) * both_seen
-    # Deep inside a wide hole nothing is seen by both: consistency alone decides there (measured
-    # with the OpenCV version: such pixels still propagate better than the network fills them).
-    mismatch = 255.0 * box_mean(difference, radius) / box_mean(both_seen, radius).clamp(min=1e-6)
+    mismatch = agreement(difference, both_seen, radius, STRIDE * forward.square().sum(dim=1, keepdim=True).sqrt())
     coarse = torch.cat([forward, error / STRIDE, mismatch / STRIDE], dim=1).unflatten(0, (n, k))
     todo = centre_mask > 0.5
     chosen, index = torch.zeros_like(centre[:, :2]), torch.zeros_like(centre_mask)
