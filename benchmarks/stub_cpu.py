@@ -98,7 +98,7 @@ def static_masks(task: Task, size: tuple[int, int], count: int) -> list[np.ndarr
 
 
 def measure(task_name: str, size: tuple[int, int], frames: int, warmup: int, repository: Path,
-            workdir: Path, max_in_flight: int = 4) -> StubCpu:
+            workdir: Path, max_in_flight: int = 4, server_args: tuple[str, ...] = ()) -> StubCpu:
     """Serve `task_name` alone from a copy of `repository` and time one stream of `frames` frames
     whose restored size is `size`. Raises RuntimeError if a stub is missing or frames are lost."""
     task = get_task(task_name)
@@ -111,7 +111,7 @@ def measure(task_name: str, size: tuple[int, int], frames: int, warmup: int, rep
         raise ValueError(f"the clip has {len(clip)} frames, fewer than --warmup + --frames = {warmup + frames}")
     masks = static_masks(task, sent_size, len(clip))
     served = prepare_repository(workdir / task.name / "model_repository", task.name, repository)
-    with TritonServer(served, workdir / task.name / "tritonserver.log") as server:
+    with TritonServer(served, workdir / task.name / "tritonserver.log", extra_args=server_args) as server:
         window_pids = stub_pids(server.process.pid, task.window_model)
         net_pids = stub_pids(server.process.pid, task.net_model)
         if not window_pids or not net_pids:
@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=12, help="timed frames per task (default 12)")
     parser.add_argument("--warmup", type=int, default=4, help="untimed warm-up frames per task, a stream of their own (default 4)")
     parser.add_argument("--repository", type=Path, default=REPOSITORY, help="built repository to copy the task's models from")
+    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                        help="extra tritonserver argument (repeatable), e.g. "
+                             "--server-arg=--backend-config=python,shm-default-byte-size=536870912")
     parser.add_argument("--workdir", type=Path, help="where the served copies and server logs go (default: a temporary folder)")
     args = parser.parse_args(argv)
     names = args.task or ["denoise"]
@@ -157,7 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="stub_cpu_") as tmp:
         workdir = args.workdir or Path(tmp)
         for name in tasks:
-            print(measure(name, args.size, args.frames, args.warmup, args.repository, workdir).row(), flush=True)
+            print(measure(name, args.size, args.frames, args.warmup, args.repository, workdir,
+                          server_args=tuple(args.server_arg)).row(), flush=True)
     print(f"stub_cpu: load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} at end")
 
 
