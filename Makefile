@@ -33,7 +33,7 @@ $(VENV)/.installed: requirements.txt packaging/install_launchers.sh
 	touch $@
 
 engine: $(SETUP)  ## export each task's checkpoint and install it for the backend this machine runs (BACKEND=auto|onnxruntime|tensorrt)
-	@for t in $(TASKS); do $(PY) -m export.engine --task $$t --backend $(BACKEND) --repository $(REPOSITORY) || exit $$?; done
+	@for t in $(TASKS); do $(PY) -m export.engine --task $$t --backend $(BACKEND) --repository $(REPOSITORY) --onnx-cache build/onnx_cache || exit $$?; done
 
 serve: $(SETUP)  ## run tritonserver in the foreground on $(REPOSITORY), bound to $(HOST)
 	$(PY) -m client.local_server --repository $(REPOSITORY) --host $(HOST) \
