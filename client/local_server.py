@@ -84,6 +84,10 @@ class TritonServer:
         self.ready_timeout_s = ready_timeout_s
         self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
         self.admin_key = secrets.token_hex(16)
+        # The Python backend's shared-memory regions get this server's own prefix, so the ones a
+        # killed server leaves in /dev/shm (hundreds of MB each with inpaint) can be removed.
+        self.shm_prefix = f"restore_{secrets.token_hex(6)}_"
+        self.extra_args += (f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -128,20 +132,29 @@ class TritonServer:
             return "(no log)"
 
     def stop(self, timeout_s: float = 30) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGINT)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.remove_shared_memory()
 
     def kill(self) -> None:
         """Hard kill (a crashed server), stubs included."""
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+    def shared_memory(self) -> list[Path]:
+        """The Python backend's shared-memory regions of this server in /dev/shm."""
+        return sorted(Path("/dev/shm").glob(self.shm_prefix + "*"))
+
+    def remove_shared_memory(self) -> None:
+        """Remove the regions a stopped or killed server left (a killed one cannot)."""
+        for region in self.shared_memory():
+            region.unlink(missing_ok=True)
 
     def __enter__(self) -> "TritonServer":
         return self.start()

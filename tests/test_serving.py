@@ -18,7 +18,7 @@ import tritonclient.grpc as grpcclient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TEST_IDLE_TIMEOUT_S, inference_counts
+from conftest import TEST_IDLE_TIMEOUT_S, inference_counts, start_server, task_repository
 from export.repository import load_model_code, served_tasks
 from training.checkpoint import load_checkpoint
 from training.data import clip_dir
@@ -297,3 +297,15 @@ def test_an_aligned_network_is_served_with_the_alignment_it_was_trained_with(tri
     stream.close()
     assert errors == []
     assert_close(results[3], expected)
+
+
+def test_a_killed_server_leaves_no_shared_memory_behind(served_repository, tmp_path):
+    """The Python backend's shared-memory regions in /dev/shm outlive a killed server (hundreds of
+    them had piled up, 4.7 GB); each TritonServer gives its regions a prefix of its own and
+    removes them when it stops."""
+    repo = task_repository(served_repository, tmp_path / "repo", ["denoise"])
+    with start_server(repo, tmp_path / "tritonserver.log") as server:
+        assert server.shared_memory(), "no region carries this server's prefix: the prefix flag did not apply"
+        server.kill()
+        assert server.shared_memory(), "a killed server's regions were expected to stay until removed"
+    assert server.shared_memory() == []
