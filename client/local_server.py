@@ -115,6 +115,7 @@ class TritonServer:
                                                   root_certificates=self.tls and str(self.tls[0]))
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.remove_shared_memory()
                 raise RuntimeError(f"tritonserver exited with {self.process.returncode}; log:\n{self.log_tail()}")
             try:
                 if client.is_server_ready():

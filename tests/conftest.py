@@ -24,8 +24,8 @@ from training.network import NetConfig, VideoRestorationNet
 # (at 6 s, a 352x288 stream was reaped mid-file twice on 2026-12-05 under a load average of 5-9:
 # `make test` runs two workers, each with its servers).
 TEST_IDLE_TIMEOUT_S = 10
-# Slowest export first, from a cold cache on the idle 2-core machine: inpaint 100 s (its
-# propagation), denoise 36 s (its flow), deblur 16 s, sr4 3 s (2026-12-05).
+# Slowest export first, from a cold cache on the idle 2-core machine: inpaint about 100 s (its
+# propagation), denoise 36 s (its flow), deblur 15 s, sr4 3-5 s (2026-12-05).
 EXPORT_ORDER = ("inpaint", "denoise", "deblur", "sr4")
 # Sequences a test left open would otherwise hold a stopping server for Triton's default 30 s.
 EXIT_TIMEOUT = ("--exit-timeout-secs", "3")

@@ -306,6 +306,5 @@ def test_a_killed_server_leaves_no_shared_memory_behind(served_repository, tmp_p
     repo = task_repository(served_repository, tmp_path / "repo", ["denoise"])
     with start_server(repo, tmp_path / "tritonserver.log") as server:
         assert server.shared_memory(), "no region carries this server's prefix: the prefix flag did not apply"
-        server.kill()
-        assert server.shared_memory(), "a killed server's regions were expected to stay until removed"
+        server.kill()  # Triton 2.51 leaves the regions of a killed server behind (4.7 GB had piled up)
     assert server.shared_memory() == []

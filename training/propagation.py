@@ -15,8 +15,10 @@ same point:
   agreement   around the pixel, the warped frame matches the centre frame on the pixels both show
               (mean absolute difference below `max_mismatch` grey levels over a
               (2 * radius + 1)^2 box, or a box three times wider where the first holds too few
-              such pixels; with too few in both, the pixel is not propagated): a wrong flow, a
-              scene cut or a lighting change fails this.
+              such pixels): a wrong flow, a scene cut or a lighting change fails this. With too
+              few such pixels in both boxes (deep inside a wide hole) nothing can be compared:
+              only a still flow (under STILL px, a static background behind a moving object)
+              propagates there, on consistency alone.
 The source pixel must itself be visible in its frame (not within 1 px of its frame's mask, so
 bilinear sampling never mixes in a hidden pixel). The nearest frame in time that passes wins. What
 passes is written into the centre frame and removed from its mask, so the network gets smaller
@@ -25,7 +27,7 @@ holes with more known pixels around them.
 Torch only, no learned weights, no data-dependent control flow: the inpainting network runs it
 first in its forward pass (training/network.py, NetConfig.propagation_frames), so training,
 evaluation and the exported graph (ONNX Runtime on CPU, TensorRT on GPU) run this one definition.
-Operators: those of training/flow.py plus MaxPool and AveragePool (the box sums, separable).
+Operators: those of training/flow.py plus MaxPool and AveragePool (the box means).
 Flow and the checks at 1/STRIDE run for all T - 1 neighbours as one batch; the full-resolution
 checks and the nearest-first choice loop over the neighbours (memory).
 """
@@ -41,8 +43,8 @@ from training.flow import (SMOOTH_SIGMA, STRIDE, block_mean, estimate_flow, full
 # Thresholds chosen on bigbuckbunny (8 windows of 384x384, the shipped network; not the held-out
 # clip): 1.5 px / 5 grey levels 25.97 dB in the mask, 0.5 / 10 (the OpenCV version's) 25.50,
 # 1.5 / 10 25.79, 1 / 7 25.94, 2 / 7 25.83, 3 / 7 25.67 (benchmarks/results_inpaint.md). Checked again
-# with the flow's match term and the agreement's evidence rule (stage 6 weights): 1.5 / 5 26.22,
-# 1 / 5 26.09; without the evidence rule 1.5 / 5 25.93, 1 / 5 26.00, 1 / 3 25.78, 0.75 / 4 25.98.
+# with the flow's match term and the agreement's evidence rule (stage 6 weights): 1.5 / 5 26.24,
+# 1 / 5 26.09 (without the still-flow exception 26.22 at 1.5 / 5); without the evidence rule 1.5 / 5 25.93, 1 / 5 26.00, 1 / 3 25.78, 0.75 / 4 25.98.
 MAX_FLOW_ERROR = 1.5       # px, forward-backward consistency (the flow is estimated at 1/STRIDE)
 MAX_MISMATCH = 5.0         # grey levels, mean |warped - centre| on the blocks both see around
 AGREEMENT_RADIUS = 2       # blocks of STRIDE px, half-side of the box agreement is measured over
