@@ -27,7 +27,7 @@ from export.tensorrt_build import (DEFAULT_WORKSPACE_MIB, GpuStackMissing, Profi
                                    import_torch_cuda)
 from export.triton_config import (ONNX_FILE, PLAN_FILE, NetOptions, WindowOptions,
                                   ensemble_config, net_config, window_config, write)
-from training.contract import MAX_BATCH_SIZE, TASKS, Task, get_task
+from training.contract import TASKS, Task, get_task
 
 EXIT_BACKEND_UNAVAILABLE = 2
 ADAPTER_HOME = "denoise_net"  # holds the one copy of the Python-backend adapter
@@ -167,7 +167,7 @@ def install(args: argparse.Namespace) -> int:
         print(f"engine: {'built' if built else 'kept current'} plan {version_dir / PLAN_FILE} [{meta.tag}] "
               f"(batch <= {spec.max_batch}, sides <= {spec.max_side})")
         options = NetOptions(backend="tensorrt", max_side=spec.max_side, max_batch=spec.max_batch)
-        max_batch = min(spec.max_batch, MAX_BATCH_SIZE)  # nor may it exceed the window model's
+        max_batch = min(spec.max_batch, task.cpu_batch)  # nor may it exceed the window model's (window_config)
     else:
         for link in link_adapter(args.repository, task):
             print(f"engine: linked {link} -> {link.readlink()}")

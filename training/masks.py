@@ -63,9 +63,9 @@ def _static(shape: np.ndarray, frames: int) -> np.ndarray:
     return np.repeat(shape[None], frames, axis=0)
 
 
-def _count(height: int, width: int, rng: np.random.Generator) -> int:
-    """How many shapes: 1..3 per 96x96 of frame area (at least one)."""
-    return max(1, round(rng.uniform(1, 3) * height * width / 96**2))
+def _count(height: int, width: int, rng: np.random.Generator, low: float = 1, high: float = 3) -> int:
+    """How many shapes: `low`..`high` per 96x96 of frame area (at least one)."""
+    return max(1, round(rng.uniform(low, high) * height * width / 96**2))
 
 
 def rectangles(frames: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -123,7 +123,7 @@ def text(frames: int, height: int, width: int, rng: np.random.Generator) -> np.n
     """Burnt-in lettering: lines of 2..12 characters, 8..32 px tall, in a random font, stroke and
     outline, at random places; static; uint8 (T, H, W)."""
     shape = np.zeros((height, width), np.uint8)
-    for _ in range(max(1, round(rng.uniform(0.5, 1.5) * height * width / 96**2))):
+    for _ in range(_count(height, width, rng, 0.5, 1.5)):
         font = FONTS[int(rng.integers(len(FONTS)))]
         stroke = int(rng.integers(1, 4)) + 2 * int(rng.integers(0, 3))  # the letters' stroke, outline included
         scale = cv2.getFontScaleFromHeight(font, int(rng.integers(8, 33)), stroke)
