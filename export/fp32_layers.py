@@ -2,7 +2,11 @@
 
 The deblur graph's Wiener deconvolution (training/deconvolution.py) sums up to 2,208 products per
 sample in its matrix DFTs and divides by |K|^2 + NSR: FP16's 11-bit mantissa there would put
-errors of several grey levels into the deconvolved window. The exporter names nodes `node_<op>_N`,
+errors of several grey levels into the deconvolved window. Denoise's alignment and inpaint's
+propagation (training/flow.py, training/propagation.py) solve 2x2 least squares whose determinant
+in flat areas is about 1e-8, below FP16's smallest subnormal (6e-8), and their warps add sub-pixel
+offsets to pixel coordinates up to 4095, which FP16 holds to 1-2 px: in FP16 the flow divides by
+zero and the warps land whole pixels off. The exporter names nodes `node_<op>_N`,
 but records each node's module path in its `pkg.torch.onnx.name_scopes` metadata; `mark_fp32_nodes`
 renames the nodes of the FP32 modules to `fp32/<name>`. The ONNX parser names each TensorRT layer
 after its node, so `pin_fp32_layers` finds them by that prefix and sets their precision and
@@ -16,7 +20,7 @@ import ast
 import onnx
 
 PREFIX = "fp32/"
-SCOPES = ("net.deconvolution",)  # module paths inside ServingNet whose nodes stay FP32
+SCOPES = ("net.deconvolution", "net.alignment", "net.propagation")  # module paths inside ServingNet whose nodes stay FP32
 _SCOPE_KEY = "pkg.torch.onnx.name_scopes"
 
 

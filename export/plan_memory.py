@@ -47,13 +47,13 @@ class TaskProfile:
 
 
 # Checked by `python -m export.plan_memory` against DEFAULT_BUDGET_GIB in FP16 (numbers in
-# export/README_gpu.md; 11.6 GiB together). Every task keeps 2160-pixel sides (larger frames are
+# export/README_gpu.md; 13.3 GiB together, with the FP32-pinned layers at 4 bytes). Every task keeps 2160-pixel sides (larger frames are
 # tiled by the client) except sr4, whose feature maps are at 2x its input's resolution: at batch 8
 # and 2160 its largest tensor is 3.0e9 elements, over TensorRT's limit. At 1080 a 1080p frame is
 # two tiles (540-pixel tiles would be twelve, 1.7x the pixels through the net); batch 2 keeps it
-# at the memory of batch 8 x 540.
+# at the memory of batch 8 x 540. denoise's flow runs in FP32: batch 6 would need 5.4 GiB.
 PROFILES: dict[str, TaskProfile] = {
-    "denoise": TaskProfile(max_batch=6, max_side=2160),
+    "denoise": TaskProfile(max_batch=4, max_side=2160),
     "deblur": TaskProfile(max_batch=4, max_side=2160),
     "sr4": TaskProfile(max_batch=2, max_side=1080),
     # inpaint's graph takes 21 frames and propagates over 20 neighbours at full resolution: at

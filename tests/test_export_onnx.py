@@ -88,17 +88,24 @@ def test_uint8_only_at_the_edges_for_tensorrt(exported):
     assert touching and all(op == "Cast" and set(names) <= edges for op, names in touching), touching
 
 
-def test_only_the_deconvolution_is_marked_to_stay_fp32(exported):
-    """deblur's matrix DFTs (every MatMul of the graph) must not run in FP16 (export/fp32_layers.py);
-    the network's convolutions may, and other tasks have nothing to pin."""
-    task, report, _ = exported
+def test_the_deconvolution_flow_and_propagation_are_marked_to_stay_fp32(exported):
+    """deblur's matrix DFTs (every MatMul of the graph), and the flow and warps of denoise's
+    alignment and inpaint's propagation (every GridSample), must not run in FP16
+    (export/fp32_layers.py); the network's own layers (every node that reads a trained weight) may."""
+    task, report, serving = exported
     model = onnx.load(report.path)
     marked = set(fp32_node_names(model))
-    if TASKS[task].deconvolved:
+    config = serving.net.config
+    if config.deconvolved:
         assert {n.name for n in model.graph.node if n.op_type == "MatMul"} <= marked
-        assert not {n.name for n in model.graph.node if n.op_type == "Conv"} & marked
-    else:
+    if config.aligned or config.propagation_frames:
+        warps = {n.name for n in model.graph.node if n.op_type == "GridSample"}
+        assert warps and warps <= marked
+    if not (config.deconvolved or config.aligned or config.propagation_frames):
         assert marked == set()
+    weights = {f"net.{name}" for name, _ in serving.net.named_parameters()}
+    reading_weights = {n.name for n in model.graph.node if weights & set(n.input)}
+    assert reading_weights and not reading_weights & marked
 
 
 def test_runs_at_odd_sizes_and_batch_like_pytorch(exported):

@@ -29,7 +29,7 @@ def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: in
     # weighted mean colour of its children; that keeps fills sharp near the hole's edge.
     total = pooled[:, -1:]
     coarse_weight = total.clamp(max=1.0)
-    coarse_colour = pooled[:, :-1] / total.clamp(min=1e-6)
+    coarse_colour = pooled[:, :-1] / total.clamp(min=1e-3)
     coarse = pull_push_fill(coarse_colour * coarse_weight, coarse_weight, levels - 1)
     up = F.interpolate(coarse, size=premultiplied.shape[-2:], mode="bilinear", align_corners=False)
     return premultiplied + (1 - weight) * up

@@ -116,6 +116,29 @@ class ResidualBlock(nn.Module):
         return x + self.conv2(self.act(self.conv1(x)))
 
 
+class WindowAlignment(nn.Module):
+    """`align_window` (training/flow.py) as a module without weights: its exported nodes carry the
+    module path `net.alignment`, which an FP16 TensorRT plan keeps in FP32 (export/fp32_layers.py)."""
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames (N, T, 3, H, W) RGB in [0, 1] -> the same, neighbours warped onto the centre."""
+        return align_window(frames)
+
+
+class WindowPropagation(nn.Module):
+    """`propagate_window` (training/propagation.py) as a module without weights, kept in FP32 in an
+    FP16 plan for the same reason as WindowAlignment; keeps the centre `keep` frames."""
+
+    def __init__(self, keep: int) -> None:
+        super().__init__()
+        self.keep = keep
+
+    def forward(self, frames: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """frames (N, T, 3, H, W) in [0, 1], masks (N, T, 1, H, W) in {0, 1} -> the centre `keep`
+        of each, the centre frame filled from all T frames and its mask shrunk accordingly."""
+        return propagate_window(frames, masks, self.keep)
+
+
 class VideoRestorationNet(nn.Module):
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
@@ -142,6 +165,10 @@ class VideoRestorationNet(nn.Module):
         self.shuffle = nn.PixelShuffle(r * s)
         if c.deconvolved:
             self.deconvolution = WienerDeconvolution()
+        if c.aligned:
+            self.alignment = WindowAlignment()
+        if c.propagation_frames:
+            self.propagation = WindowPropagation(c.frames)
         if c.refine_channels:
             self.refine_head = nn.Conv2d(3 + (1 if c.masked else 0), c.refine_channels, 3, padding=1)
             self.refine_body = ResidualBlock(c.refine_channels)
@@ -188,10 +215,10 @@ class VideoRestorationNet(nn.Module):
         if c.propagation_frames:
             if masks is None:
                 raise ValueError("this network is masked (inpainting): pass masks (N, T, 1, H, W)")
-            frames, masks = propagate_window(frames, masks, c.frames)
+            frames, masks = self.propagation(frames, masks)
         n, t, _, h, w = frames.shape
         if c.aligned:
-            frames = align_window(frames)
+            frames = self.alignment(frames)
         centre = frames[:, t // 2]
         x = frames - 0.5
         if c.masked:
