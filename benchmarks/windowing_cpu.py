@@ -28,10 +28,9 @@ def cpu_ms_per_frame(repository: Path, window: int, frames: int, height: int, wi
     emitted = 0
     start = time.process_time()
     for i in range(frames):
-        windows = table.handle(1, i == 0, i == frames - 1, (pool[i % len(pool)],))
-        emitted += len(windows)
-        if send:
-            for w in windows:
+        for w in table.handle(1, i == 0, i == frames - 1, (pool[i % len(pool)],)):
+            emitted += 1
+            if send:
                 np.array(w.planes[0][np.newaxis])
     seconds = time.process_time() - start
     assert emitted == frames, f"{emitted} windows for {frames} frames"

@@ -92,19 +92,6 @@ def test_shipped_network_on_cuda_matches_the_cpu(task):
     assert np.abs(cpu.astype(int) - gpu).max() <= 1
 
 
-@needs_cuda
-def test_cuda_ring_buffer_keeps_windows_on_the_gpu():
-    sys.path.insert(0, str(ROOT / "model_repository" / "denoise_window" / "1"))
-    from windowing import StreamTable
-
-    table = StreamTable(5, 10, stack=torch.stack)
-    out = []
-    for i in range(7):
-        out += table.handle(3, i == 0, i == 6, (torch.full((8, 8, 3), i, dtype=torch.uint8, device="cuda"),))
-    assert [w.index for w in out] == list(range(7)) and all(w.planes[0].is_cuda for w in out)
-    assert out[0].planes[0][:, 0, 0, 0].tolist() == [2, 1, 0, 1, 2]
-
-
 ORT_CUDA = onnxruntime_cuda_problem()
 
 
