@@ -11,14 +11,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 import tritonclient.grpc as grpcclient
 
 from client.local_server import ADMIN_HEADER, TritonServer
 from export.repository import CHECKPOINTS, build_repository, served_tasks
 from export.triton_config import WindowOptions
-from training.checkpoint import save_checkpoint
-from training.network import NetConfig, VideoRestorationNet
 
 # Short, so reaping is tested in seconds; long enough for a slow frame on a loaded 2-core machine
 # (at 6 s, a 352x288 stream was reaped mid-file twice on 2026-12-05 under a load average of 5-9:
@@ -84,14 +81,3 @@ def inference_counts(server: TritonServer, model: str) -> tuple[int, int]:
     finally:
         client.close()
     return stats.model_stats[0].inference_count, stats.model_stats[0].execution_count
-
-
-def aligned_checkpoint(folder: Path) -> Path:
-    """`folder`/denoise.pt: a tiny aligned denoise network (flow and warps in its graph) whose
-    neighbours visibly matter. Seeded and saved under one name, its bytes are the same in every test
-    and run, so its export (about a minute: the flow) is made once into build/onnx_cache."""
-    torch.manual_seed(0)
-    net = VideoRestorationNet(NetConfig(channels=8, frame_channels=4, fusion_blocks=1, aligned=True))
-    net.tail.weight.data.mul_(30)  # a residual large enough that the neighbours visibly matter
-    save_checkpoint(folder / "denoise.pt", net, task="denoise")
-    return folder / "denoise.pt"
