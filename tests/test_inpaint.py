@@ -11,7 +11,7 @@ from benchmarks.inpaint_quality import distance_table
 from training.data import WindowDataset, load_clip
 from training.evaluate import masked_psnr, validation_set
 from training.masks import random_mask_window
-from training.fill import pull_push_fill
+from training.fill import harmonic_fill, pull_push_fill
 from training.network import NetConfig, VideoRestorationNet
 from training.processing import ServingNet
 
@@ -57,6 +57,20 @@ def test_pull_push_keeps_known_pixels_and_fills_holes_smoothly():
     ramp = torch.linspace(0, 1, frame.shape[-1]).expand_as(frame).contiguous()
     filled = pull_push_fill(ramp * (1 - hole), 1 - hole)
     assert (filled[inside] - ramp[inside]).abs().max() < 0.06
+
+
+def test_harmonic_fill_keeps_known_pixels_and_fills_thin_holes_closer_than_pull_push():
+    """Thin holes (text, timestamps) take their nearest known pixels, as OpenCV's Navier-Stokes
+    inpainting does, rather than pull-push's block averages from farther away."""
+    frame = torch.from_numpy(load_clip("carphone_pristine.mp4", max_frames=1)[0]).permute(2, 0, 1)[None].float() / 255
+    hole = torch.zeros(1, 1, *frame.shape[-2:])
+    for top in range(20, 120, 12):
+        hole[..., top:top + 3, 30:150] = 1  # lines of 3-px strokes
+    filled = harmonic_fill(frame * (1 - hole), 1 - hole)
+    assert torch.equal(filled * (1 - hole), frame * (1 - hole))
+    inside = hole.bool().expand_as(frame)
+    pull_push_error = (pull_push_fill(frame * (1 - hole), 1 - hole)[inside] - frame[inside]).abs().mean()
+    assert (filled[inside] - frame[inside]).abs().mean() < 0.9 * pull_push_error  # 0.048 against 0.057
 
 
 def test_dataset_yields_clean_window_target_and_masks():

@@ -1,9 +1,12 @@
-"""Pull-push hole filling: a smooth fill of unknown pixels from the known ones around them, in
-torch (pooling and resizing only), so it runs inside the exported graph.
+"""Hole filling in torch, so it runs inside the exported graph: a smooth fill of unknown pixels
+from the known ones around them.
 
-Used twice: the inpainting network starts its global residual from it (training/network.py), and
-propagation fills the holes of the grey frames it estimates flow on (training/propagation.py),
-where a hole must not look like a moving edge.
+Pull-push (pooling and resizing only) fills holes of any size; propagation fills the holes of the
+grey frames it estimates flow on with it (training/propagation.py), where a hole must not look
+like a moving edge. The inpainting network starts its global residual from `harmonic_fill`
+(training/network.py): pull-push with Jacobi steps of Laplace's equation inside the holes at every
+pyramid level, which interpolates thin holes (text, timestamps) from their nearest known pixels as
+OpenCV's Navier-Stokes inpainting does, where pull-push blends in block averages from farther away.
 """
 from __future__ import annotations
 
@@ -13,14 +16,16 @@ import torch.nn.functional as F
 from training.flow import half
 
 
-def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: int = 6) -> torch.Tensor:
+def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: int = 6, smoothing: int = 0) -> torch.Tensor:
     """Fill holes by pull-push (Gortler et al. 1996): average the known pixels down an image
     pyramid, then blend the coarser fill back in where a level's pixels are not fully known.
 
-    premultiplied: (N, C, H, W) colours times `weight`; weight: (N, 1, H, W) in [0, 1], 1 = known.
-    Returns (N, C, H, W): the known pixels unchanged, holes smoothly interpolated. Pooling and
-    bilinear resizing only, always `levels` of them (odd sides round up, so a level is never
-    empty): the exported ONNX graph works for any H and W.
+    premultiplied: (N, C, H, W) colours times `weight`; weight: (N, 1, H, W) in [0, 1], 1 = known
+    ({0, 1} when smoothing). Returns (N, C, H, W): the known pixels unchanged, holes smoothly
+    interpolated. Pooling and bilinear resizing only, always `levels` of them (odd sides round
+    up, so a level is never empty): the exported ONNX graph works for any H and W.
+    smoothing: Jacobi steps of Laplace's equation in the holes after each level's push (each
+    hidden pixel becomes the mean of its 4 neighbours, known pixels stay): 0 is plain pull-push.
     """
     if levels == 0:
         return premultiplied / weight.clamp(min=1e-3)
@@ -30,6 +35,26 @@ def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: in
     total = pooled[:, -1:]
     coarse_weight = total.clamp(max=1.0)
     coarse_colour = pooled[:, :-1] / total.clamp(min=1e-3)
-    coarse = pull_push_fill(coarse_colour * coarse_weight, coarse_weight, levels - 1)
+    coarse = pull_push_fill(coarse_colour * coarse_weight, coarse_weight, levels - 1, smoothing)
     up = F.interpolate(coarse, size=premultiplied.shape[-2:], mode="bilinear", align_corners=False)
-    return premultiplied + (1 - weight) * up
+    filled = premultiplied + (1 - weight) * up
+    for _ in range(smoothing):
+        # Slices rather than a depthwise 3x3 convolution: 6x faster in PyTorch on CPU.
+        padded = F.pad(filled, (1, 1, 1, 1), mode="replicate")
+        mean = 0.25 * (padded[..., 1:-1, :-2] + padded[..., 1:-1, 2:] + padded[..., :-2, 1:-1] + padded[..., 2:, 1:-1])
+        filled = premultiplied + (1 - weight) * mean
+    return filled
+
+
+HARMONIC_STEPS = 10  # Jacobi steps per pyramid level
+
+
+def harmonic_fill(premultiplied: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Pull-push with HARMONIC_STEPS Jacobi steps at every level: a multigrid solve of Laplace's
+    equation in the holes, so thin holes take their nearest known pixels and wide ones a smooth
+    membrane over their edges. Arguments and result as `pull_push_fill`, weight in {0, 1}.
+
+    On the inpainting grid (benchmarks/results_inpaint.md), starting the shipped network from
+    this instead of pull-push raised its static-mask rows by 0.47 dB on average and the held-out
+    clip by 0.24 dB, with the same weights; 20 ms per 640x368 frame in PyTorch on this CPU."""
+    return pull_push_fill(premultiplied, weight, smoothing=HARMONIC_STEPS)

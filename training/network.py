@@ -42,7 +42,7 @@ from torch import nn
 
 from training.contract import KERNEL_SIZE
 from training.deconvolution import WienerDeconvolution, matmul_flops
-from training.fill import pull_push_fill
+from training.fill import harmonic_fill
 from training.flow import align_window
 from training.propagation import propagate_window
 
@@ -229,7 +229,7 @@ class VideoRestorationNet(nn.Module):
             # smooth fill of the hole from its surroundings (the network learns the detail on top),
             # so the output never depends on what is under the mask.
             m = masks[:, t // 2]
-            centre = pull_push_fill(centre * (1 - m), 1 - m)
+            centre = harmonic_fill(centre * (1 - m), 1 - m)
         if c.deconvolved:
             if kernel is None:
                 raise ValueError("this network is deconvolved (deblur): pass the blur kernel (N, k, k)")
