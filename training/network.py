@@ -42,7 +42,7 @@ from torch import nn
 
 from training.contract import KERNEL_SIZE
 from training.deconvolution import WienerDeconvolution, matmul_flops
-from training.fill import harmonic_fill
+from training.fill import harmonic_fill, harmonic_fill_macs
 from training.flow import align_window
 from training.propagation import propagate_window
 
@@ -283,7 +283,7 @@ def count_parameters(model: nn.Module) -> int:
 
 def gflops_per_frame(config: NetConfig, height: int, width: int) -> float:
     """Multiply-accumulate count x2 of the convolutions (and of a deconvolved network's matrix
-    DFTs) for one output frame of H x W input."""
+    DFTs, and a masked network's harmonic fill) for one output frame of H x W input."""
     r, s = config.unshuffle, config.scale
     hw = math.ceil(height / r) * math.ceil(width / r)
     in_per_frame = config.in_channels * r * r
@@ -299,6 +299,8 @@ def gflops_per_frame(config: NetConfig, height: int, width: int) -> float:
     rc = config.refine_channels
     if rc:
         macs += height * width * s * s * 9 * ((3 + (1 if config.masked else 0)) * rc + 2 * rc * rc + rc * 3)
+    if config.masked:
+        macs += harmonic_fill_macs(height, width)
     flops = 2 * macs
     if config.deconvolved:
         flops += matmul_flops(3 * config.frames, height, width, KERNEL_SIZE)
