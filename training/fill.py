@@ -22,8 +22,9 @@ def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: in
 
     premultiplied: (N, C, H, W) colours times `weight`; weight: (N, 1, H, W) in [0, 1], 1 = known
     ({0, 1} when smoothing). Returns (N, C, H, W): the known pixels unchanged, holes smoothly
-    interpolated. Pooling and bilinear resizing only, always `levels` of them (odd sides round
-    up, so a level is never empty): the exported ONNX graph works for any H and W.
+    interpolated. Pooling and bilinear resizing (and 3x3 convolutions when smoothing), always
+    `levels` of them (odd sides round up, so a level is never empty): the exported ONNX graph
+    works for any H and W.
     smoothing: Jacobi steps of Laplace's equation in the holes after each level's push (each
     hidden pixel becomes the mean of its 4 neighbours, those inside the frame; known pixels
     stay): 0 is plain pull-push.
@@ -61,7 +62,7 @@ def harmonic_fill(premultiplied: torch.Tensor, weight: torch.Tensor) -> torch.Te
     equation in the holes, so thin holes take their nearest known pixels and wide ones a smooth
     membrane over their edges. Arguments and result as `pull_push_fill`, weight in {0, 1}.
 
-    On the inpainting grid (benchmarks/results_inpaint.md), starting the shipped network from
+    On the inpainting grid (benchmarks/results_inpaint.md), starting the stage 6 network from
     this instead of pull-push raised its static-mask rows by 0.47 dB on average and the held-out
     clip by 0.24 dB, with the same weights; 20 ms per 640x368 frame in ONNX Runtime on this CPU
     (160 ms in PyTorch)."""

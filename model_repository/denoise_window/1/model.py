@@ -80,6 +80,8 @@ class TritonPythonModel:
             sender = request.get_response_sender()
             try:
                 corrid, end, windows = self._handle(request)
+                # send() copies the response's tensors into shared memory before it returns, so the
+                # next window (which may overwrite this one's view of the ring) is taken after it.
                 for window in windows:
                     if self.kernel_estimator is not None:
                         window = self._with_kernel(corrid, window)
@@ -147,7 +149,7 @@ class TritonPythonModel:
                 tensors.append(pb_utils.Tensor(name, plane[np.newaxis]))
             else:
                 # A copy: the window may be a view of the ring buffer, which the stream's next
-                # frame overwrites while the plan may still be reading.
+                # frame or next window overwrites while the plan may still be reading.
                 tensors.append(pb_utils.Tensor.from_dlpack(name, plane.unsqueeze(0).clone()))
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
