@@ -13,8 +13,9 @@ at least T frames, position n + j gets frame n - 2 - j just before the window th
 it, into the slot of a frame no later window needs. So every window of such a stream is a view,
 and a mirrored one costs one frame copy instead of gathering T frames into new memory (whose
 fresh pages the kernel zeroes: 370 ms per 1080p frame for inpaint's 21-frame windows). Only
-streams shorter than T gather their end windows. A view is valid until the stream's next frame
-or next window: send or copy it before (finish() yields its windows one by one for that reason).
+streams shorter than T gather their end windows, into one buffer per stream. A window is valid
+until the stream's next frame or next window: send or copy it before (finish() yields its
+windows one by one for that reason).
 
 Limits (Limits) are checked before anything of a request is held; a refused request raises
 LimitError and leaves every stream as it was.
@@ -91,6 +92,14 @@ def _empty(plane: Any, count: int) -> Any:
     return plane.new_empty((count, *plane.shape))  # torch
 
 
+def _gather(ring: Any, slots: list[int], out: Any) -> Any:
+    """ring[slots] written into `out` (NumPy without a temporary; torch through one, which the
+    CUDA caching allocator reuses)."""
+    if isinstance(ring, np.ndarray):
+        return np.take(ring, slots, axis=0, out=out)
+    return out.copy_(ring[slots])
+
+
 def ring_bytes(window: int, planes: tuple[Any, ...]) -> int:
     """Memory a stream of these planes holds: its 2T-frame ring buffer per plane."""
     return 2 * window * sum(int(p.nbytes) for p in planes)
@@ -117,6 +126,7 @@ class StreamWindower:
     _shapes: tuple[tuple[int, ...], ...] | None = None
     _rings: tuple[Any, ...] = ()  # per plane (2T, ...): position p at slots p % T and p % T + T
     _slots: list[int] = field(default_factory=list)  # the stream frame each slot holds (-1: none)
+    _gathered: tuple[Any, ...] = ()  # per plane (T, ...): where a short stream's windows are gathered
 
     def __post_init__(self) -> None:
         if self.window < 1 or self.window % 2 == 0:
@@ -175,7 +185,9 @@ class StreamWindower:
             planes = tuple(r[first:first + self.window] for r in self._rings)
         else:  # a stream shorter than the window, mirrored at both ends: gather (a copy)
             slots = [self._slots.index(f) for f in indices]
-            planes = tuple(r[slots] for r in self._rings)
+            if not self._gathered:  # one buffer for all of them, not fresh memory for each
+                self._gathered = tuple(_empty(r[0], self.window) for r in self._rings)
+            planes = tuple(_gather(r, slots, out) for r, out in zip(self._rings, self._gathered))
         self.emitted = centre + 1
         return Window(centre, planes)
 
