@@ -39,7 +39,8 @@ def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: in
     coarse_colour = pooled[:, :-1] / total.clamp(min=1e-3)
     coarse = pull_push_fill(coarse_colour * coarse_weight, coarse_weight, levels - 1, smoothing)
     up = F.interpolate(coarse, size=premultiplied.shape[-2:], mode="bilinear", align_corners=False)
-    filled = premultiplied + (1 - weight) * up
+    hidden = 1 - weight
+    filled = premultiplied + hidden * up
     if smoothing:
         # Neighbour sums by a depthwise convolution with zero padding, plus the pixel itself for
         # each neighbour outside the frame: the same as replicate padding (a 1x1 level keeps its
@@ -48,9 +49,10 @@ def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: in
         channels = filled.shape[1]
         cross = filled.new_tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
         outside = 4.0 - F.conv2d(torch.ones_like(weight), cross, padding=1)
+        per_channel = cross.expand(channels, 1, 3, 3)
         for _ in range(smoothing):
-            neighbours = F.conv2d(filled, cross.expand(channels, 1, 3, 3), padding=1, groups=channels) + outside * filled
-            filled = premultiplied + (1 - weight) * (0.25 * neighbours)
+            neighbours = F.conv2d(filled, per_channel, padding=1, groups=channels) + outside * filled
+            filled = premultiplied + hidden * (0.25 * neighbours)
     return filled
 
 
