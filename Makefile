@@ -46,7 +46,7 @@ pictures: engine  ## one before/after PNG per task into benchmarks/pictures/, ea
 	$(PY) -m benchmarks.pictures --repository $(REPOSITORY)
 
 test: setup  ## unit + integration tests against a real tritonserver (what CI runs, < 5 min)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-long: setup  ## the long tests left out of make test (4K tiling, 10-round load, 600-step training)
 	$(PY) -m pytest -m long $(PYTEST_ARGS)

@@ -52,14 +52,16 @@ class Plan:
     size: tuple[int, int]                   # side-by-side and perf_analyzer resolution
     frames: int | None                      # frames of the clip (None: all of it)
     rounds: int                             # side-by-side rounds (medians are reported)
-    streams: int                            # most concurrent streams / requests
+    streams: int                            # streams the side-by-side run splits the clip into
+    perf_streams: int                       # perf_analyzer runs at concurrency 1 to this
     perf_requests: int                      # perf_analyzer requests per window (x3 windows) per stream
     scaling: tuple[tuple[str, int], ...]    # (resolution, frames) of the scaling table
     warmup: int                             # untimed in-process calls before timing
 
 
-FULL = Plan((640, 360), None, 3, 4, 10, (("360p", 40), ("540p", 24), ("720p", 16), ("1080p", 8)), 10)
-SMOKE = Plan((96, 64), 12, 1, 2, 4, (("96x64", 8), ("128x96", 8)), 2)
+FULL = Plan((640, 360), None, 3, 4, 4, 10, (("360p", 40), ("540p", 24), ("720p", 16), ("1080p", 8)), 10)
+# One concurrency for perf_analyzer: each of its runs costs about 3 s however few requests it counts.
+SMOKE = Plan((96, 64), 12, 1, 2, 1, 4, (("96x64", 8), ("128x96", 8)), 2)
 
 
 def pick_median(results: list[Result]) -> list[Result]:
@@ -97,7 +99,7 @@ def side_by_side(server: TritonServer, repository: Path, checkpoint: Path, task:
 def perf_analyzer_runs(server: TritonServer, repository: Path, task: str, frames: list[np.ndarray], plan: Plan,
                        workdir: Path) -> list[Result]:
     """perf_analyzer on the network (with/without dynamic batching) and on the ensemble (with/without
-    system shared memory), concurrency 1..plan.streams."""
+    system shared memory), concurrency 1..plan.perf_streams."""
     spec = get_task(task)
     net_data = write_window_data(workdir / "windows.json", [w[0] for w in list(windows(repository, task, frames))[:8]])
     seq_data = write_sequence_data(workdir / "sequence.json", [frames])
@@ -109,7 +111,7 @@ def perf_analyzer_runs(server: TritonServer, repository: Path, task: str, frames
             (f"{task} ensemble (gRPC streaming, system shm)", task, seq_data, stream + shm)]
     results = []
     for config, model, data, extra in runs:
-        for c in range(1, plan.streams + 1):
+        for c in range(1, plan.perf_streams + 1):
             csv_path = workdir / "perf_analyzer" / f"{config.replace(' ', '_').replace(',', '')}_c{c}.csv"
             csv_path.parent.mkdir(parents=True, exist_ok=True)
             results.append(perf_result(config, server, model, data, c, plan.perf_requests * c, frames[0], csv_path, extra))

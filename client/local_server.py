@@ -122,7 +122,7 @@ class TritonServer:
                     return
             except Exception:
                 pass
-            time.sleep(0.5)
+            time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"tritonserver not ready after {self.ready_timeout_s:g} s; log:\n{self.log_tail()}")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -26,11 +25,56 @@ TEST_IDLE_TIMEOUT_S = 10
 EXPORT_ORDER = ("inpaint", "denoise", "deblur", "sr4")
 # Sequences a test left open would otherwise hold a stopping server for Triton's default 30 s.
 EXIT_TIMEOUT = ("--exit-timeout-secs", "3")
+SHIPPED_EXPORTS = "shipped_exports"
 
 
-def start_server(repository: Path, log: Path) -> TritonServer:
-    """A TritonServer for tests: stops within seconds whatever streams were left open."""
-    return TritonServer(repository, log, extra_args=EXIT_TIMEOUT)
+def exports_needed(item: pytest.Item) -> set[str]:
+    """The shipped networks whose exports `item` waits for: every task for a test using the
+    session's repository or a `shipped_export` fixture, else those its `shipped_exports` mark
+    names."""
+    if {"served_repository", "shipped_export"} & set(item.fixturenames):
+        return set(served_tasks())
+    return {task for mark in item.iter_markers(SHIPPED_EXPORTS) for task in mark.args}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order test files for `make test` (pytest-xdist --dist loadfile --no-loadscope-reorder: a
+    worker takes the next file in this order when it has two or fewer tests left). On a fresh
+    clone the shipped networks' exports take about three minutes of one core, inpaint's two of
+    them, and a test waits for the exports it needs (`exports_needed`). So the largest file
+    using the session's repository goes first, and its worker starts with inpaint's export at
+    once; the other worker runs the files that need no export, then those that need some
+    exports only (it makes what they need: most exports first, inpaint's last), and reaches the
+    files that need every export after them. Largest files first within each group."""
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+    needs = {name: set().union(*(exports_needed(t) for t in tests)) for name, tests in files.items()}
+    everything = set(served_tasks())
+    by_size = sorted(files, key=lambda name: len(files[name]), reverse=True)
+    serving = [name for name in by_size if any("served_repository" in t.fixturenames for t in files[name])]
+    first = serving[:1]
+    waiting = [name for name in by_size if needs[name] == everything and name not in first]
+    free = [name for name in by_size if not needs[name]]
+    fast = sorted((name for name in by_size if needs[name] and needs[name] != everything),
+                  key=lambda name: (EXPORT_ORDER[0] in needs[name], -len(needs[name]), -len(files[name])))
+    items[:] = [item for name in first + free + fast + waiting for item in files[name]]
+
+
+class KilledOnStop(TritonServer):
+    """Stopped by a kill (stubs included) and its shared memory removed, not by Triton's graceful
+    shutdown, which polls its models' unloading once a second: 2-3 s a server, a dozen servers a
+    run."""
+
+    def stop(self, timeout_s: float = 30) -> None:
+        self.kill()
+        self.remove_shared_memory()
+
+
+def start_server(repository: Path, log: Path, graceful: bool = False) -> TritonServer:
+    """A TritonServer for tests: stops within seconds whatever streams were left open, killed
+    on stop unless `graceful` (the session's servers are stopped gracefully)."""
+    return (TritonServer if graceful else KilledOnStop)(repository, log, extra_args=EXIT_TIMEOUT)
 
 
 @pytest.fixture(scope="session")
@@ -53,17 +97,18 @@ def served_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def triton_server(served_repository: Path, tmp_path_factory: pytest.TempPathFactory):
     """One real tritonserver for the session (tests that kill servers start their own)."""
     log = tmp_path_factory.mktemp("logs") / "tritonserver.log"
-    with start_server(served_repository, log) as server:
+    with start_server(served_repository, log, graceful=True) as server:
         yield server
 
 
-def task_repository(served: Path, dest: Path, tasks: list[str], max_side: int | None = None) -> Path:
-    """The entries of `tasks` from the session's repository (exports included), with the
-    max_side parameter of their window models and networks set to `max_side` if given."""
-    for task in tasks:
-        for name in (task, f"{task}_window", f"{task}_net"):
-            shutil.copytree(served / name, dest / name, symlinks=True)
-        if max_side is not None:  # the window model's limit and the network's (the client reads the first)
+def task_repository(dest: Path, tasks: list[str], max_side: int | None = None) -> Path:
+    """A repository of `tasks` alone (`build_repository`, so only their exports are waited for or
+    made), window models reaping as the session's do, with the max_side parameter of their window
+    models and networks set to `max_side` if given. Tests using it mark the tasks they need
+    `shipped_exports`."""
+    build_repository(dest, tasks, WindowOptions(idle_timeout_s=TEST_IDLE_TIMEOUT_S))
+    if max_side is not None:  # the window model's limit and the network's (the client reads the first)
+        for task in tasks:
             for model in (f"{task}_window", f"{task}_net"):
                 config = dest / model / "config.pbtxt"
                 text, count = re.subn(r'(key: "max_side"\s*value:?\s*\{\s*string_value:\s*)"\d+"', rf'\1"{max_side}"',

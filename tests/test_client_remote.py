@@ -14,7 +14,7 @@ from client.local_server import ADMIN_HEADER, TritonServer, server_command
 from conftest import task_repository
 from tests.test_client_media import make_clip, real_frames
 
-pytestmark = [pytest.mark.server]
+pytestmark = [pytest.mark.server, pytest.mark.shipped_exports("denoise")]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,9 +37,9 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def tls_server(served_repository, certificate, tmp_path_factory):
+def tls_server(certificate, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tls_server")
-    repository = task_repository(served_repository, folder / "repository", ["denoise"])  # starts faster
+    repository = task_repository(folder / "repository", ["denoise"])  # starts faster
     with TritonServer(repository, folder / "tritonserver-tls.log", tls=certificate) as server:
         yield server
 

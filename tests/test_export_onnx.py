@@ -36,7 +36,7 @@ def tiny_checkpoint(path: Path, task: str, seed: int = 0) -> Path:
 
 
 @pytest.fixture(scope="module", params=["denoise", "sr4", "inpaint", "deblur"])
-def exported(request, tmp_path_factory):
+def shipped_export(request, tmp_path_factory):
     """The task's shipped network exported and parity-checked as `make engine` does it, and the
     report its stamp recorded. It is the export the served repository uses (conftest.py), taken
     from build/onnx_cache when either made it first: one export per task per run (inpaint's takes
@@ -61,8 +61,8 @@ def test_real_window_is_decoded():
     assert w.shape == (1, 5, 144, 176, 3) and w.dtype == np.uint8 and w.std() > 10
 
 
-def test_graph_has_contract_names_dynamic_axes_and_opset(exported):
-    task, report, _ = exported
+def test_graph_has_contract_names_dynamic_axes_and_opset(shipped_export):
+    task, report, _ = shipped_export
     model = onnx.load(report.path)
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= ONNX_OPSET
     inputs = {i.name: dims(i) for i in model.graph.input}
@@ -75,9 +75,9 @@ def test_graph_has_contract_names_dynamic_axes_and_opset(exported):
     assert report.max_abs_diff <= 1 and report.checked_shapes == ((1, t, 144, 176, 3), (2, t, 143, 175, 3))
 
 
-def test_uint8_only_at_the_edges_for_tensorrt(exported):
+def test_uint8_only_at_the_edges_for_tensorrt(shipped_export):
     # TensorRT takes UINT8 only as network I/O converted by Cast (export/uint8_edges.py).
-    _, report, _ = exported
+    _, report, _ = shipped_export
     model = onnx.shape_inference.infer_shapes(onnx.load(report.path))
     graph = model.graph
     types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
@@ -88,11 +88,11 @@ def test_uint8_only_at_the_edges_for_tensorrt(exported):
     assert touching and all(op == "Cast" and set(names) <= edges for op, names in touching), touching
 
 
-def test_the_deconvolution_flow_and_propagation_are_marked_to_stay_fp32(exported):
+def test_the_deconvolution_flow_and_propagation_are_marked_to_stay_fp32(shipped_export):
     """deblur's matrix DFTs (every MatMul of the graph), and the flow and warps of denoise's
     alignment and inpaint's propagation (every GridSample), must not run in FP16
     (export/fp32_layers.py); the network's own layers (every node that reads a trained weight) may."""
-    task, report, serving = exported
+    task, report, serving = shipped_export
     model = onnx.load(report.path)
     marked = set(fp32_node_names(model))
     config = serving.net.config
@@ -108,8 +108,8 @@ def test_the_deconvolution_flow_and_propagation_are_marked_to_stay_fp32(exported
     assert reading_weights and not reading_weights & marked
 
 
-def test_runs_at_odd_sizes_and_batch_like_pytorch(exported):
-    task, report, model = exported
+def test_runs_at_odd_sizes_and_batch_like_pytorch(shipped_export):
+    task, report, model = shipped_export
     rng = np.random.default_rng(1)
     t = TASKS[task].net_frames
     feeds = {WINDOW: rng.integers(0, 256, (3, t, 37, 41, 3), dtype=np.uint8)}
@@ -126,10 +126,10 @@ def test_runs_at_odd_sizes_and_batch_like_pytorch(exported):
         np.testing.assert_array_equal(got[keep], feeds[WINDOW][:, t // 2][keep])
 
 
-def test_a_masked_graph_fills_frames_smaller_than_its_pyramid(exported):
+def test_a_masked_graph_fills_frames_smaller_than_its_pyramid(shipped_export):
     """The pull-push pyramid has a fixed depth (training/network.py): frames smaller than 2**levels
     must still run, like PyTorch (on this module's inpaint export: no second export)."""
-    task, report, model = exported
+    task, report, model = shipped_export
     if not TASKS[task].masked:
         pytest.skip(f"{task} has no mask to fill")
     window = read_window(sample_clip(), TASKS[task].net_frames, start=10)

@@ -1,16 +1,17 @@
 """Quality benchmark and model cards: the baselines do what they claim, the tables get written."""
 from __future__ import annotations
 
-import dataclasses
 
 import cv2
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
 
 from benchmarks import quality as q
 from export.repository import CHECKPOINTS
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import save_checkpoint
 from training.evaluate import psnr, validation_set
 from training.model_card import train_command, write_card
 from training.network import NetConfig, VideoRestorationNet
@@ -69,17 +70,22 @@ def test_benchmark_and_card_end_to_end(tmp_path):
     assert "--channels 8" in train_command({"task": "denoise", "channels": 8})
 
 
-def test_speed_table_times_the_aligned_graph_with_its_flow(tmp_path):
-    """An aligned network's flow runs inside its graph, so its ONNX frames/s is lower than the same
-    weights' without alignment. The shipped denoise network is aligned and its export is the served
-    repository's (build/onnx_cache): only the unaligned copy is exported here, without a flow."""
-    net, _ = load_checkpoint(CHECKPOINTS / "denoise.pt")
-    assert net.config.aligned
-    unaligned = VideoRestorationNet(dataclasses.replace(net.config, aligned=False))
-    unaligned.load_state_dict(net.state_dict())  # alignment has no weights
-    save_checkpoint(tmp_path / "denoise.pt", unaligned, task="denoise")
+@pytest.mark.shipped_exports("denoise")
+def test_speed_table_times_the_aligned_graph_with_its_flow(monkeypatch):
+    """An aligned network's flow runs inside its graph: the speed table times the graph `make
+    engine` exports (reused from build/onnx_cache), flow included, and says the network is
+    aligned. Which of an aligned and an unaligned network is faster is a benchmark's figure
+    (benchmarks/RESULTS.md), not asserted: timed beside `make test`'s other worker it flipped."""
+    timed = []
+    session = ort.InferenceSession
+
+    def recording(path, *args, **kwargs):
+        timed.append({node.op_type for node in onnx.load(str(path)).graph.node})
+        return session(path, *args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", recording)
     val = validation_set("denoise", 5, count=1, crop=64)
-    plain_row, aligned_row = q.speed_table([("p", tmp_path / "denoise.pt"), ("a", CHECKPOINTS / "denoise.pt")], val)[2:]
-    plain, flowed = ([c.strip() for c in row.split("|")] for row in (plain_row, aligned_row))
-    assert "aligned" in flowed[2] and "aligned" not in plain[2]
-    assert 0 < float(flowed[6]) < float(plain[6])
+    (row,) = q.speed_table([("a", CHECKPOINTS / "denoise.pt")], val)[2:]
+    cells = [c.strip() for c in row.split("|")]
+    assert "aligned" in cells[2] and float(cells[6]) > 0
+    assert timed and "GridSample" in timed[-1], timed

@@ -19,16 +19,16 @@ from tests.test_inpaint_client import _write_png, _write_pngs, _inside_psnr
 from tests.test_inpaint_serving import in_process as inpaint_in_process
 from tests.test_serving import decode, in_process
 
-pytestmark = [pytest.mark.server]
+pytestmark = [pytest.mark.server, pytest.mark.shipped_exports("denoise", "inpaint")]
 ROOT = Path(__file__).resolve().parents[1]
 MAX_SIDE = 96
 TILES = len(plan_tiles(144, 176, MAX_SIDE))
 
 
 @pytest.fixture(scope="module")
-def small_server(served_repository, tmp_path_factory):
+def small_server(tmp_path_factory):
     """denoise and inpaint whose networks take at most 96 px a side."""
-    repo = task_repository(served_repository, tmp_path_factory.mktemp("max_side") / "repository", ["denoise", "inpaint"],
+    repo = task_repository(tmp_path_factory.mktemp("max_side") / "repository", ["denoise", "inpaint"],
                            max_side=MAX_SIDE)
     with start_server(repo, repo.parent / "tritonserver.log") as server:
         yield server

@@ -27,7 +27,7 @@ from training.evaluate import restore
 
 window_indices = load_model_code("denoise_window", "windowing").window_indices
 
-pytestmark = [pytest.mark.server]
+pytestmark = [pytest.mark.server, pytest.mark.shipped_exports("denoise")]
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = clip_dir()
 
@@ -299,11 +299,11 @@ def test_an_aligned_network_is_served_with_the_alignment_it_was_trained_with(tri
     assert_close(results[3], expected)
 
 
-def test_a_killed_server_leaves_no_shared_memory_behind(served_repository, tmp_path):
+def test_a_killed_server_leaves_no_shared_memory_behind(tmp_path):
     """The Python backend's shared-memory regions in /dev/shm outlive a killed server (hundreds of
     them had piled up, 4.7 GB); each TritonServer gives its regions a prefix of its own and
     removes them when it stops."""
-    repo = task_repository(served_repository, tmp_path / "repo", ["denoise"])
+    repo = task_repository(tmp_path / "repo", ["denoise"])
     with start_server(repo, tmp_path / "tritonserver.log") as server:
         assert server.shared_memory(), "no region carries this server's prefix: the prefix flag did not apply"
         server.kill()  # Triton 2.51 leaves the regions of a killed server behind (4.7 GB had piled up)
