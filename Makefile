@@ -15,7 +15,8 @@ REPOSITORY ?= model_repository
 TASKS ?= $(sort $(foreach c,$(wildcard training/checkpoints/*.pt),$(if $(wildcard $(REPOSITORY)/$(basename $(notdir $(c)))/config.pbtxt),$(basename $(notdir $(c))))))
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
-# make test runs test files on this many pytest-xdist workers (a file's tests stay on one worker, sharing its fixtures).
+# make test runs test files on this many pytest-xdist workers (a file's tests stay on one worker, sharing its fixtures),
+# in the order tests/conftest.py gives them (files waiting for the shipped networks' exports last).
 TEST_WORKERS ?= 2
 ROBUST_ARGS ?=
 

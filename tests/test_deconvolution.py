@@ -14,6 +14,8 @@ from training.contract import KERNEL_SIZE
 from training.deconvolution import NSR, PAD, RADIX, WienerDeconvolution, dft, kernel_spectrum, split_frequencies
 from training.degradations import blur, motion_blur_kernel
 from training.evaluate import psnr
+from training.network import NetConfig, VideoRestorationNet
+from training.processing import ServingNet
 
 
 def as_convolution(kernel: np.ndarray) -> np.ndarray:
@@ -103,3 +105,19 @@ def test_each_window_of_a_batch_gets_its_own_kernel():
     # A delta kernel leaves the planes as they were, up to the Wiener shrinkage 1 / (1 + NSR).
     delta = F.pad(torch.ones(3, 1, 1), (KERNEL_SIZE // 2,) * 4)
     torch.testing.assert_close(WienerDeconvolution()(planes, delta), planes / (1 + NSR), atol=1e-4, rtol=0)
+
+
+def test_a_window_whose_kernel_is_a_delta_comes_back_unchanged():
+    """Do no harm: the kernel estimate's "no blur" (a delta) passes the centre frame through the
+    deblur network bit-exact at its uint8 edges; a window with a real kernel is restored."""
+    torch.manual_seed(0)
+    net = VideoRestorationNet(NetConfig(channels=8, frame_channels=4, fusion_blocks=1, level_blocks=1,
+                                        deconvolved=True)).eval()
+    window = torch.randint(0, 256, (2, 5, 30, 42, 3), dtype=torch.uint8)
+    kernels = torch.zeros(2, KERNEL_SIZE, KERNEL_SIZE)
+    kernels[0, KERNEL_SIZE // 2, KERNEL_SIZE // 2] = 1.0
+    kernels[1, KERNEL_SIZE // 2 - 1 : KERNEL_SIZE // 2 + 2, KERNEL_SIZE // 2 - 1 : KERNEL_SIZE // 2 + 2] = 1 / 9
+    with torch.no_grad():
+        out = ServingNet(net)(window, kernels)
+    assert torch.equal(out[0], window[0, 2])
+    assert (out[1].int() - window[1, 2].int()).abs().max() > 1
