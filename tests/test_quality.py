@@ -1,7 +1,6 @@
 """Quality benchmark and model cards: the baselines do what they claim, the tables get written."""
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 import onnx
