@@ -28,12 +28,12 @@ EXIT_TIMEOUT = ("--exit-timeout-secs", "3")
 SHIPPED_EXPORTS = "shipped_exports"
 
 
-def exports_needed(item: pytest.Item) -> set[str]:
-    """The shipped networks whose exports `item` waits for: every task for a test using the
-    session's repository or a `shipped_export` fixture, else those its `shipped_exports` mark
-    names."""
+def exports_needed(item: pytest.Item, served: set[str]) -> set[str]:
+    """The shipped networks whose exports `item` waits for: every one of `served` for a test
+    using the session's repository or a `shipped_export` fixture, else those its
+    `shipped_exports` mark names."""
     if {"served_repository", "shipped_export"} & set(item.fixturenames):
-        return set(served_tasks())
+        return served
     return {task for mark in item.iter_markers(SHIPPED_EXPORTS) for task in mark.args}
 
 
@@ -49,8 +49,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     files: dict[str, list[pytest.Item]] = {}
     for item in items:
         files.setdefault(item.nodeid.split("::")[0], []).append(item)
-    needs = {name: set().union(*(exports_needed(t) for t in tests)) for name, tests in files.items()}
     everything = set(served_tasks())
+    needs = {name: set().union(*(exports_needed(t, everything) for t in tests)) for name, tests in files.items()}
     by_size = sorted(files, key=lambda name: len(files[name]), reverse=True)
     serving = [name for name in by_size if any("served_repository" in t.fixturenames for t in files[name])]
     first = serving[:1]
