@@ -1,0 +1,40 @@
+"""`benchmarks.run --smoke` end to end against a real tritonserver (so the benchmark code never
+rots; it is also `make bench-smoke`). On a server of denoise alone: on a fresh clone it runs while
+inpaint's export is still being made."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import task_repository
+
+pytestmark = [pytest.mark.server, pytest.mark.shipped_exports("denoise")]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_smoke_runs_end_to_end(tmp_path: Path) -> None:
+    repository = task_repository(tmp_path / "denoise_only", ["denoise"])
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--smoke", "--workdir", str(tmp_path), "--repository", str(repository)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in ("smoke_side_by_side.csv", "smoke_perf_analyzer.csv", "smoke_scaling.csv",
+                 "smoke_throughput_latency.png", "smoke_fps_vs_resolution.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    report = (tmp_path / "RESULTS.md").read_text()
+    for expected in ("served ensemble", "in-process ONNX Runtime", "in-process PyTorch", "client file restore",
+                     "dynamic batching", "no batching", "system shm", "p99 ms"):
+        assert expected in report, expected
+    # Every configuration reports a p99 latency (the file restore excepted: not observable).
+    p99s = []
+    for line in report.splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if "configuration" in cells:
+            column = cells.index("p99 ms")
+        elif line.startswith("| ") and "client file restore" not in line:
+            p99s.append(float(cells[column]))
+    assert len(p99s) >= 10 and all(v > 0 for v in p99s), p99s
