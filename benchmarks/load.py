@@ -8,7 +8,11 @@ warm-up (growth < 5%). p50/p99 frame latency over all measured rounds.
 The warm-up is long on purpose: with clips of several sizes, dynamic batching forms new batch
 compositions for a while, and ONNX Runtime's memory arena in the net stub grows to its peak
 (measured: 356 -> ~800 MiB) and the server's shared-memory pool to its own only after a few
-minutes; a 1-round warm-up reported +110% that was this, not a leak.
+minutes; a 1-round warm-up reported +110% that was this, not a leak. `--cpu-memory-arena false`
+turns the arena off (memory is given back after each call), but glibc's heaps in the net stub
+still step up for a while (measured 2026-12-06), so the warm-up stays long. The window model's
+RSS is also reported alone: it holds every stream's frames, so a stream it fails to drop shows
+there first (the bounded test in tests/test_bench.py checks that).
 
     python -m benchmarks.load --clients 4 --duration 600     # the 10-minute version
 """
@@ -24,10 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.frames import fit_size, load_frames
-from benchmarks.procstat import CpuMeter, machine, process_tree, rss_kib
+from benchmarks.procstat import CpuMeter, machine, process_tree, rss_kib, stub_pids
 from benchmarks.repository import prepare_repository
 from benchmarks.stream import StreamOutcome, run_streams, thumbnail
 from client.local_server import TritonServer
+from export.triton_config import update_parameters
+from training.contract import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 # Different real files of different sizes: a frame sent to the wrong stream cannot look right.
@@ -77,14 +83,23 @@ class LoadReport:
     seconds: float = 0.0
     latencies_s: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)   # after each round, warm-up rounds included
+    window_rss_kib: list[int] = field(default_factory=list)  # the same, window-model stubs alone
     warmup_rounds: int = 1
     problems: list[str] = field(default_factory=list)
+
+    def _growth(self, rss_kib: list[int]) -> float:
+        base = rss_kib[self.warmup_rounds - 1]
+        return max(rss_kib[self.warmup_rounds - 1:]) / base - 1
 
     @property
     def growth(self) -> float:
         """Largest server RSS after warm-up relative to the RSS right after warm-up."""
-        base = self.rss_kib[self.warmup_rounds - 1]
-        return max(self.rss_kib[self.warmup_rounds - 1:]) / base - 1
+        return self._growth(self.rss_kib)
+
+    @property
+    def window_growth(self) -> float:
+        """The same for the window-model stubs alone, which hold every stream's frames."""
+        return self._growth(self.window_rss_kib)
 
     def percentile_ms(self, q: float) -> float:
         return float(np.percentile(np.asarray(self.latencies_s) * 1e3, q))
@@ -98,7 +113,9 @@ class LoadReport:
                 f"({self.frames / self.seconds:.2f} frames/s); latency p50 {self.percentile_ms(50):.0f} ms, "
                 f"p99 {self.percentile_ms(99):.0f} ms; server RSS {self.rss_kib[self.warmup_rounds - 1] / 1024:.0f} MiB "
                 f"after warm-up -> max {max(self.rss_kib[self.warmup_rounds - 1:]) / 1024:.0f} MiB "
-                f"({100 * self.growth:+.1f}%, limit {100 * MAX_GROWTH:g}%); problems: {len(self.problems)}")
+                f"({100 * self.growth:+.1f}%, limit {100 * MAX_GROWTH:g}%), of which the window model "
+                f"{self.window_rss_kib[self.warmup_rounds - 1] / 1024:.0f} -> {max(self.window_rss_kib[self.warmup_rounds - 1:]) / 1024:.0f} MiB "
+                f"({100 * self.window_growth:+.1f}%); problems: {len(self.problems)}")
 
 
 def run_load(url: str, server_pid: int, clips: list[list[np.ndarray]], model: str = "denoise",
@@ -107,18 +124,23 @@ def run_load(url: str, server_pid: int, clips: list[list[np.ndarray]], model: st
     """Warm-up rounds (at least `warmup_rounds`, and for at least `warmup_s`), then measured
     rounds until `rounds` are done or `duration_s` has passed (at least one)."""
     report = LoadReport(len(clips), warmup_rounds=0)
-    pids = lambda: process_tree(server_pid)  # noqa: E731 - stubs may be restarted: look again each time
+    window_model = get_task(model).window_model
+
+    def sample() -> None:  # stubs may be restarted: look for them again each time
+        tree = process_tree(server_pid)
+        report.rss_kib.append(rss_kib(tree))
+        report.window_rss_kib.append(rss_kib(stub_pids(tree, window_model)))
     start = time.monotonic()
     while report.warmup_rounds < warmup_rounds or time.monotonic() - start < warmup_s:
         outcomes, _ = run_streams(url, model, clips, max_in_flight)
         report.problems += stream_problems(clips, outcomes)
-        report.rss_kib.append(rss_kib(pids()))
+        sample()
         report.warmup_rounds += 1
     start = time.monotonic()
     while True:
         outcomes, seconds = run_streams(url, model, clips, max_in_flight)
         report.problems += stream_problems(clips, outcomes)
-        report.rss_kib.append(rss_kib(pids()))
+        sample()
         report.rounds += 1
         report.seconds += seconds
         report.frames += sum(len(o.thumbnails) for o in outcomes)
@@ -139,6 +161,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=48, help="frames per clip (default: 48)")
     parser.add_argument("--max-size", default="640x360", help="clips are scaled down to fit (default: 640x360)")
     parser.add_argument("--repository", type=Path, help="an already-built repository to copy (default: export the checkpoint)")
+    parser.add_argument("--cpu-memory-arena", choices=("true", "false"), default="true",
+                        help="ONNX Runtime's memory arena in the net model (default: true, as shipped; false "
+                             "gives memory back after each call)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "build" / "load", help="scratch folder (default: build/load)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md",
                         help="markdown file the summary is appended to (default: benchmarks/RESULTS.md)")
@@ -150,15 +175,19 @@ def main(argv: list[str] | None = None) -> int:
     width, _, height = args.max_size.partition("x")
     clips = load_clips(args.clients, args.frames, (int(width), int(height)))
     repository = prepare_repository(args.workdir / "repository", args.task, args.repository)
+    update_parameters(repository / get_task(args.task).net_model / "config.pbtxt",
+                      {"cpu_memory_arena": args.cpu_memory_arena})
     with CpuMeter() as cpu, TritonServer(repository, args.workdir / "tritonserver.log") as server:
         report = run_load(server.grpc_url, server.process.pid, clips, args.task, duration_s=args.duration, warmup_s=args.warmup)
     sizes = ", ".join(f"{c[0].shape[1]}x{c[0].shape[0]}" for c in clips)
     lines = [f"## {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, load: task `{args.task}`", "",
              f"- Command: `python -m benchmarks.load {' '.join(sys.argv[1:])}`",
              f"- Machine: {machine()}; a concurrent training job used {cpu.use.training_cores:.2f} cores on average",
-             f"- Clips ({args.frames} frames each): {sizes}; {report.warmup_rounds} warm-up rounds ({args.warmup:g} s)",
+             f"- Clips ({args.frames} frames each): {sizes}; {report.warmup_rounds} warm-up rounds ({args.warmup:g} s); "
+             f"ONNX Runtime memory arena {'on' if args.cpu_memory_arena == 'true' else 'off'}",
              f"- {'PASS' if report.ok else 'FAIL'}: {report.summary()}",
              f"- Server RSS after each round (MiB): {', '.join(f'{k / 1024:.0f}' for k in report.rss_kib)}",
+             f"- Window-model RSS after each round (MiB): {', '.join(f'{k / 1024:.0f}' for k in report.window_rss_kib)}",
              *[f"- problem: {p}" for p in report.problems[:10]], ""]
     with open(args.results, "a") as out:
         out.write("\n" + "\n".join(lines))

@@ -37,6 +37,20 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
+def stub_pids(pids: list[int], model: str) -> list[int]:
+    """Those of `pids` that are Python-backend stubs of `model` (a stub's second argument is
+    `<repository>/<model>/<version>/model.py`)."""
+    found = []
+    for pid in pids:
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(args) > 1 and Path(args[1].decode(errors="replace")).parent.parent.name == model:
+            found.append(pid)
+    return found
+
+
 def rss_kib(pids: list[int]) -> int:
     """Sum of VmRSS over `pids` (KiB); processes that vanished count 0."""
     total = 0

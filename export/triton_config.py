@@ -76,6 +76,7 @@ class NetOptions:
     max_side: int = MAX_SIDE      # the TensorRT profile's maximum; clients tile larger frames
     max_batch: int = MAX_BATCH_SIZE  # the TensorRT profile's maximum (the backend refuses more)
     intra_op_threads: int = 0     # ONNX Runtime: 0 = every core the server process may use
+    cpu_memory_arena: bool = True  # ONNX Runtime keeps its peak memory for reuse (faster on large frames)
     queue_timeout_s: float = 300  # a request still queued after this is rejected
     max_queue_size: int = 0       # 0 = unbounded (see DESCRIPTIONS["net"])
 
@@ -177,7 +178,8 @@ def net_config(task: Task, options: NetOptions = NetOptions()) -> mc.ModelConfig
     else:
         config.backend = "python"
         config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)
-        parameters.update(onnx_file=ONNX_FILE, intra_op_threads=options.intra_op_threads)
+        parameters.update(onnx_file=ONNX_FILE, intra_op_threads=options.intra_op_threads,
+                          cpu_memory_arena=options.cpu_memory_arena)
     _set_parameters(config, parameters)
     return config
 
@@ -195,6 +197,13 @@ def parse(text: str) -> mc.ModelConfig:
 def write(path: Path, config: mc.ModelConfig) -> Path:
     """Write `config` to `path` atomically (Triton may be polling the repository)."""
     return atomic_write(path, render(config))
+
+
+def update_parameters(path: Path, values: dict[str, object]) -> None:
+    """Set the parameters `values` in the config.pbtxt at `path` (others are kept)."""
+    config = parse(path.read_text())
+    _set_parameters(config, values)
+    write(path, config)
 
 
 def committed_configs(repository: Path, checkpoints: Path = ROOT / "training" / "checkpoints") -> dict[Path, str]:

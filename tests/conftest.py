@@ -6,7 +6,6 @@ are seeded and saved under fixed names, so their exports are cached as well."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import tritonclient.grpc as grpcclient
 
 from client.local_server import ADMIN_HEADER, TritonServer
 from export.repository import CHECKPOINTS, build_repository, served_tasks
-from export.triton_config import WindowOptions
+from export.triton_config import WindowOptions, update_parameters
 
 # Short, so reaping is tested in seconds; long enough for a slow frame on a loaded 2-core machine
 # (at 6 s, a 352x288 stream was reaped mid-file twice on 2026-12-05 under a load average of 5-9:
@@ -110,11 +109,7 @@ def task_repository(dest: Path, tasks: list[str], max_side: int | None = None) -
     if max_side is not None:  # the window model's limit and the network's (the client reads the first)
         for task in tasks:
             for model in (f"{task}_window", f"{task}_net"):
-                config = dest / model / "config.pbtxt"
-                text, count = re.subn(r'(key: "max_side"\s*value:?\s*\{\s*string_value:\s*)"\d+"', rf'\1"{max_side}"',
-                                      config.read_text())
-                assert count <= 1, f"{count} max_side parameters in {config}"
-                config.write_text(text)
+                update_parameters(dest / model / "config.pbtxt", {"max_side": max_side})
     return dest
 
 

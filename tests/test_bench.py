@@ -1,9 +1,14 @@
-"""The load benchmark against the session's tritonserver, bounded (3 concurrent clients on 3
-different clips of one size, so their windows share network calls; the longer run over three
-sizes is `make test-long`). The session's server has served other tests first, so ONNX Runtime's
-arena has mostly grown: on a fresh server of denoise alone the arena still grew in the measured
-rounds (287 -> 308 MiB, 2026-12-06), which the memory check reads as a leak. `benchmarks.run
---smoke` is tests/test_bench_smoke.py."""
+"""The load benchmark, bounded (3 concurrent clients on 3 different clips of one size, so their
+windows share network calls; the longer run over three sizes is `make test-long`), on a server of
+denoise alone, so it runs early while other exports are still being made.
+
+Its memory check is on the window model, which holds every stream's frames: a stream it failed
+to drop would leave its ring buffer behind (~1 MiB a round here, +20% over the measured rounds).
+The server as a whole is not checked in this short run: the net model's memory (ONNX Runtime's
+arena, glibc's heaps) steps up by tens of MiB at unpredictable rounds even with the arena off
+(seen 10 rounds in; 841 -> 929 MiB in the last rounds of a CI run), which a few rounds cannot tell
+from a leak. `python -m benchmarks.load` checks the whole server after a 2-minute warm-up.
+`benchmarks.run --smoke` is tests/test_bench_smoke.py."""
 from __future__ import annotations
 
 import pytest
@@ -11,11 +16,21 @@ import pytest
 from benchmarks.frames import load_frames
 from benchmarks.load import CLIPS, MAX_GROWTH, load_clips, run_load, stream_problems
 from benchmarks.stream import StreamOutcome, thumbnail
-from conftest import inference_counts
+from client.local_server import TritonServer
+from conftest import inference_counts, start_server, task_repository
 
-pytestmark = [pytest.mark.server]
+pytestmark = [pytest.mark.server, pytest.mark.shipped_exports("denoise")]
 
+WARMUP_ROUNDS, ROUNDS = 3, 6
 SAME_SIZE = (176, 144)  # three different clips at one size: their windows can share a network call
+
+
+@pytest.fixture(scope="module")
+def denoise_server(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("load")
+    repository = task_repository(folder / "repository", ["denoise"])
+    with start_server(repository, folder / "tritonserver.log") as server:
+        yield server
 
 
 def same_size_clips(frames: int) -> list[list]:
@@ -32,36 +47,30 @@ def test_a_frame_from_another_stream_is_reported():
     assert any("stream 0" in p and "frame 1 looks like stream 2's" in p for p in problems), problems
 
 
-def test_concurrent_same_size_clients_are_batched_get_their_own_frames_and_memory_stays_flat(triton_server) -> None:
+def test_concurrent_same_size_clients_are_batched_get_their_own_frames_and_memory_stays_flat(
+        denoise_server: TritonServer) -> None:
     clips = same_size_clips(16)
-    inferences, executions = inference_counts(triton_server, "denoise_net")
-    # ONNX Runtime's arena grows in one step the first time dynamic batching forms a larger batch
-    # of one stream's windows, which with 4 frames in flight can happen 20+ rounds in (measured
-    # 2026-12-01: denoise_net's stub 227 -> 301 MiB, then flat; 2 of 5 runs failed the 5%). One
-    # frame in flight per client keeps the batch mix fixed, so what is left to see is a leak. Even so,
-    # with the in-graph flow's larger buffers the arena's last step still came late (2026-12-05: flat
-    # at 743 MiB for 13 rounds, then 822 MiB in the last one), so this short run checks for what a
-    # leak does and a one-time arena step does not: RSS rising in more than one measured round.
-    report = run_load(triton_server.grpc_url, triton_server.process.pid, clips, rounds=4, warmup_rounds=10,
+    server = denoise_server
+    inferences, executions = inference_counts(server, "denoise_net")
+    report = run_load(server.grpc_url, server.process.pid, clips, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS,
                       max_in_flight=1)
     print(report.summary())
     assert report.problems == []
-    assert report.frames == 4 * sum(len(c) for c in clips)
+    assert report.frames == ROUNDS * sum(len(c) for c in clips)
     assert report.percentile_ms(99) > 0
-    measured = report.rss_kib[report.warmup_rounds - 1:]
-    rises = [b - a for a, b in zip(measured, measured[1:]) if b - a > 0.01 * measured[0]]
-    assert len(rises) <= 1, report.summary()
-    inferences_now, executions_now = inference_counts(triton_server, "denoise_net")
-    assert inferences_now - inferences == 14 * 48
+    assert min(report.window_rss_kib) > 0, "no window-model stub found in the server's process tree"
+    assert report.window_growth < MAX_GROWTH, report.summary()
+    inferences_now, executions_now = inference_counts(server, "denoise_net")
+    assert inferences_now - inferences == (WARMUP_ROUNDS + ROUNDS) * 48
     assert executions_now - executions < inferences_now - inferences, "no windows of two streams were batched"
 
 
 @pytest.mark.long
-def test_concurrent_clients_of_three_sizes_over_many_rounds(triton_server) -> None:
+def test_concurrent_clients_of_three_sizes_over_many_rounds(denoise_server: TritonServer) -> None:
     """The longer run: three clips of different sizes, 10 warm-up and 6 measured rounds."""
     clips = load_clips(3, 16, (320, 180))
     assert len({c[0].shape for c in clips}) == 3, "the three clips differ in size"
-    report = run_load(triton_server.grpc_url, triton_server.process.pid, clips, rounds=6, warmup_rounds=10,
+    report = run_load(denoise_server.grpc_url, denoise_server.process.pid, clips, rounds=6, warmup_rounds=10,
                       max_in_flight=1)
     print(report.summary())
     assert report.problems == [] and report.frames == 6 * sum(len(c) for c in clips)

@@ -1,6 +1,6 @@
 """`benchmarks.run --smoke` end to end against a real tritonserver (so the benchmark code never
 rots; it is also `make bench-smoke`). On a server of denoise alone: on a fresh clone it runs while
-inpaint's export is still being made."""
+inpaint's export is still being made. Also `benchmarks.ort_arena` on tiny windows."""
 from __future__ import annotations
 
 import subprocess
@@ -38,3 +38,15 @@ def test_bench_smoke_runs_end_to_end(tmp_path: Path) -> None:
         elif line.startswith("| ") and "client file restore" not in line:
             p99s.append(float(cells[column]))
     assert len(p99s) >= 10 and all(v > 0 for v in p99s), p99s
+
+
+def test_ort_arena_benchmark_measures_both_settings(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ort_arena", "--sizes", "64x48", "--calls", "2", "--rounds", "1",
+         "--workdir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| 64x48")]
+    assert [cells[1].strip() for cells in rows] == ["on", "off"], proc.stdout
+    assert all(float(cells[2]) > 0 and float(cells[3]) > 0 for cells in rows), proc.stdout

@@ -190,6 +190,7 @@ def test_configs_for_both_backends(task):
         assert config.HasField("dynamic_batching") and [g.kind for g in config.instance_group] == [kind]
     assert cpu.backend == "python" and cpu.parameters["onnx_file"].string_value == "model.onnx"
     assert cpu.parameters["intra_op_threads"].string_value == "0"
+    assert cpu.parameters["cpu_memory_arena"].string_value == "true"
     assert gpu.platform == "tensorrt_plan" and gpu.default_model_filename == "model.plan"
 
 

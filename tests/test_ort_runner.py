@@ -111,6 +111,17 @@ def test_threads_parameter():
             ort_runner.resolve_threads(bad)
 
 
+def test_memory_arena_parameter(tmp_path):
+    assert ort_runner.resolve_flag("cpu_memory_arena", "true") and ort_runner.resolve_flag("cpu_memory_arena", "")
+    assert not ort_runner.resolve_flag("cpu_memory_arena", "False")
+    with pytest.raises(ValueError, match="cpu_memory_arena must be true or false, got 'sometimes'"):
+        ort_runner.resolve_flag("cpu_memory_arena", "sometimes")
+    onnx = centre_frame_onnx(tmp_path / "m.onnx", False)
+    for arena in (True, False):
+        runner = ort_runner.OrtRunner(onnx, 1, memory_arena=arena)
+        assert runner.session.get_session_options().enable_cpu_mem_arena is arena
+
+
 def test_missing_onnx_says_how_to_make_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="make engine"):
         ort_runner.OrtRunner(tmp_path / "model.onnx", 1)

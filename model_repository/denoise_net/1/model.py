@@ -4,7 +4,9 @@ Thin on purpose: reading tensors out of requests and building responses is all t
 here; validation, shape grouping, batching and splitting are in ort_runner.py (unit-tested
 without Triton). The python backend puts this version directory on sys.path.
 
-Config parameters: onnx_file (default model.onnx), intra_op_threads (default 0 = all cores).
+Config parameters: onnx_file (default model.onnx), intra_op_threads (default 0 = all cores),
+cpu_memory_arena (default true: ONNX Runtime keeps its peak memory for reuse; false gives it back
+after every call, slower on large frames).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
-from ort_runner import OrtRunner, resolve_threads
+from ort_runner import OrtRunner, resolve_flag, resolve_threads
 
 
 class TritonPythonModel:
@@ -23,9 +25,11 @@ class TritonPythonModel:
         version_dir = Path(args["model_repository"]) / args["model_version"]
         onnx_path = version_dir / params.get("onnx_file", "model.onnx")
         self.model_name = args["model_name"]
-        self.runner = OrtRunner(onnx_path, resolve_threads(params.get("intra_op_threads", "0")))
+        arena = resolve_flag("cpu_memory_arena", params.get("cpu_memory_arena", "true"))
+        self.runner = OrtRunner(onnx_path, resolve_threads(params.get("intra_op_threads", "0")), arena)
         print(f"{self.model_name}: ONNX Runtime on {onnx_path}, inputs {self.runner.input_names}, "
-              f"{self.runner.session.get_session_options().intra_op_num_threads} intra-op threads", flush=True)
+              f"{self.runner.session.get_session_options().intra_op_num_threads} intra-op threads, "
+              f"memory arena {'on' if arena else 'off'}", flush=True)
 
     def execute(self, requests: list) -> list:
         arrays = []
