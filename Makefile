@@ -6,6 +6,8 @@ PY ?= $(VENV)/bin/python
 SETUP := $(if $(filter $(VENV)/bin/python,$(PY)),setup)
 TASK ?= denoise
 BACKEND ?= auto
+# More export.engine flags for `make engine`, e.g. ENGINE_ARGS='--cpu-memory-arena false'.
+ENGINE_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8001
 HTTP_PORT ?= 8000
@@ -34,7 +36,7 @@ $(VENV)/.installed: requirements.txt packaging/install_launchers.sh
 	touch $@
 
 engine: $(SETUP)  ## export each task's checkpoint and install it for the backend this machine runs (BACKEND=auto|onnxruntime|tensorrt)
-	@for t in $(TASKS); do $(PY) -m export.engine --task $$t --backend $(BACKEND) --repository $(REPOSITORY) --onnx-cache build/onnx_cache || exit $$?; done
+	@for t in $(TASKS); do $(PY) -m export.engine --task $$t --backend $(BACKEND) --repository $(REPOSITORY) --onnx-cache build/onnx_cache $(ENGINE_ARGS) || exit $$?; done
 
 serve: $(SETUP)  ## run tritonserver in the foreground on $(REPOSITORY), bound to $(HOST)
 	$(PY) -m client.local_server --repository $(REPOSITORY) --host $(HOST) \

@@ -171,7 +171,7 @@ def install(args: argparse.Namespace) -> int:
     else:
         for link in link_adapter(args.repository, task):
             print(f"engine: linked {link} -> {link.readlink()}")
-        options = NetOptions()
+        options = NetOptions(cpu_memory_arena=args.cpu_memory_arena == "true")
         max_batch = task.cpu_batch
     config = write(args.repository / task.net_model / "config.pbtxt", net_config(task, options))
     if (args.repository / task.name).is_dir():
@@ -210,6 +210,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"(tests and benchmarks use {onnx_cache.CACHE.relative_to(onnx_cache.ROOT)})")
     parser.add_argument("--force", action="store_true",
                         help="re-export the ONNX (and rebuild the plan) even when they look current")
+    ort = parser.add_argument_group("ONNX Runtime (used only when the backend is onnxruntime)")
+    ort.add_argument("--cpu-memory-arena", default="true", choices=["true", "false"],
+                     help="true (default): keep the peak memory of the largest window run and reuse it; "
+                          "false: give it back after every call (measured at 1080p: 1.7 GB less held, "
+                          "5-17%% more time per window)")
     trt = parser.add_argument_group("TensorRT (used only when the backend is tensorrt)")
     trt.add_argument("--precision", default="auto", choices=["auto", "fp16", "fp32"],
                      help="plan precision; auto = FP16 where the GPU has fast FP16 (default)")

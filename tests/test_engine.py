@@ -94,9 +94,10 @@ def test_installs_onnx_then_skips_until_the_checkpoint_changes(cpu_only, monkeyp
 
     monkeypatch.setattr(export.onnx_export, "export_checkpoint", no_export)
     start = time.perf_counter()
-    assert engine.main(args) == 0
+    assert engine.main(args + ["--cpu-memory-arena", "false"]) == 0
     assert time.perf_counter() - start < 5
     assert "not re-exported" in capsys.readouterr().out
+    assert parse((repo / "denoise_net" / "config.pbtxt").read_text()).parameters["cpu_memory_arena"].string_value == "false"
     monkeypatch.undo()
     monkeypatch.setattr(engine, "tensorrt_problem", lambda: NO_TRT)
 
