@@ -29,9 +29,9 @@ help:  ## list targets
 
 setup: $(VENV)/.installed  ## create .venv with pinned dependencies and the tritonserver/perf_analyzer launchers
 
-$(VENV)/.installed: requirements.txt packaging/install_launchers.sh
+$(VENV)/.installed: requirements.txt packaging/install_requirements.sh packaging/install_launchers.sh
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --only-binary=:all: -r requirements.txt
+	bash packaging/install_requirements.sh $(VENV) requirements.txt
 	bash packaging/install_launchers.sh $(VENV)
 	touch $@
 
