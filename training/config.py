@@ -20,7 +20,7 @@ def _f(default, help: str, **kw):
 
 # Per-task settings that differ from the general defaults: the shipped checkpoints' training flags.
 TASK_DEFAULTS: dict[str, dict] = {
-    "denoise": {"levels": 2, "level_blocks": 1, "aligned": True, "ema": 0.999},
+    "denoise": {"levels": 2, "level_blocks": 1, "aligned": True, "ema": 0.999, "noise_bound": 3.0},
     "deblur": {"channels": 48, "frame_channels": 64, "frame_blocks": 0, "fusion_blocks": 5, "unshuffle": 4,
                "levels": 2, "level_blocks": 2, "crop": 128, "ema": 0.999, "still_prob": 0.5,
                "lr": 5e-4},
@@ -57,6 +57,8 @@ class TrainConfig:
     propagation_frames: int = _f(None, "inpaint: the network takes windows this long (odd, >= --frames) and fills "
                                  "their centre by flow-guided propagation inside its graph (training/propagation.py) "
                                  "before its body sees the centre --frames, as served; 0 = plain windows")
+    noise_bound: float = _f(None, "denoise: soft-clip each pixel's change to about this many times the noise "
+                            "seen in the input (training/noise_bound.py; do no harm on clean footage); 0 = unbounded")
     # optimisation
     steps: int = _f(4000, "optimizer steps (the cosine schedule spans them)")
     time_limit: float = _f(0.0, "minutes; if > 0, stop when reached and let the schedule span the budget: "

@@ -44,6 +44,7 @@ from training.contract import KERNEL_SIZE
 from training.deconvolution import WienerDeconvolution, matmul_flops
 from training.fill import harmonic_fill, harmonic_fill_macs
 from training.flow import align_window
+from training.noise_bound import NoiseBound
 from training.propagation import propagate_window
 
 # training/blur_kernel.py reports a frame no blurrier than its own edges as a delta kernel (peak 1).
@@ -73,6 +74,8 @@ class NetConfig:
     propagation_frames: int = 0  # inpaint: the graph takes this many frames (odd, >= frames) and
                                  # propagates into the centre from all of them first (training/propagation.py);
                                  # 0 = it takes `frames`
+    noise_bound: float = 0.0   # denoise: soft-clip each pixel's change to about this many times the
+                               # input's noise level (training/noise_bound.py); 0 = unbounded
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.frames % 2 == 0:
@@ -89,6 +92,9 @@ class NetConfig:
                                         or self.propagation_frames < self.frames):
             raise ValueError(f"NetConfig.propagation_frames ({self.propagation_frames}) is for masked networks, "
                              f"odd and >= frames ({self.frames})")
+        if self.noise_bound < 0 or (self.noise_bound and (self.masked or self.deconvolved or self.scale != 1)):
+            raise ValueError(f"NetConfig.noise_bound ({self.noise_bound}) must be >= 0, and is for plain denoisers "
+                             "(scale 1, neither masked nor deconvolved)")
         if self.masked and self.aligned:
             raise ValueError("NetConfig: aligned windows are for unmasked networks (flow on masked frames is not defined)")
 
@@ -175,6 +181,8 @@ class VideoRestorationNet(nn.Module):
             self.alignment = WindowAlignment()
         if c.propagation_frames:
             self.propagation = WindowPropagation(c.frames)
+        if c.noise_bound:
+            self.noise_bound = NoiseBound(c.noise_bound)
         if c.refine_channels:
             self.refine_head = nn.Conv2d(3 + (1 if c.masked else 0), c.refine_channels, 3, padding=1)
             self.refine_body = ResidualBlock(c.refine_channels)
@@ -214,7 +222,8 @@ class VideoRestorationNet(nn.Module):
         a propagating one fills its centre frame from all its frames and keeps the centre `frames`
         (training/propagation.py), inside the graph, so training, evaluation and serving do the same.
         A deconvolved network returns the centre frame unchanged where its kernel is a delta (no blur
-        found: `SHARP_PEAK`).
+        found: `SHARP_PEAK`); a noise-bounded one changes each pixel of it by about `noise_bound`
+        times the noise seen in it at most (training/noise_bound.py).
         """
         t = frames.shape[1]
         c = self.config
@@ -265,6 +274,9 @@ class VideoRestorationNet(nn.Module):
             # came in, rather than sharpened anyway.
             sharp = kernel.flatten(1).amax(dim=1) > SHARP_PEAK
             return torch.where(sharp.view(n, 1, 1, 1), frames[:, t // 2], out)
+        if c.noise_bound:
+            # Do no harm: change each pixel by little more than the noise the input shows.
+            return self.noise_bound(centre, out)
         return out
 
 
@@ -314,6 +326,8 @@ def gflops_per_frame(config: NetConfig, height: int, width: int) -> float:
         macs += height * width * s * s * 9 * ((3 + (1 if config.masked else 0)) * rc + 2 * rc * rc + rc * 3)
     if config.masked:
         macs += harmonic_fill_macs(height, width)
+    if config.noise_bound:
+        macs += height * width * 3 * 9  # the noise estimate's 3x3 convolution
     flops = 2 * macs
     if config.deconvolved:
         flops += matmul_flops(3 * config.frames, height, width, KERNEL_SIZE)
