@@ -7,8 +7,8 @@ propagation (training/flow.py, training/propagation.py) solve 2x2 least squares 
 in flat areas is about 1e-8, below FP16's smallest subnormal (6e-8), and their warps add sub-pixel
 offsets to pixel coordinates up to 4095, which FP16 holds to 1-2 px: in FP16 the flow divides by
 zero and the warps land whole pixels off. Denoise's noise bound (training/noise_bound.py) averages
-a window's noise response over millions of pixels into one level of a few 1e-3, which FP16 would
-round coarsely. The exporter names nodes `node_<op>_N`,
+a window's noise and blocking responses over millions of pixels into levels of a few 1e-3, which
+FP16 would round coarsely. The exporter names nodes `node_<op>_N`,
 but records each node's module path in its `pkg.torch.onnx.name_scopes` metadata; `mark_fp32_nodes`
 renames the nodes of the FP32 modules to `fp32/<name>`. The ONNX parser names each TensorRT layer
 after its node, so `pin_fp32_layers` finds them by that prefix and sets their precision and

@@ -1,12 +1,15 @@
-"""training/noise_bound.py: the noise estimate on known noise, the bound on a pixel's change, and
-the network that applies it (tiny configuration)."""
+"""training/noise_bound.py: the noise and blocking estimates on known noise and real JPEG blocks,
+the bound on a pixel's change, and the network that applies it (tiny configuration)."""
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 import torch
+from skimage import data
 
 from training.network import NetConfig, VideoRestorationNet
-from training.noise_bound import KNEE, NoiseBound, estimate_noise_sigma
+from training.noise_bound import KNEE, NoiseBound, estimate_blockiness, estimate_noise_sigma, level
 
 
 def smooth_frame(n: int = 2, h: int = 64, w: int = 80) -> torch.Tensor:
@@ -26,11 +29,26 @@ def test_the_estimate_finds_the_noise_added_to_a_smooth_frame(sigma_levels: floa
     assert estimate_noise_sigma(clean).max() * 255 < 0.1
 
 
+def test_jpeg_blocks_on_their_grid_count_and_clean_or_shifted_frames_show_none() -> None:
+    image = cv2.cvtColor(data.chelsea()[:256, :256], cv2.COLOR_RGB2BGR)  # native pixels: no JPEG grid of its own
+    jpeg = cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 10])[1], cv2.IMREAD_COLOR)
+
+    def blockiness(bgr: np.ndarray) -> float:
+        frame = torch.from_numpy(bgr[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+        return float(estimate_blockiness(frame)) * 255
+
+    assert blockiness(jpeg) > 5.0  # measured 6.7 grey levels
+    assert blockiness(image) < 0.3
+    assert blockiness(jpeg[3:, 5:]) < 0.3  # the same blocks off the frame's 8x8 grid are not counted
+    frame = torch.from_numpy(jpeg[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+    assert float(level(frame)) >= 2 * blockiness(jpeg) / 255 - 1e-6
+
+
 def test_a_change_is_bounded_by_the_noise_and_small_changes_pass() -> None:
     torch.manual_seed(1)
     centre = smooth_frame() + torch.randn(2, 3, 64, 80) * 2 / 255
     bound = NoiseBound(3.0)
-    sigma = estimate_noise_sigma(centre)
+    sigma = level(centre)
     limit = 3.0 * sigma * (1 + (sigma / KNEE) ** 2)
     big = bound(centre, centre + 0.5)  # a change of 127 grey levels everywhere
     assert ((big - centre).abs() <= limit + 1e-6).all()
@@ -57,7 +75,7 @@ def test_a_bounded_network_changes_its_centre_frame_by_at_most_the_bound() -> No
         centre = smooth_frame(1, 32, 32)
         window = centre.unsqueeze(1).expand(1, 5, 3, 32, 32).contiguous()
         out = net(window)
-    sigma = estimate_noise_sigma(centre)
+    sigma = level(centre)
     assert ((out - centre).abs() <= (3.0 * sigma * (1 + (sigma / KNEE) ** 2)).clamp_min(1e-4) + 1e-6).all()
 
 

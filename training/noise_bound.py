@@ -1,18 +1,24 @@
 """Do no harm on clean and lightly noisy footage: a denoiser's change to each pixel is bounded by the
-noise it can see in the frame.
+noise and blocking it can see in the frame.
 
 A blind video denoiser fuses aligned neighbours; where alignment is imperfect (real motion, aliased
 detail) it also removes detail, which on clean input is pure harm (the shipped denoise network took
 clean windows of bigbuckbunny to 40.3 dB and lightly noisy ones, sigma 2, 3.1 dB below their input;
 robustness grid, 2026-12-06). Removing noise of standard deviation sigma needs changes of about
 sigma, rarely beyond 3 sigma. So the residual (output - input) is soft-clipped to
-`k * sigma_hat * (1 + (sigma_hat / KNEE)^2)`: about k sigma for light noise, and no bound at all in
-practice for heavy noise (sigma_hat >> KNEE), where the network's full change is wanted.
+`k * s * (1 + (s / KNEE)^2)`: about k s for light degradation, and no bound at all in practice for
+heavy noise (s >> KNEE), where the network's full change is wanted.
 
-sigma_hat is Immerkaer's estimator ("Fast noise variance estimation", CVIU 1996): the mean absolute
-response of a 3x3 Laplacian-difference kernel, which cancels smooth image structure, times
-sqrt(pi/2) / 6. It reads texture as noise too, which only loosens the bound where detail is. One
-convolution and one mean per window: it stays in the exported graph (FP32 in TensorRT plans).
+s is the larger of the noise level and twice the blocking level:
+- noise: Immerkaer's estimator ("Fast noise variance estimation", CVIU 1996), the mean absolute
+  response of a 3x3 Laplacian-difference kernel, which cancels smooth image structure, times
+  sqrt(pi/2) / 6. It reads texture as noise too, which only loosens the bound where detail is.
+- blocking: how much larger the steps between neighbouring pixels are across the 8x8 grid of
+  JPEG/MPEG blocks (from the frame's top-left corner, where codecs put it) than anywhere. Block
+  artifacts hide from the noise estimate (compression removes fine noise), yet removing them
+  takes changes of their size: without this term the bound cost JPEG 10-40 0.3-0.8 dB.
+A few convolutions, slices and means per window: it stays in the exported graph (FP32 in
+TensorRT plans).
 """
 from __future__ import annotations
 
@@ -22,7 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-KNEE = 6 / 255  # sigma_hat (in [0, 1] units) above which the bound quickly stops binding
+from training.flow import grey
+
+KNEE = 6 / 255  # s (in [0, 1] units) above which the bound quickly stops binding
+BLOCK = 8        # the block grid of JPEG and of MPEG-2/4's transforms
+BLOCK_WEIGHT = 2.0  # blocking of b grey levels counts as noise of BLOCK_WEIGHT * b
 # Immerkaer's kernel: the difference of two Laplacians, zero on planes and nearly so on edges.
 _KERNEL = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
 _SCALE = math.sqrt(math.pi / 2) / 6
@@ -37,8 +47,26 @@ def estimate_noise_sigma(frame: torch.Tensor) -> torch.Tensor:
     return (response.mean(dim=(1, 2, 3)).reshape(n, c).mean(dim=1) * _SCALE).view(n, 1, 1, 1)
 
 
+def estimate_blockiness(frame: torch.Tensor) -> torch.Tensor:
+    """frame: float (N, 3, H, W) in [0, 1] -> (N, 1, 1, 1): mean |step| between neighbouring grey
+    pixels across the BLOCK grid minus the mean |step| everywhere, averaged over both directions,
+    0 where the grid shows no more steps than the rest (no block artifacts, or none aligned)."""
+    g = grey(frame)
+    dx = (g[..., 1:] - g[..., :-1]).abs()
+    dy = (g[..., 1:, :] - g[..., :-1, :]).abs()
+    across_x = dx[..., BLOCK - 1::BLOCK].mean(dim=(1, 2, 3)) - dx.mean(dim=(1, 2, 3))
+    across_y = dy[..., BLOCK - 1::BLOCK, :].mean(dim=(1, 2, 3)) - dy.mean(dim=(1, 2, 3))
+    return (0.5 * (across_x + across_y)).clamp_min(0).view(-1, 1, 1, 1)
+
+
+def level(frame: torch.Tensor) -> torch.Tensor:
+    """What the bound scales with: (N, 3, H, W) -> (N, 1, 1, 1), the larger of the noise level and
+    BLOCK_WEIGHT times the blocking."""
+    return torch.maximum(estimate_noise_sigma(frame), BLOCK_WEIGHT * estimate_blockiness(frame))
+
+
 class NoiseBound(nn.Module):
-    """Soft-clip a restored frame's change from its input to what the input's noise allows."""
+    """Soft-clip a restored frame's change from its input to what the input's noise and blocking allow."""
 
     def __init__(self, k: float) -> None:
         super().__init__()
@@ -48,8 +76,9 @@ class NoiseBound(nn.Module):
 
     def forward(self, centre: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:
         """centre, restored: float (N, 3, H, W) in about [0, 1] (the input's centre frame and the
-        network's output) -> (N, 3, H, W): centre + b * tanh((restored - centre) / b), where
-        b = k * sigma_hat * (1 + (sigma_hat / KNEE)^2) per window (never 0: a floor of 1e-4)."""
-        sigma = estimate_noise_sigma(centre)
-        bound = (self.k * sigma * (1 + (sigma / KNEE) ** 2)).clamp_min(1e-4)
+        network's output; H, W >= BLOCK) -> (N, 3, H, W): centre + b * tanh((restored - centre) / b),
+        where b = k * s * (1 + (s / KNEE)^2) per window, s the larger of the noise level and
+        BLOCK_WEIGHT times the blocking (never 0: a floor of 1e-4)."""
+        s = level(centre)
+        bound = (self.k * s * (1 + (s / KNEE) ** 2)).clamp_min(1e-4)
         return centre + bound * torch.tanh((restored - centre) / bound)
