@@ -29,6 +29,15 @@ def test_the_estimate_finds_the_noise_added_to_a_smooth_frame(sigma_levels: floa
     assert estimate_noise_sigma(clean).max() * 255 < 0.1
 
 
+def test_edges_do_not_count_as_noise() -> None:
+    torch.manual_seed(4)
+    i = torch.arange(128)
+    board = (((i.view(-1, 1) // 16) + (i.view(1, -1) // 16)) % 2).float() * 0.6 + 0.2  # 153-level steps
+    frame = board.expand(2, 3, 128, 128) + torch.randn(2, 3, 128, 128) * 2 / 255
+    estimate = estimate_noise_sigma(frame) * 255
+    assert torch.allclose(estimate, torch.full_like(estimate, 2.0), rtol=0.1), estimate.flatten()
+
+
 def test_jpeg_blocks_on_their_grid_count_and_clean_or_shifted_frames_show_none() -> None:
     image = cv2.cvtColor(data.chelsea()[:256, :256], cv2.COLOR_RGB2BGR)  # native pixels: no JPEG grid of its own
     jpeg = cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 10])[1], cv2.IMREAD_COLOR)
