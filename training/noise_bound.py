@@ -3,7 +3,7 @@ noise and blocking it can see in the frame.
 
 A blind video denoiser fuses aligned neighbours; where alignment is imperfect (real motion, aliased
 detail) it also removes detail, which on clean input is pure harm (the shipped denoise network took
-clean windows of bigbuckbunny to 40.3 dB and lightly noisy ones, sigma 2, 3.1 dB below their input;
+clean windows of bigbuckbunny to 39.4 dB and lightly noisy ones, sigma 2, 3.1 dB below their input;
 robustness grid, 2026-12-06). Removing noise of standard deviation sigma needs changes of about
 sigma, rarely beyond 3 sigma. So the residual (output - input) is soft-clipped to
 `k * s * (1 + (s / KNEE)^2)`: about k s for light degradation, and no bound at all in practice for
