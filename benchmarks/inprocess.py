@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +51,16 @@ def _time_calls(config: str, run: Callable[[np.ndarray], np.ndarray], repository
     return from_latencies(config, 1, resolution_name(frames[0]), latencies, seconds, cpu.use)
 
 
+def served_runner(repository: Path, task: str, memory_arena: bool = True) -> Any:
+    """`task`'s model.onnx in `repository` through the served model's own runner (ort_runner.py,
+    every core, the same session settings): an OrtRunner, whose class lives in the repository."""
+    ort_runner = load_model_code(get_task(task).net_model, "ort_runner", repository)
+    return ort_runner.OrtRunner(onnx_path(repository, task), ort_runner.resolve_threads("0"), memory_arena)
+
+
 def onnxruntime_result(repository: Path, task: str, frames: list[np.ndarray], warmup: int = WARMUP_CALLS) -> Result:
     """Frames/s of model.onnx in ONNX Runtime with the served runner's session settings."""
-    ort_runner = load_model_code(get_task(task).net_model, "ort_runner", repository)
-    runner = ort_runner.OrtRunner(onnx_path(repository, task), ort_runner.resolve_threads("0"))
+    runner = served_runner(repository, task)
     return _time_calls("in-process ONNX Runtime", lambda w: runner.run({runner.input_names[0]: w}),
                        repository, task, frames, warmup)
 

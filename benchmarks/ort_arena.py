@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.frames import load_frames, parse_size
+from benchmarks.inprocess import served_runner
 from benchmarks.procstat import machine, rss_kib
 from benchmarks.repository import onnx_path
-from export.repository import build_repository, load_model_code
+from export.repository import build_repository
 from training.contract import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,13 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def measure(repository: Path, task: str, size: tuple[int, int], arena: bool, calls: int) -> dict[str, float]:
     """Mean ms per window over `calls` (after one untimed call) and RSS (MiB) after them."""
-    ort_runner = load_model_code(get_task(task).net_model, "ort_runner", repository)
-    runner = ort_runner.OrtRunner(onnx_path(repository, task), ort_runner.resolve_threads("0"), arena)
-    frames = load_frames(size, get_task(task).net_frames)
-    window = np.stack(frames)[np.newaxis]
-    feeds = {runner.input_names[0]: window}
+    runner = served_runner(repository, task, arena)
     if len(runner.input_names) > 1:
         raise SystemExit(f"ort_arena: {task} needs inputs {runner.input_names}; only single-input tasks are measured")
+    feeds = {runner.input_names[0]: np.stack(load_frames(size, get_task(task).net_frames))[np.newaxis]}
     runner.run(feeds)
     start = time.perf_counter()
     for _ in range(calls):

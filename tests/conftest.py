@@ -113,6 +113,12 @@ def task_repository(dest: Path, tasks: list[str], max_side: int | None = None) -
     return dest
 
 
+def task_server(folder: Path, tasks: list[str], max_side: int | None = None) -> TritonServer:
+    """A test server (`start_server`, started by `with`) of `task_repository(folder / "repository",
+    tasks, max_side)`, logging to folder / "tritonserver.log"."""
+    return start_server(task_repository(folder / "repository", tasks, max_side), folder / "tritonserver.log")
+
+
 def inference_counts(server: TritonServer, model: str) -> tuple[int, int]:
     """(inferences, executions) of `model` so far: executions < inferences when batches formed."""
     client = grpcclient.InferenceServerClient(server.grpc_url)

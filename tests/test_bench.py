@@ -17,7 +17,7 @@ from benchmarks.frames import load_frames
 from benchmarks.load import CLIPS, MAX_GROWTH, load_clips, run_load, stream_problems
 from benchmarks.stream import StreamOutcome, thumbnail
 from client.local_server import TritonServer
-from conftest import inference_counts, start_server, task_repository
+from conftest import inference_counts, task_server
 
 pytestmark = [pytest.mark.server, pytest.mark.shipped_exports("denoise")]
 
@@ -27,9 +27,7 @@ SAME_SIZE = (176, 144)  # three different clips at one size: their windows can s
 
 @pytest.fixture(scope="module")
 def denoise_server(tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("load")
-    repository = task_repository(folder / "repository", ["denoise"])
-    with start_server(repository, folder / "tritonserver.log") as server:
+    with task_server(tmp_path_factory.mktemp("load"), ["denoise"]) as server:
         yield server
 
 

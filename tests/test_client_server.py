@@ -20,7 +20,7 @@ import pytest
 from client.colour import Colour
 from client.local_server import free_port
 from client.tiling import plan_tiles
-from conftest import inference_counts, start_server, task_repository
+from conftest import inference_counts, task_server
 from tests.test_client_media import assert_same_audio, decode_all, make_clip, packets, psnr, real_frames
 
 pytestmark = [pytest.mark.server, pytest.mark.shipped_exports("denoise")]
@@ -234,8 +234,7 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(triton_server, slow_clip
 
 def test_server_killed_mid_stream_fails_fast_then_the_same_command_succeeds(triton_server, slow_clip, slow_reference, tmp_path):
     out = tmp_path / "restored.mkv"
-    repo = task_repository(tmp_path / "repository", ["denoise"])
-    with start_server(repo, tmp_path / "doomed.log") as doomed:
+    with task_server(tmp_path, ["denoise"]) as doomed:
         # "Server back" is the session's server: the same denoise entries, another port.
         failed_after, message, again, _ = _interrupted_then_rerun(slow_clip, out, doomed.grpc_url,
                                                                triton_server.grpc_url, lambda p: doomed.kill(),
@@ -296,8 +295,7 @@ def test_a_killed_model_stub_is_reported_not_a_hang(tmp_path):
     # Frames 4x the carphone size make the network slow enough (~1 s a frame) to kill it mid-stream.
     big = [cv2.resize(f, None, fx=4, fy=4) for f in real_frames(12)]
     clip = make_clip(tmp_path / "big.mkv", big, codec="ffv1")
-    repo = task_repository(tmp_path / "repository", ["denoise"])
-    with start_server(repo, tmp_path / "server.log") as server:
+    with task_server(tmp_path, ["denoise"]) as server:
         process = subprocess.Popen(cli(str(clip), "-o", str(tmp_path / "out.mkv"), "--url", server.grpc_url,
                                        "--segment-frames", "1", "--timeout", "20"),
                                    cwd=ROOT, stderr=subprocess.PIPE, text=True)
@@ -370,8 +368,7 @@ def test_a_file_whose_server_dies_is_finished_on_another_url(triton_server, slow
     from its completed segments, and comes out as an uninterrupted run would."""
     for name in "ab":
         (tmp_path / f"{name}.mkv").write_bytes(slow_clip.read_bytes())
-    repo = task_repository(tmp_path / "repository", ["denoise"])
-    with start_server(repo, tmp_path / "doomed.log") as doomed:
+    with task_server(tmp_path, ["denoise"]) as doomed:
         process = subprocess.Popen(cli(str(tmp_path / "a.mkv"), str(tmp_path / "b.mkv"), "-o", str(tmp_path / "out"),
                                        "--format", "mkv", "--segment-frames", "4",
                                        "--url", doomed.grpc_url, "--url", triton_server.grpc_url),

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks import quality as q
-from conftest import start_server, task_repository
+from conftest import task_server
 from export.repository import CHECKPOINTS, served_tasks
 from training.checkpoint import load_checkpoint
 from training.evaluate import restore, validation_set
@@ -21,8 +21,7 @@ pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.shipped_exports(
 
 @pytest.fixture(scope="module")
 def three_task_server(tmp_path_factory: pytest.TempPathFactory):
-    repository = task_repository(tmp_path_factory.mktemp("three") / "repository", TASKS)
-    with start_server(repository, repository.parent / "tritonserver.log") as server:
+    with task_server(tmp_path_factory.mktemp("three"), TASKS) as server:
         yield server
 
 

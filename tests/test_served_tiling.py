@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from client.tiling import plan_tiles
-from conftest import inference_counts, start_server, task_repository
+from conftest import inference_counts, task_server
 from tests.test_client_media import decode_all, real_frames
 from tests.test_inpaint_client import _write_png, _write_pngs, _inside_psnr
 from tests.test_inpaint_serving import in_process as inpaint_in_process
@@ -28,9 +28,7 @@ TILES = len(plan_tiles(144, 176, MAX_SIDE))
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory):
     """denoise and inpaint whose networks take at most 96 px a side."""
-    repo = task_repository(tmp_path_factory.mktemp("max_side") / "repository", ["denoise", "inpaint"],
-                           max_side=MAX_SIDE)
-    with start_server(repo, repo.parent / "tritonserver.log") as server:
+    with task_server(tmp_path_factory.mktemp("max_side"), ["denoise", "inpaint"], max_side=MAX_SIDE) as server:
         yield server
 
 

@@ -18,7 +18,7 @@ import tritonclient.grpc as grpcclient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TEST_IDLE_TIMEOUT_S, inference_counts, start_server, task_repository
+from conftest import TEST_IDLE_TIMEOUT_S, inference_counts, task_server
 from export.repository import load_model_code, served_tasks
 from training.checkpoint import load_checkpoint
 from training.data import clip_dir
@@ -303,8 +303,7 @@ def test_a_killed_server_leaves_no_shared_memory_behind(tmp_path):
     """The Python backend's shared-memory regions in /dev/shm outlive a killed server (hundreds of
     them had piled up, 4.7 GB); each TritonServer gives its regions a prefix of its own and
     removes them when it stops."""
-    repo = task_repository(tmp_path / "repo", ["denoise"])
-    with start_server(repo, tmp_path / "tritonserver.log") as server:
+    with task_server(tmp_path, ["denoise"]) as server:
         assert server.shared_memory(), "no region carries this server's prefix: the prefix flag did not apply"
         server.kill()  # Triton 2.51 leaves the regions of a killed server behind (4.7 GB had piled up)
     assert server.shared_memory() == []
