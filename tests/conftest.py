@@ -6,6 +6,7 @@ are seeded and saved under fixed names, so their exports are cached as well."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -119,11 +120,19 @@ def task_server(folder: Path, tasks: list[str], max_side: int | None = None) -> 
     return start_server(task_repository(folder / "repository", tasks, max_side), folder / "tritonserver.log")
 
 
-def inference_counts(server: TritonServer, model: str) -> tuple[int, int]:
-    """(inferences, executions) of `model` so far: executions < inferences when batches formed."""
+def inference_counts(server: TritonServer, model: str, at_least: int = 0, timeout_s: float = 10.0) -> tuple[int, int]:
+    """(inferences, executions) of `model` so far: executions < inferences when batches formed.
+    Waits up to `timeout_s` for the inference count to reach `at_least`: a network model's
+    statistics are recorded after its response has gone back to the window model, so a client
+    can hold its frames before they are counted (seen once under load: 10 of 18)."""
     client = grpcclient.InferenceServerClient(server.grpc_url)
+    deadline = time.monotonic() + timeout_s
     try:
-        stats = client.get_inference_statistics(model, headers={f"triton-grpc-protocol-{ADMIN_HEADER}": server.admin_key})
+        while True:
+            stats = client.get_inference_statistics(model, headers={f"triton-grpc-protocol-{ADMIN_HEADER}": server.admin_key})
+            counts = stats.model_stats[0].inference_count, stats.model_stats[0].execution_count
+            if counts[0] >= at_least or time.monotonic() > deadline:
+                return counts
+            time.sleep(0.1)
     finally:
         client.close()
-    return stats.model_stats[0].inference_count, stats.model_stats[0].execution_count

@@ -343,7 +343,8 @@ def test_4k_frames_are_tiled_to_the_network_max_side(triton_server, tmp_path):
     before = inference_counts(triton_server, "denoise_net")[0]
     run = restore(str(clip), "-o", str(out), "--url", triton_server.grpc_url, timeout=600)
     assert run.returncode == 0, run.stderr
-    assert inference_counts(triton_server, "denoise_net")[0] - before == 2 * len(plan_tiles(2160, 3840, 2160))
+    expected = 2 * len(plan_tiles(2160, 3840, 2160))
+    assert inference_counts(triton_server, "denoise_net", at_least=before + expected)[0] - before == expected
     frames = decode_all(out)[0]
     assert len(frames) == 2 and frames[0].shape == (2160, 3840, 3)
 
