@@ -65,7 +65,7 @@ def test_warp_by_zero_flow_is_the_identity_and_points_outside_are_flagged():
     assert torch.allclose(flow.warp(x, zero), x, atol=1e-6)
     right = torch.zeros(2, 2, 7, 9)
     right[:, 0] = 2.0
-    out = flow.outside(right)
+    out = flow.off_frame(flow.landing(right))
     assert out[..., -2:].all() and not out[..., :-2].any()
 
 

@@ -52,10 +52,11 @@ def float_inputs(config: NetConfig, n: int, h: int, w: int) -> tuple[torch.Tenso
 
 
 @pytest.mark.parametrize("name", VARIANTS)
-def test_float_network_restores_the_centre_frame_at_its_scale(name):
+@pytest.mark.parametrize("multiples", [True, False], ids=["multiples", "any size"])
+def test_float_network_restores_the_centre_frame_at_its_scale(name, multiples):
     config = VARIANTS[name]
     net = VideoRestorationNet(config).eval()
-    h, w = 2 * config.multiple, 3 * config.multiple
+    h, w = (2 * config.multiple, 3 * config.multiple) if multiples else (2 * config.multiple + 3, 3 * config.multiple - 1)
     frames, extra = float_inputs(config, 2, h, w)
     with torch.no_grad():
         out = net(frames, **extra)
@@ -83,6 +84,31 @@ def test_uint8_edges_take_any_size_and_give_uint8_at_scale(name, size):
     if config.masked:  # outside the mask the centre frame comes back bit-exact
         keep = second[:, config.input_frames // 2, ..., 0] == 0
         assert torch.equal(out[keep], window[:, config.input_frames // 2][keep])
+
+
+@pytest.mark.parametrize("name", [n for n in VARIANTS if VARIANTS[n].aligned or VARIANTS[n].propagation_frames])
+def test_flow_steps_see_the_frames_own_size_and_the_body_a_padded_copy(name):
+    """Propagation and alignment run before the padding (their export is much cheaper on plain
+    sizes); the body, which needs multiples, gets them."""
+    config = VARIANTS[name]
+    net = VideoRestorationNet(config).eval()
+    h, w = 2 * config.multiple + 3, 3 * config.multiple - 1
+    seen = {}
+    steps = {"propagation": net.propagation if config.propagation_frames else None,
+             "alignment": net.alignment if config.aligned else None, "body": net.frame_head}
+    def record(step: str):
+        def hook(_module, args, _output) -> None:
+            seen.setdefault(step, tuple(args[0].shape[-2:]))
+        return hook
+
+    for step, module in steps.items():
+        if module is not None:
+            module.register_forward_hook(record(step))
+    frames, extra = float_inputs(config, 1, h, w)
+    with torch.no_grad():
+        net(frames, **extra)
+    padded = tuple(-(-side // config.multiple) * config.multiple // config.unshuffle for side in (h, w))
+    assert seen == {**{step: (h, w) for step, m in steps.items() if m is not None and step != "body"}, "body": padded}
 
 
 @pytest.mark.parametrize("name", [n for n in VARIANTS if VARIANTS[n].masked or VARIANTS[n].deconvolved])

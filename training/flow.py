@@ -85,38 +85,57 @@ def half(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(F.pad(x, (0, 1, 0, 1), mode="replicate"), 2)
 
 
-def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """x (N, C, H, W) sampled at (p + flow(p)); flow (N, 2, H, W) in pixels (x, y). Outside the
-    frame the border pixel is repeated."""
-    n, _, h, w = x.shape
-    ys = torch.arange(h, dtype=x.dtype, device=x.device).view(1, h, 1).expand(n, h, w)
-    xs = torch.arange(w, dtype=x.dtype, device=x.device).view(1, 1, w).expand(n, h, w)
+def pixel_grid(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel coordinates of (..., H, W) `like`: xs (1, 1, W) and ys (1, H, 1). Made once per size
+    and reused (`grid=` below) where a loop warps at one size many times: fewer nodes in the
+    exported graph, whose export time grows with them."""
+    h, w = like.shape[-2:]
+    xs = torch.arange(w, dtype=like.dtype, device=like.device).view(1, 1, w)
+    ys = torch.arange(h, dtype=like.dtype, device=like.device).view(1, h, 1)
+    return xs, ys
+
+
+def landing(flow: torch.Tensor, grid: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each pixel p lands, p + flow(p): (x, y), each (N, H, W) in pixels; flow (N, 2, H, W)."""
+    xs, ys = grid if grid is not None else pixel_grid(flow)
+    return xs + flow[:, 0], ys + flow[:, 1]
+
+
+def sample(x: torch.Tensor, at: tuple[torch.Tensor, torch.Tensor], mode: str = "bilinear") -> torch.Tensor:
+    """x (N, C, H, W) sampled at `at` (`landing`); outside the frame the border pixel is repeated."""
+    h, w = x.shape[-2:]
     # GridSample's normalised coordinates with align_corners=False: -1 and 1 are the outer edges of
     # the corner pixels, so pixel p sits at (2p + 1) / side - 1 (no division by side - 1, which a
     # one-pixel side would make zero).
-    gx = (2.0 * (xs + flow[:, 0]) + 1.0) / w - 1.0
-    gy = (2.0 * (ys + flow[:, 1]) + 1.0) / h - 1.0
+    gx = (2.0 * at[0] + 1.0) / w - 1.0
+    gy = (2.0 * at[1] + 1.0) / h - 1.0
     return F.grid_sample(x, torch.stack([gx, gy], dim=-1), mode=mode, padding_mode="border", align_corners=False)
 
 
-def outside(flow: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) bool: where p + flow(p) falls outside the frame."""
-    h, w = flow.shape[-2:]
-    ys = torch.arange(h, dtype=flow.dtype, device=flow.device).view(1, h, 1)
-    xs = torch.arange(w, dtype=flow.dtype, device=flow.device).view(1, 1, w)
-    x, y = xs + flow[:, 0], ys + flow[:, 1]
+def off_frame(at: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """(N, 1, H, W) bool: where `at` (`landing`) falls outside the frame."""
+    x, y = at
+    h, w = x.shape[-2:]
     return ((x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)).unsqueeze(1)
+
+
+def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear",
+         grid: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """x (N, C, H, W) sampled at (p + flow(p)); flow (N, 2, H, W) in pixels (x, y). Outside the
+    frame the border pixel is repeated."""
+    return sample(x, landing(flow, grid), mode)
 
 
 def _refine(reference: torch.Tensor, other: torch.Tensor, flow: torch.Tensor, iterations: int, smooth: float) -> torch.Tensor:
     # Products are blurred together as channels of one tensor: one blur, not one per product
     # (the same numbers; half the blur nodes in the exported graph, which exports faster).
     ix, iy = gradients(reference)
+    grid = pixel_grid(reference)
     a, b, c = gaussian_blur(torch.cat([ix * ix, ix * iy, iy * iy], dim=1), WINDOW_SIGMA).split(1, dim=1)
     a, c = a + REGULARISER, c + REGULARISER
     det = a * c - b * b
     for _ in range(iterations):
-        it = warp(other, flow) - reference
+        it = warp(other, flow, grid=grid) - reference
         b1, b2 = gaussian_blur(torch.cat([ix * it, iy * it], dim=1), WINDOW_SIGMA).split(1, dim=1)
         du = -(c * b1 - b * b2) / det
         dv = -(a * b2 - b * b1) / det
@@ -130,8 +149,9 @@ def _refine(reference: torch.Tensor, other: torch.Tensor, flow: torch.Tensor, it
     # reference with replicated border pixels, and where the warped frame still differs (occlusion,
     # a filled hole) the least squares fitted nothing. Without this, the garbage flow of content
     # leaving the frame spread inwards: 20-60 px wrong over a pan of 30 px (chelsea, 10 frames apart).
-    residual = gaussian_blur((warp(other, flow) - reference).abs(), WINDOW_SIGMA)
-    confidence = confidence * (~outside(flow)).to(flow.dtype) / (1.0 + (residual / MATCH_TOLERANCE) ** 2)
+    at = landing(flow, grid)
+    residual = gaussian_blur((sample(other, at) - reference).abs(), WINDOW_SIGMA)
+    confidence = confidence * (~off_frame(at)).to(flow.dtype) / (1.0 + (residual / MATCH_TOLERANCE) ** 2)
     smoothed = gaussian_blur(torch.cat([confidence * flow, confidence], dim=1), smooth)
     return smoothed[:, :2] / smoothed[:, 2:].clamp(min=1e-12)
 

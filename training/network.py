@@ -22,6 +22,13 @@ conv, `level_blocks` residual blocks), then comes back up (1x1 conv + PixelShuff
 skip): a receptive field of tens of pixels at little cost, which is what large motion between
 frames, long blur kernels and wide holes need.
 
+The network takes frames of any size. Propagation and alignment (flow, the heaviest graphs) work at
+the frames' own size; the rest, whose body needs sides that are multiples of `multiple`
+(PixelUnshuffle and the U-Net's halvings), works on a replicate-padded copy, cropped at the end.
+That also keeps the export cheap: the exporter reasons about every size symbolically, and sizes
+carrying the padding arithmetic cost it far more (the inpainting graph exported in 126 s with the
+propagation on padded frames, 81 s without).
+
 Working at 1/r resolution after PixelUnshuffle keeps it fast on CPU; the residual blocks are
 EDSR-style (conv, LeakyReLU, conv, skip) with the last conv of each branch scaled down at init,
 which is what made this family learn at once in our calibration runs (ENVIRONMENT.md).
@@ -115,6 +122,17 @@ class NetConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Replicate-pad the last two dims of (N, T, C, H, W) up to a multiple of `multiple`."""
+    if multiple == 1:
+        return x
+    h, w = x.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    n, t, c = x.shape[:3]
+    flat = F.pad(x.reshape(n, t * c, h, w), (0, pad_w, 0, pad_h), mode="replicate")
+    return flat.reshape(n, t, c, h + pad_h, w + pad_w)
 
 
 class ResidualBlock(nn.Module):
@@ -211,8 +229,7 @@ class VideoRestorationNet(nn.Module):
     ) -> torch.Tensor:
         """Restore the centre frame of a window.
 
-        frames: float (N, T, 3, H, W), RGB in [0, 1]; H and W multiples of `config.multiple`;
-                T = config.input_frames.
+        frames: float (N, T, 3, H, W), RGB in [0, 1], any H and W; T = config.input_frames.
         masks:  float (N, T, 1, H, W) in {0, 1}, 1 = pixel to fill; required iff config.masked.
         kernel: float (N, k, k), each window's blur kernel (sum 1, convolution convention; k odd,
                  <= 49), estimated on its centre frame (training/blur_kernel.py); required iff
@@ -233,9 +250,18 @@ class VideoRestorationNet(nn.Module):
             if masks is None:
                 raise ValueError("this network is masked (inpainting): pass masks (N, T, 1, H, W)")
             frames, masks = self.propagation(frames, masks)
-        n, t, _, h, w = frames.shape
         if c.aligned:
             frames = self.alignment(frames)
+        h, w = frames.shape[-2:]
+        restored = self.restore_padded(pad_to_multiple(frames, c.multiple),
+                                       None if masks is None else pad_to_multiple(masks, c.multiple), kernel)
+        return restored[:, :, : h * c.scale, : w * c.scale]
+
+    def restore_padded(self, frames: torch.Tensor, masks: torch.Tensor | None, kernel: torch.Tensor | None) -> torch.Tensor:
+        """`forward` after propagation and alignment, on frames (and masks) whose H and W are
+        multiples of `config.multiple`: (N, T, 3, H, W) -> (N, 3, H*s, W*s)."""
+        c = self.config
+        n, t, _, h, w = frames.shape
         centre = frames[:, t // 2]
         x = frames - 0.5
         if c.masked:

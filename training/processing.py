@@ -1,12 +1,12 @@
 """The one pre/post-processing definition: uint8 wire tensors <-> the network's float tensors.
 
 Used by training (evaluation on uint8 frames), by export (these modules are traced into the
-ONNX graph, so conversion, normalisation and padding run inside it) and by in-process baselines.
+ONNX graph, so conversion and normalisation run inside it; the network pads what its body needs)
+and by in-process baselines.
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from training.contract import VALUE_MAX
@@ -28,17 +28,6 @@ def network_to_frame(frame: torch.Tensor) -> torch.Tensor:
     return (frame.clamp(0.0, 1.0) * VALUE_MAX).round().permute(0, 2, 3, 1).to(torch.uint8)
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Replicate-pad the last two dims of (N, T, C, H, W) up to a multiple of `multiple`."""
-    if multiple == 1:
-        return x
-    h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
-    n, t, c = x.shape[:3]
-    flat = F.pad(x.reshape(n, t * c, h, w), (0, pad_w, 0, pad_h), mode="replicate")
-    return flat.reshape(n, t, c, h + pad_h, w + pad_w)
-
-
 class ServingNet(nn.Module):
     """The network with uint8 edges, as exported to ONNX and served."""
 
@@ -53,21 +42,19 @@ class ServingNet(nn.Module):
         restored centre frame."""
         cfg = self.net.config
         frames = window_to_network(window)
-        h, w = frames.shape[-2:]
         if not cfg.masked:
             extra = {}
             if cfg.deconvolved:
                 if second is None:
                     raise ValueError("deconvolved network needs the blur kernel (N, k, k)")
                 extra["kernel"] = second
-            y = self.net(pad_to_multiple(frames, cfg.multiple), **extra)
-            return network_to_frame(y[:, :, : h * cfg.scale, : w * cfg.scale])
+            return network_to_frame(self.net(frames, **extra))
         if second is None:
             raise ValueError("inpainting network needs the mask window (N, T, H, W, 1)")
         # 1 from grey level 128 on, 0 up to 127 (the > 0.5 threshold on integers): a clamp, not a
         # comparison and a cast, because this runs on all 21 frames of inpaint's window.
         masks = (second.float().permute(0, 1, 4, 2, 3) - 127.0).clamp(0.0, 1.0)
-        y = self.net(pad_to_multiple(frames, cfg.multiple), pad_to_multiple(masks, cfg.multiple))[:, :, :h, :w]
+        y = self.net(frames, masks)
         # Outside the mask the centre frame comes back bit-exact (k / 255 * 255 rounds back to k).
         centre = cfg.input_frames // 2
         y = torch.where(masks[:, centre] > 0, y, frames[:, centre])

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from training.fill import pull_push_fill
 from training.flow import (SMOOTH_SIGMA, STRIDE, block_mean, estimate_flow, full_resolution, gaussian_blur, grey,
-                           outside, warp)
+                           landing, off_frame, pixel_grid, sample, warp)
 
 # Thresholds chosen on bigbuckbunny (8 windows of 384x384, the shipped network; not the held-out
 # clip): 1.5 px / 5 grey levels 25.97 dB in the mask, 0.5 / 10 (the OpenCV version's) 25.50,
@@ -116,7 +116,7 @@ def sample_frames(frames: torch.Tensor, flow: torch.Tensor, index: torch.Tensor)
     """Per pixel p, frame index(p) of (N, T, C, H, W) sampled (bilinear) at p + flow(p):
     flow (N, 2, H, W), index (N, 1, H, W) float. The window is read as one (1, T*C*H, W) image
     per batch item (a reshape, not a copy), one 4-D GridSample per channel (TensorRT takes 4-D
-    GridSample only); p + flow(p) must lie inside the frame (`outside`), so no tap reaches a
+    GridSample only); p + flow(p) must lie inside the frame (`off_frame`), so no tap reaches a
     neighbouring frame or channel."""
     n, t, c, h, w = frames.shape
     rows = frames.reshape(n, 1, t * c * h, w)
@@ -179,6 +179,7 @@ def propagate_centre(
     coarse = torch.cat([forward, error / STRIDE, mismatch / STRIDE], dim=1).unflatten(0, (n, k))
     todo = centre_mask > 0.5
     chosen, index = torch.zeros_like(centre[:, :2]), torch.zeros_like(centre_mask)
+    grid = pixel_grid(centre_mask)
     # One neighbour at a time at full resolution, nearest first (a pixel taken from a nearer frame
     # is not overwritten): the full-size tensors of one neighbour are alive at once, not of all
     # T - 1 (at 1080p with 21 frames that was gigabytes in ONNX Runtime).
@@ -188,8 +189,9 @@ def propagate_centre(
         # A source pixel next to its own frame's hole may be mixed with the hole by interpolation:
         # every bilinear tap of a sample that touches a hidden pixel lies in the 3x3-dilated mask.
         near_hole = F.max_pool2d(masks[:, i], 3, stride=1, padding=1)
-        source_hidden = warp(near_hole, flow, mode="nearest") > 0.5
-        take = todo & (full[:, 2:3] < max_flow_error) & (full[:, 3:] < max_mismatch) & ~outside(flow) & ~source_hidden
+        at = landing(flow, grid)
+        source_hidden = sample(near_hole, at, mode="nearest") > 0.5
+        take = todo & (full[:, 2:3] < max_flow_error) & (full[:, 3:] < max_mismatch) & ~off_frame(at) & ~source_hidden
         chosen = torch.where(take, flow, chosen)
         index = torch.where(take, float(i), index)
         todo = todo & ~take
