@@ -190,9 +190,9 @@ def dense_flow(reference: torch.Tensor, other: torch.Tensor, height: int, width:
 def full_resolution(coarse: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Flow (N, 2, h, w) at 1/STRIDE resolution, in its pixels -> (N, 2, height, width) in full-size
     pixels (h = ceil(height / STRIDE); exact STRIDE x upsampling where height and width are
-    multiples of STRIDE; the networks call it at the frames' own size, any size). Resized to (height, width) directly rather than
-    upsampled and cropped: the exporter then knows the result has the frame's own size, which
-    keeps its symbolic shape checks cheap."""
+    multiples of STRIDE; the networks call it at the frames' own size, any size). Resized to
+    (height, width) directly rather than upsampled and cropped: the exporter then knows the result
+    has the frame's own size, which keeps its symbolic shape checks cheap."""
     return STRIDE * F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
 
 

@@ -120,8 +120,7 @@ def sample_frames(frames: torch.Tensor, flow: torch.Tensor, index: torch.Tensor)
     neighbouring frame or channel."""
     n, t, c, h, w = frames.shape
     rows = frames.reshape(n, 1, t * c * h, w)
-    ys = torch.arange(h, dtype=flow.dtype, device=flow.device).view(1, h, 1)
-    xs = torch.arange(w, dtype=flow.dtype, device=flow.device).view(1, 1, w)
+    xs, ys = pixel_grid(flow)
     gx = (2.0 * (xs + flow[:, 0]) + 1.0) / w - 1.0
     y = ys + flow[:, 1] + index[:, 0] * (c * h)
     return torch.cat([F.grid_sample(rows, torch.stack([gx, (2.0 * (y + channel * h) + 1.0) / (t * c * h) - 1.0], dim=-1),
