@@ -22,7 +22,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 ROBUST_ARGS ?=
 
-.PHONY: help setup engine serve demo pictures test test-long train bench bench-quality bench-robust bench-smoke clean
+.PHONY: help setup shipped-exports engine serve demo pictures test test-long train bench bench-quality bench-robust bench-smoke clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,9 @@ $(VENV)/.installed: requirements.txt packaging/install_requirements.sh packaging
 	bash packaging/install_requirements.sh $(VENV) requirements.txt
 	bash packaging/install_launchers.sh $(VENV)
 	touch $@
+
+shipped-exports: $(SETUP)  ## re-export the ONNX committed beside each checkpoint whose checkpoint or graph source changed (commit the result)
+	$(PY) -m export.shipped
 
 engine: $(SETUP)  ## export each task's checkpoint and install it for the backend this machine runs (BACKEND=auto|onnxruntime|tensorrt)
 	@for t in $(TASKS); do $(PY) -m export.engine --task $$t --backend $(BACKEND) --repository $(REPOSITORY) --onnx-cache build/onnx_cache $(ENGINE_ARGS) || exit $$?; done

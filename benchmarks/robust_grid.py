@@ -26,8 +26,9 @@ import av
 import cv2
 import numpy as np
 
+from training.clips import clip_dir
 from training.contract import get_task
-from training.data import animate_still, clip_dir, load_stills, STILLS
+from training.data import animate_still, load_stills, STILLS
 from training.degradations import (blur, defocus_kernel, downscale, gaussian_kernel, gaussian_noise, h264_compress,
                                    jpeg_compress, linear_motion_kernel, motion_blur_kernel, poisson_gaussian_noise)
 from training.evaluate import mirrored_window

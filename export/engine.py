@@ -10,7 +10,9 @@ can run, saying which one and why.
 `--backend tensorrt` where TensorRT or the GPU is missing exits with status 2 and the reason.
 The ONNX is re-exported only when the checkpoint's sha256, or the digest of the graph's source
 (export/onnx_cache.py), differs from the one recorded in 1/model.onnx.json, so a repeated
-`make engine` takes seconds; `--onnx-cache DIR` also reuses exports made for other repositories.
+`make engine` takes seconds. A current export committed beside the checkpoint
+(training/checkpoints/<task>.onnx) is copied, so a fresh clone exports nothing; `--onnx-cache DIR`
+also reuses exports made for other repositories.
 """
 from __future__ import annotations
 
@@ -88,20 +90,25 @@ def onnx_is_current(onnx: Path, stamp: Path, checkpoint_sha256: str, graph_sha25
 
 
 def ensure_onnx(checkpoint: Path, onnx: Path, task: Task, force: bool = False, cache: Path | None = None) -> str:
-    """Export `checkpoint` to `onnx` unless the stamp beside it says it is current (or `cache`
-    holds the same export); return a one-line account of what happened."""
+    """Export `checkpoint` to `onnx` unless the stamp beside it says it is current, or an export
+    of the same checkpoint by the same graph source is at hand (committed beside the checkpoint,
+    or in `cache`); return a one-line account of what happened."""
     from export.onnx_export import export_checkpoint  # torch import: only when exporting
 
-    stamp = onnx.with_name(onnx.name + ".json")
+    stamp = onnx_cache.stamp_of(onnx)
     digest, graph = sha256_file(checkpoint), onnx_cache.graph_digest()
     if not force and onnx_is_current(onnx, stamp, digest, graph):
         return f"{onnx} is current (checkpoint sha256 {digest[:12]} and graph source unchanged): not re-exported"
+    beside = onnx_cache.shipped(checkpoint)
+    if not force and beside.resolve() != onnx.resolve() and onnx_is_current(beside, onnx_cache.stamp_of(beside), digest, graph):
+        onnx_cache.copy_export(beside, onnx)
+        return f"{onnx} copied from {beside} (exported from this checkpoint by this graph source)"
     with onnx_cache.exclusive(cache, digest, graph):  # a process exporting the same: wait, then copy its export
         if not force and cache and onnx_cache.fetch(cache, digest, graph, onnx) and onnx_is_current(onnx, stamp, digest, graph):
             return f"{onnx} copied from {onnx_cache.entry(cache, digest, graph)} (same checkpoint and graph source)"
         report = export_checkpoint(checkpoint, onnx, task=task)
         atomic_write(stamp, json.dumps({
-            "checkpoint": str(checkpoint), "checkpoint_sha256": digest, "graph_sha256": graph,
+            "checkpoint": display_path(checkpoint), "checkpoint_sha256": digest, "graph_sha256": graph,
             "onnx_sha256": sha256_file(onnx),
             "opset": report.opset, "max_abs_diff_vs_pytorch": report.max_abs_diff,
             "parity_shapes": [list(s) for s in report.checked_shapes],
@@ -111,6 +118,12 @@ def ensure_onnx(checkpoint: Path, onnx: Path, task: Task, force: bool = False, c
             onnx_cache.store(cache, digest, graph, onnx)
     return (f"exported {checkpoint} -> {onnx} in {report.seconds:.1f} s (opset {report.opset}); "
             f"parity vs PyTorch on real windows: max |diff| {report.max_abs_diff} grey level(s)")
+
+
+def display_path(path: Path) -> str:
+    """`path` relative to the checkout when inside it (stamps are committed), else absolute."""
+    path = path.resolve()
+    return str(path.relative_to(onnx_cache.ROOT)) if path.is_relative_to(onnx_cache.ROOT) else str(path)
 
 
 def link_adapter(repository: Path, task: Task) -> list[Path]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from training.data import clip_dir
+from training.clips import clip_dir
 
 DEFAULT_CLIP = "carphone_pristine.mp4"  # 176x144, 120 frames: small enough for a fast check
 

@@ -1,6 +1,7 @@
 """Shared fixtures: a real tritonserver on free ports, serving a copy of model_repository whose
-networks were exported by the project's own `export.engine` from the shipped checkpoints (exports
-are reused from build/onnx_cache while checkpoint and graph source are unchanged). Tests that need
+networks were installed by the project's own `export.engine` from the shipped checkpoints (the
+exports committed beside them, or build/onnx_cache, are copied while checkpoint and graph source
+are unchanged; otherwise they are exported). Tests that need
 a server of their own (other limits, one to kill) copy only the tasks they use. Tiny test networks
 are seeded and saved under fixed names, so their exports are cached as well."""
 from __future__ import annotations
@@ -39,9 +40,10 @@ def exports_needed(item: pytest.Item, served: set[str]) -> set[str]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Order test files for `make test` (pytest-xdist --dist loadfile --no-loadscope-reorder: a
-    worker takes the next file in this order when it has two or fewer tests left). On a fresh
-    clone the shipped networks' exports take about three minutes of one core, inpaint's two of
-    them, and a test waits for the exports it needs (`exports_needed`). So the largest file
+    worker takes the next file in this order when it has two or fewer tests left). When the
+    exports committed beside the shipped checkpoints are stale (a checkpoint or the graph source
+    changed) and build/onnx_cache lacks them, the shipped networks' exports take about three
+    minutes of one core, inpaint's two of them, and a test waits for the exports it needs (`exports_needed`). So the largest file
     using the session's repository goes first, and its worker starts with inpaint's export at
     once; the other worker runs the files that need no export, then those that need some
     exports only (it makes what they need: most exports first, inpaint's last), and reaches the

@@ -19,7 +19,7 @@ from client.decode import Source
 from client.encode import EncodeSettings, SegmentWriter, VideoFormat, assemble
 from client.errors import RestoreError
 from client.job import mask_frames
-from training.data import clip_dir
+from training.clips import clip_dir
 
 CLIPS = clip_dir()
 CARPHONE = CLIPS / "carphone_pristine.mp4"

@@ -1,6 +1,8 @@
 """`make engine` (export/engine.py) and the config.pbtxt writer (export/triton_config.py) on CPU:
 backend choice and its messages, exit status 2, re-export only when the checkpoint or the graph
-source changes (in place, or through the --onnx-cache shared by test repositories), and configs for both backends that Triton's own schema accepts."""
+source changes (in place, through the --onnx-cache shared by test repositories, or from the exports
+committed beside the shipped checkpoints), and configs for both backends that Triton's own schema
+accepts."""
 from __future__ import annotations
 
 import json
@@ -17,6 +19,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 import export.engine as engine
 import export.onnx_cache
 import export.onnx_export
+import export.shipped as shipped
 from export.triton_config import NetOptions, WindowOptions, ensemble_config, net_config, render, window_config
 from training.contract import BLUR_KERNEL, MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
 from test_export_onnx import tiny_checkpoint
@@ -135,6 +138,64 @@ def test_the_onnx_cache_serves_other_repositories_until_checkpoint_or_graph_sour
     with pytest.raises(AssertionError, match="re-exported"):
         assert engine.main(["--task", "denoise", "--checkpoint", str(checkpoint),
                             "--repository", str(tmp_path / "a")]) == 0
+
+
+def test_an_export_beside_the_checkpoint_is_copied_while_current_and_never_once_stale(
+        cpu_only, monkeypatch, capsys, tmp_path):
+    """What a fresh clone does with the exports committed beside the shipped checkpoints: copy,
+    not export; and what export.shipped --check says of each way one goes stale."""
+    checkpoint = tiny_checkpoint(tmp_path / "denoise.pt", "denoise")
+    beside = export.onnx_cache.shipped(checkpoint)
+    assert "is missing" in shipped.why_stale(checkpoint)
+    engine.ensure_onnx(checkpoint, beside, TASKS["denoise"])
+    assert shipped.why_stale(checkpoint) is None
+    exported = beside.read_bytes()
+
+    def no_export(*_, **__):
+        raise AssertionError("exported although a current export lay beside the checkpoint")
+
+    def install(name: str) -> Path:
+        repo = committed_adapter(tmp_path / name)
+        assert engine.main(["--task", "denoise", "--checkpoint", str(checkpoint), "--repository", str(repo)]) == 0
+        return repo / "denoise_net" / "1" / "model.onnx"
+
+    monkeypatch.setattr(export.onnx_export, "export_checkpoint", no_export)
+    assert install("a").read_bytes() == exported
+    assert f"copied from {beside}" in capsys.readouterr().out
+
+    monkeypatch.setattr(export.onnx_cache, "graph_digest", lambda: "0" * 64)
+    assert "by another graph source" in shipped.why_stale(checkpoint)
+    with pytest.raises(AssertionError, match="exported although"):
+        install("b")
+    monkeypatch.undo()
+    monkeypatch.setattr(export.onnx_export, "export_checkpoint", no_export)
+    beside.write_bytes(exported + b"\0")
+    assert "changed since it was exported" in shipped.why_stale(checkpoint)
+    with pytest.raises(AssertionError, match="exported although"):
+        install("c")
+    beside.write_bytes(exported)
+    tiny_checkpoint(checkpoint, "denoise", seed=1)
+    assert "from another denoise.pt" in shipped.why_stale(checkpoint)
+    with pytest.raises(AssertionError, match="exported although"):
+        install("d")
+
+
+def test_the_exports_beside_the_shipped_checkpoints_are_current(capsys):
+    """A fresh clone (CI, `make demo`) exports nothing only while these are current: after a
+    change to a checkpoint or to the graph source, `python -m export.shipped` must be run and
+    what it writes committed."""
+    assert [c.stem for c in shipped.shipped_checkpoints()] == sorted(TASKS)
+    assert shipped.main(["--check"]) == 0, capsys.readouterr().err
+
+
+def test_the_graph_source_is_what_the_exporter_imports():
+    """The digest that keys exports covers the network and the export steps, not the training
+    loop or its data pipeline (editing those must not make the committed exports stale)."""
+    sources = {p.relative_to(ROOT).as_posix() for p in export.onnx_cache.graph_sources()}
+    assert {"export/onnx_export.py", "export/uint8_edges.py", "training/network.py", "training/flow.py",
+            "training/propagation.py", "training/deconvolution.py", "training/processing.py",
+            "training/contract.py", "training/checkpoint.py"} <= sources
+    assert not sources & {"training/train.py", "training/data.py", "training/degradations.py", "export/engine.py"}
 
 
 def test_processes_wanting_one_cache_entry_take_turns(tmp_path):

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from conftest import TEST_IDLE_TIMEOUT_S, inference_counts, task_server
 from export.repository import load_model_code, served_tasks
 from training.checkpoint import load_checkpoint
-from training.data import clip_dir
+from training.clips import clip_dir
 from training.contract import TASKS
 from training.evaluate import restore
 

