@@ -1,6 +1,6 @@
 """Exported ONNX files kept outside any model repository, keyed on the checkpoint's bytes and on
 the source of everything that shapes the graph (the modules of training/ and export/ that the
-exporter imports, plus the torch, onnx and onnxscript versions):
+exporter imports, plus the torch, onnx, onnxscript and onnx-ir versions):
 
 - build/onnx_cache: what this checkout exported, so repositories that tests and benchmarks build
   again and again export each checkpoint once. Processes that want the same entry at once

@@ -74,6 +74,9 @@ class TrainConfig:
     ema: float = _f(None, "EMA decay of the weights (e.g. 0.999; 0 = off); validated and shipped if on")
     # data
     still_prob: float = _f(None, "probability a window comes from an animated still instead of a clip")
+    synthetic_prob: float = _f(0.0, "probability a still window is a freshly drawn dead-leaves image "
+                               "(training/dead_leaves.py: shapes of every size, textured fills) instead of a "
+                               "scikit-image still")
     workers: int = _f(1, "DataLoader worker processes preparing batches")
     threads: int = _f(1, "torch CPU threads in the training process (the machine is shared)")
     seed: int = _f(0, "random seed (data, init)")

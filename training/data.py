@@ -1,7 +1,8 @@
 """Training data: real video clips decoded once to uint8, plus still images animated by a camera.
 
 A training sample is (degraded window uint8 (T, h, w, 3), clean centre frame uint8 (H, W, 3)),
-drawn at random: a source (a clip, or with `still_prob` a still image), T consecutive frames at
+drawn at random: a source (a clip, or with `still_prob` a still image: with `synthetic_prob` of
+those a freshly drawn dead-leaves image, training/dead_leaves.py), T consecutive frames at
 temporal stride 1 or 2, maybe reversed in time, one random crop and flip for the whole window,
 then the task's degradation (training/degradations.py) seeded from the sample's own seed.
 Deconvolved (deblur) samples add the blur kernel (training/blur_kernel.py) estimated on the centre
@@ -26,6 +27,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from training.blur_kernel import estimate_kernel
 from training.clips import clip_dir
+from training.dead_leaves import dead_leaves
 from training.degradations import degrade_window
 from training.masks import random_mask_window
 
@@ -145,6 +147,7 @@ class WindowDataset(IterableDataset):
         deconvolved: bool = False,
         batch_size: int = 1,
         start_batch: int = 0,
+        synthetic_prob: float = 0.0,
     ) -> None:
         super().__init__()
         if VALIDATION_CLIP in clips:
@@ -152,13 +155,18 @@ class WindowDataset(IterableDataset):
         self.task, self.frames, self.crop, self.still_prob, self.seed, self.clips = task, frames, crop, still_prob, seed, clips
         self.deconvolved = deconvolved
         self.batch_size, self.start_batch = batch_size, start_batch
+        self.synthetic_prob = synthetic_prob
 
     def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         context = max(self.crop, DECONV_CONTEXT) if self.deconvolved else self.crop
         if rng.random() < self.still_prob:
-            stills = load_stills()
             crop = context
-            window = animate_still(stills[int(rng.integers(len(stills)))], self.frames, crop, rng)
+            if self.synthetic_prob and rng.random() < self.synthetic_prob:
+                image = dead_leaves(3 * crop, rng)
+            else:
+                stills = load_stills()
+                image = stills[int(rng.integers(len(stills)))]
+            window = animate_still(image, self.frames, crop, rng)
         else:
             clip = load_clip(self.clips[int(rng.integers(len(self.clips)))])
             crop = max(self.crop, min(context, *clip.shape[1:3]))  # carphone is 176x144
