@@ -6,7 +6,10 @@ dB inside the mask). A regressed or swapped checkpoint fails here before it is s
 (inpaint measured 23.27 with the OpenCV propagation of the window model; 22.67 with the same
 weights and the propagation inside its graph, training/propagation.py; 21.96 with none.)
 (denoise and sr4 are the networks fine-tuned on realistic degradations that day; sr4's cell is
-antialiased bicubic, which it gave up a little of to stop losing to bicubic on other scalers.)"""
+antialiased bicubic, which it gave up a little of to stop losing to bicubic on other scalers.)
+denoise's weights of 2026-12-06 (dead-leaves stills, no cell of the robustness grid below its
+input) measure 32.08 here: they gave up 0.5 dB of this sigma-25 crop (0.2-0.3 dB on bikes' full
+frames) to stop harming clean and lightly noisy footage; the floor follows them."""
 from __future__ import annotations
 
 import pytest
@@ -16,7 +19,7 @@ from training.checkpoint import load_checkpoint
 from training.contract import get_task
 from training.evaluate import evaluate, psnr, validation_set
 
-FLOORS_DB = {"denoise": 32.3, "deblur": 30.3, "sr4": 29.0, "inpaint": 22.35}
+FLOORS_DB = {"denoise": 31.8, "deblur": 30.3, "sr4": 29.0, "inpaint": 22.35}
 
 
 @pytest.mark.parametrize("task", sorted(FLOORS_DB))
