@@ -75,18 +75,29 @@ def choose_backend(requested: str, problem: str | None) -> tuple[str, str]:
     return "onnxruntime", f"{problem}; serving the ONNX with ONNX Runtime on CPU instead"
 
 
-def onnx_is_current(onnx: Path, stamp: Path, checkpoint_sha256: str, graph_sha256: str) -> bool:
-    """True when `onnx` was exported from a checkpoint with this hash by this graph source, and is
-    unchanged since."""
+def stale_reason(onnx: Path, stamp: Path, checkpoint_sha256: str, graph_sha256: str,
+                 checkpoint_name: str = "checkpoint") -> str | None:
+    """Why `onnx` is not an export of a checkpoint with this hash by this graph source, unchanged
+    since (its stamp says which), or None when it is."""
     if not (onnx.is_file() and stamp.is_file()):
-        return False
+        return f"{onnx} or its stamp {stamp.name} is missing"
     try:
         recorded = json.loads(stamp.read_text())
     except json.JSONDecodeError:
-        return False
-    return (recorded.get("checkpoint_sha256") == checkpoint_sha256
-            and recorded.get("graph_sha256") == graph_sha256
-            and recorded.get("onnx_sha256") == sha256_file(onnx))
+        return f"{stamp} is not JSON"
+    if recorded.get("checkpoint_sha256") != checkpoint_sha256:
+        return f"{onnx} was exported from another {checkpoint_name} (checkpoint sha256 differs)"
+    if recorded.get("graph_sha256") != graph_sha256:
+        return f"{onnx} was exported by another graph source (a module the exporter imports, or torch/onnx, changed)"
+    if recorded.get("onnx_sha256") != sha256_file(onnx):
+        return f"{onnx} changed since it was exported (its sha256 differs from the stamp's)"
+    return None
+
+
+def onnx_is_current(onnx: Path, stamp: Path, checkpoint_sha256: str, graph_sha256: str) -> bool:
+    """True when `onnx` was exported from a checkpoint with this hash by this graph source, and is
+    unchanged since."""
+    return stale_reason(onnx, stamp, checkpoint_sha256, graph_sha256) is None
 
 
 def ensure_onnx(checkpoint: Path, onnx: Path, task: Task, force: bool = False, cache: Path | None = None) -> str:

@@ -122,8 +122,7 @@ def store(cache: Path, checkpoint_sha256: str, graph_sha256: str, onnx: Path) ->
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    shutil.copyfile(onnx, tmp / "model.onnx")
-    shutil.copyfile(stamp_of(onnx), tmp / "model.onnx.json")
+    copy_export(onnx, tmp / "model.onnx")
     try:
         tmp.rename(dest)
     except OSError:  # another process stored the same entry meanwhile

@@ -12,12 +12,11 @@ a stale export is never used, it only makes a fresh clone export again.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from export import onnx_cache
-from export.engine import ensure_onnx, onnx_is_current
+from export.engine import ensure_onnx, stale_reason
 from export.files import sha256_file
 from export.repository import CHECKPOINTS
 from training.contract import TASKS
@@ -31,21 +30,8 @@ def shipped_checkpoints(folder: Path = CHECKPOINTS) -> list[Path]:
 def why_stale(checkpoint: Path) -> str | None:
     """Why the export beside `checkpoint` cannot be used, or None when it is current."""
     onnx = onnx_cache.shipped(checkpoint)
-    stamp = onnx_cache.stamp_of(onnx)
-    if not (onnx.is_file() and stamp.is_file()):
-        return f"{onnx} or its stamp {stamp.name} is missing"
-    digest, graph = sha256_file(checkpoint), onnx_cache.graph_digest()
-    if onnx_is_current(onnx, stamp, digest, graph):
-        return None
-    try:
-        recorded = json.loads(stamp.read_text())
-    except json.JSONDecodeError:
-        return f"{stamp} is not JSON"
-    if recorded.get("checkpoint_sha256") != digest:
-        return f"{onnx} was exported from another {checkpoint.name} (checkpoint sha256 differs)"
-    if recorded.get("graph_sha256") != graph:
-        return f"{onnx} was exported by another graph source (a module the exporter imports, or torch/onnx, changed)"
-    return f"{onnx} changed since it was exported (its sha256 differs from the stamp's)"
+    return stale_reason(onnx, onnx_cache.stamp_of(onnx), sha256_file(checkpoint), onnx_cache.graph_digest(),
+                        checkpoint.name)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
