@@ -185,7 +185,7 @@ def seconds_per_call(prepare: Callable[[np.ndarray], object], window: np.ndarray
     return (time.perf_counter() - start) / calls
 
 
-def speed_table(entries: list[tuple[str, Path]], val: ValidationSet) -> list[str]:
+def speed_table(entries: list[tuple[str, Path]], val: ValidationSet, calls: int = 20) -> list[str]:
     lines = ["| network | config | params | GFLOPs/frame @640x360 | PSNR sigma=25 (dB) | frames/s ONNX Runtime @640x360 "
              "| trained |",
              "|---|---|---|---|---|---|---|"]
@@ -193,7 +193,7 @@ def speed_table(entries: list[tuple[str, Path]], val: ValidationSet) -> list[str
         net, extra = load_checkpoint(path)
         c = net.config
         (_, p, _, _), _ = network_row(label, net, val)
-        fps = onnx_frames_per_second(path)
+        fps = onnx_frames_per_second(path, warmup=max(1, calls // 2), calls=calls)
         shape = f"T={c.frames} C={c.channels} Cf={c.frame_channels} blocks={c.frame_blocks}+{c.fusion_blocks} r={c.unshuffle}"
         shape += f" U-Net {c.levels}x{c.level_blocks}" if c.levels else ""
         shape += " aligned" if c.aligned else ""
@@ -223,6 +223,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="extra denoise networks shown in the sigma=25 table (e.g. the T=1 ablation)")
     parser.add_argument("--speed", nargs="*", default=[], metavar="LABEL=CKPT",
                         help="denoise checkpoints for the speed/quality trade-off table")
+    parser.add_argument("--speed-calls", type=int, default=20,
+                        help="timed ONNX Runtime calls per speed figure, after half as many warm-up calls")
     parser.add_argument("--url", default="", help="also restore through the served <task>_net at this gRPC URL "
                         "and report the largest difference from in-process (needs a running server)")
     parser.add_argument("--out", default="", help="also write the markdown tables to this file")
@@ -255,8 +257,9 @@ def main(argv: list[str] | None = None) -> None:
             lines += format_rows(title, rows)
             print("\n".join(format_rows(title, rows)), flush=True)
         if net.config.deconvolved:
-            fps = onnx_frames_per_second(ckpt, task)
-            estimate = seconds_per_call(lambda w: estimate_kernel(w[len(w) // 2]), val.windows[0])
+            fps = onnx_frames_per_second(ckpt, task, warmup=max(1, args.speed_calls // 2), calls=args.speed_calls)
+            estimate = seconds_per_call(lambda w: estimate_kernel(w[len(w) // 2]), val.windows[0],
+                                        calls=max(1, args.speed_calls // 2))
             speed = (f"\n{task} speed at 640x360, in-process, batch 1: network (deconvolution included) {fps:.1f} "
                      f"frames/s in ONNX Runtime; the window model's kernel estimate {estimate * 1e3:.0f} ms per window; "
                      f"both one after the other {1 / (1 / fps + estimate):.1f} frames/s")
@@ -264,10 +267,12 @@ def main(argv: list[str] | None = None) -> None:
             print(speed, flush=True)
     if args.speed:
         val = validation_set("denoise", 5, args.count, crop, 25.0)
-        table = speed_table([(label, Path(path)) for label, path in (s.split("=", 1) for s in args.speed)], val)
+        table = speed_table([(label, Path(path)) for label, path in (s.split("=", 1) for s in args.speed)], val,
+                            args.speed_calls)
         # Other work on a shared machine slows ONNX Runtime: say how busy it was.
         load = os.getloadavg()[0]
-        lines += [f"\n**speed / quality (denoise)**: ONNX Runtime CPU, batch 1, 10 warm-up calls then 20 timed; "
+        lines += [f"\n**speed / quality (denoise)**: ONNX Runtime CPU, batch 1, "
+                  f"{max(1, args.speed_calls // 2)} warm-up calls then {args.speed_calls} timed; "
                   f"1-min load average {load:.1f} at the end\n", *table]
         print("\n".join(table))
     if args.out:
