@@ -21,7 +21,7 @@ from training.blur_kernel import estimate_kernel
 from training.contract import KERNEL_SIZE
 from training.evaluate import mirrored_window, psnr, validation_set
 from training.network import NetConfig, VideoRestorationNet, gflops_per_frame
-from training.train import learning_rate, loss_fn, train
+from training.train import learning_rate, loss_fn, phase_bias, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--channels", "8", "--frame-channels", "4", "--fusion-blocks", "1", "--crop", "32", "--batch-size", "2",
@@ -102,6 +102,19 @@ def test_learning_rate_warms_up_then_decays_to_min():
     assert learning_rate(cfg, 1000, 1.0) == pytest.approx(1e-5)
 
 
+def test_phase_bias_is_the_stripe_and_its_gradient_removes_it():
+    target = torch.rand(2, 3, 32, 32)
+    assert phase_bias(target, target) == 0
+    assert phase_bias(target + 0.1, target) == pytest.approx(0, abs=1e-7)  # the same offset everywhere
+    stripes = torch.zeros(1, 1, 1, 32)
+    stripes[..., 0::2], stripes[..., 1::2] = 0.01, -0.01  # columns alternate by 0.02
+    assert phase_bias(target + stripes, target) == pytest.approx(0.01)
+    pred = (target + stripes).requires_grad_()
+    phase_bias(pred, target).backward()
+    with torch.no_grad():
+        assert phase_bias(pred - 0.5 * pred.grad / pred.grad.abs().max() * 0.02, target) < 1e-6
+
+
 class Killed(Exception):
     """The run "dies" right after writing last.pt."""
 
@@ -176,10 +189,11 @@ def test_the_data_stream_does_not_depend_on_workers_and_resumes_at_a_batch():
 def test_train_writes_checkpoint_log_and_config(tmp_path):
     run, out = tmp_path / "run", tmp_path / "denoise.pt"
     first = train(parse_args(["--task", "denoise", *TINY, "--run-dir", str(run), "--out", str(out),
-                              "--val-every", "3", "--steps", "4"]))
+                              "--val-every", "3", "--steps", "4", "--phase-weight", "1"]))
     assert first["step"] == 4 and np.isfinite(first["val_psnr"])
     net, extra = load_checkpoint(out)
     assert extra["task"] == "denoise" and extra["step"] == 4 and extra["train_config"]["channels"] == 8
+    assert extra["train_config"]["phase_weight"] == 1
     assert (run / "config.json").is_file() and (run / "last.pt").is_file()
     assert [int(r["step"]) for r in csv.DictReader(open(run / "log.csv"))] == [3, 4]
 

@@ -70,6 +70,9 @@ class TrainConfig:
     warmup: int = _f(100, "linear warm-up steps")
     weight_decay: float = _f(1e-4, "AdamW weight decay")
     loss: str = _f("charbonnier", "loss: charbonnier, l1 or mse", choices=("charbonnier", "l1", "mse"))
+    phase_weight: float = _f(0.0, "weight of the phase-bias term (train.phase_bias): the error's local mean must "
+                             "not differ between the four pixels of each 2x2 cell, the stripe pattern a "
+                             "sub-pixel layout leaves in flat areas (0 = off)")
     grad_clip: float = _f(1.0, "clip the global gradient norm to this (0 = off)")
     ema: float = _f(None, "EMA decay of the weights (e.g. 0.999; 0 = off); validated and shipped if on")
     # data
