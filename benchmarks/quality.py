@@ -142,6 +142,20 @@ def served_restore(url: str, task: str, windows: np.ndarray, config: NetConfig,
 
 # ---- speed: ONNX Runtime frames/s at 640x360 ----
 
+def timing_feed(c: NetConfig, height: int, width: int) -> dict[str, np.ndarray]:
+    """One batch-1 input per graph input of a network with config `c`, for timing at height x
+    width: random frames and masks (a network's cost does not depend on the pixels), and deblur's
+    kernel as estimated on the real window the export starts from."""
+    from export.onnx_export import parity_cases
+    from export.samples import DEFAULT_CLIP, read_window, sample_clip
+
+    specs = net_inputs(c.input_frames, c.masked, c.deconvolved)
+    example = parity_cases(read_window(sample_clip(DEFAULT_CLIP), c.input_frames), list(specs))[0]
+    rng = np.random.default_rng(0)
+    return {name: rng.integers(0, 256, spec.shape(1, height, width), dtype=np.uint8) if spec.dtype == "UINT8"
+            else example[name] for name, spec in specs.items()}
+
+
 def onnx_frames_per_second(checkpoint: Path, task: str = "denoise", height: int = 360, width: int = 640,
                            warmup: int = 10, calls: int = 20, cache: Path | None = CACHE) -> float:
     """Export `checkpoint` as `make engine` does (export/engine.py: the same export and parity
@@ -150,21 +164,13 @@ def onnx_frames_per_second(checkpoint: Path, task: str = "denoise", height: int 
     import onnxruntime as ort
 
     from export.engine import ensure_onnx
-    from export.onnx_export import parity_cases
-    from export.samples import DEFAULT_CLIP, read_window, sample_clip
 
     c = load_checkpoint(checkpoint)[0].config
-    specs = net_inputs(c.input_frames, c.masked, c.deconvolved)
-    # The example `make engine` exports from (a real window): its deblur kernel is fed below.
-    example = parity_cases(read_window(sample_clip(DEFAULT_CLIP), c.input_frames), list(specs))[0]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         ensure_onnx(checkpoint, path, get_task(task), cache=cache)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    # Random frames and masks at the size timed; a deblur kernel as estimated on the real window.
-    feed = {name: rng.integers(0, 256, spec.shape(1, height, width), dtype=np.uint8) if spec.dtype == "UINT8"
-            else example[name] for name, spec in specs.items()}
+    feed = timing_feed(c, height, width)
     for _ in range(warmup):
         session.run(None, feed)
     start = time.perf_counter()
