@@ -156,11 +156,17 @@ def timing_feed(c: NetConfig, height: int, width: int) -> dict[str, np.ndarray]:
             else example[name] for name, spec in specs.items()}
 
 
+def warmup_calls(calls: int) -> int:
+    """Untimed calls before `calls` timed ones: half as many (the first calls in a fresh session
+    are about 2x slow), at least one."""
+    return max(1, calls // 2)
+
+
 def onnx_frames_per_second(checkpoint: Path, task: str = "denoise", height: int = 360, width: int = 640,
-                           warmup: int = 10, calls: int = 20, cache: Path | None = CACHE) -> float:
+                           warmup: int | None = None, calls: int = 20, cache: Path | None = CACHE) -> float:
     """Export `checkpoint` as `make engine` does (export/engine.py: the same export and parity
     check, reused from `cache` while checkpoint and graph source are unchanged) and time batch-1
-    calls in ONNX Runtime after `warmup` calls (the first calls in a fresh session are about 2x slow)."""
+    calls in ONNX Runtime after `warmup` calls (default `warmup_calls(calls)`)."""
     import onnxruntime as ort
 
     from export.engine import ensure_onnx
@@ -171,7 +177,7 @@ def onnx_frames_per_second(checkpoint: Path, task: str = "denoise", height: int 
         ensure_onnx(checkpoint, path, get_task(task), cache=cache)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = timing_feed(c, height, width)
-    for _ in range(warmup):
+    for _ in range(warmup_calls(calls) if warmup is None else warmup):
         session.run(None, feed)
     start = time.perf_counter()
     for _ in range(calls):
@@ -199,7 +205,7 @@ def speed_table(entries: list[tuple[str, Path]], val: ValidationSet, calls: int 
         net, extra = load_checkpoint(path)
         c = net.config
         (_, p, _, _), _ = network_row(label, net, val)
-        fps = onnx_frames_per_second(path, warmup=max(1, calls // 2), calls=calls)
+        fps = onnx_frames_per_second(path, calls=calls)
         shape = f"T={c.frames} C={c.channels} Cf={c.frame_channels} blocks={c.frame_blocks}+{c.fusion_blocks} r={c.unshuffle}"
         shape += f" U-Net {c.levels}x{c.level_blocks}" if c.levels else ""
         shape += " aligned" if c.aligned else ""
@@ -230,7 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--speed", nargs="*", default=[], metavar="LABEL=CKPT",
                         help="denoise checkpoints for the speed/quality trade-off table")
     parser.add_argument("--speed-calls", type=int, default=20,
-                        help="timed ONNX Runtime calls per speed figure, after half as many warm-up calls")
+                        help="timed calls per speed figure (ONNX Runtime: after half as many warm-up calls; "
+                        "deblur's kernel estimate: after one)")
     parser.add_argument("--url", default="", help="also restore through the served <task>_net at this gRPC URL "
                         "and report the largest difference from in-process (needs a running server)")
     parser.add_argument("--out", default="", help="also write the markdown tables to this file")
@@ -263,9 +270,9 @@ def main(argv: list[str] | None = None) -> None:
             lines += format_rows(title, rows)
             print("\n".join(format_rows(title, rows)), flush=True)
         if net.config.deconvolved:
-            fps = onnx_frames_per_second(ckpt, task, warmup=max(1, args.speed_calls // 2), calls=args.speed_calls)
+            fps = onnx_frames_per_second(ckpt, task, calls=args.speed_calls)
             estimate = seconds_per_call(lambda w: estimate_kernel(w[len(w) // 2]), val.windows[0],
-                                        calls=max(1, args.speed_calls // 2))
+                                        calls=args.speed_calls)
             speed = (f"\n{task} speed at 640x360, in-process, batch 1: network (deconvolution included) {fps:.1f} "
                      f"frames/s in ONNX Runtime; the window model's kernel estimate {estimate * 1e3:.0f} ms per window; "
                      f"both one after the other {1 / (1 / fps + estimate):.1f} frames/s")
@@ -278,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
         # Other work on a shared machine slows ONNX Runtime: say how busy it was.
         load = os.getloadavg()[0]
         lines += [f"\n**speed / quality (denoise)**: ONNX Runtime CPU, batch 1, "
-                  f"{max(1, args.speed_calls // 2)} warm-up calls then {args.speed_calls} timed; "
+                  f"{warmup_calls(args.speed_calls)} warm-up calls then {args.speed_calls} timed; "
                   f"1-min load average {load:.1f} at the end\n", *table]
         print("\n".join(table))
     if args.out:
