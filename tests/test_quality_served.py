@@ -14,7 +14,7 @@ from training.checkpoint import load_checkpoint
 from training.evaluate import restore, validation_set
 
 TASKS = [t for t in served_tasks() if t in ("denoise", "deblur", "sr4")]
-pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.shipped_exports(*TASKS)]
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("task", TASKS)
