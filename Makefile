@@ -20,6 +20,9 @@ PYTEST_ARGS ?=
 # make test runs test files on this many pytest-xdist workers (a file's tests stay on one worker, sharing its fixtures),
 # in the order tests/conftest.py gives them (files waiting for the shipped networks' exports last).
 TEST_WORKERS ?= 2
+# The venv's bytecode is written as modules are first imported (make setup compiles none): with
+# PYTHONDONTWRITEBYTECODE set, every later start would compile torch again (1-2 s each).
+unexport PYTHONDONTWRITEBYTECODE
 ROBUST_ARGS ?=
 
 .PHONY: help setup shipped-exports engine serve demo pictures test test-long train bench bench-quality bench-robust bench-smoke clean

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs a requirements file into a virtual environment: `install_requirements.sh VENV FILE`.
 #
-# With uv (pip-installed into the venv first) this takes ~24 s instead of pip's ~57 s on a 2-core
-# machine (benchmarks/RESULTS.md): uv downloads and unpacks wheels in parallel and compiles the
-# bytecode on all cores (without bytecode every later interpreter start imports torch 1.3 s slower).
+# With uv (pip-installed into the venv first) this takes ~8 s instead of pip's ~57 s on a 2-core
+# machine (benchmarks/RESULTS.md): uv downloads and unpacks wheels in parallel. It compiles no
+# bytecode: that took another ~29 s for all 10,500 files, most never imported; Python writes each
+# module's bytecode when it is first imported instead (the Makefile makes sure it may).
 # uv does not read pip's configuration, so pip's find-links, index URLs, constraints and CA file
 # (its config files and PIP_* variables, as `pip config list` shows them) are passed on: the CPU
 # torch wheel lies in a find-links folder, and missing it would pull GBs of CUDA wheels instead.
@@ -27,7 +28,7 @@ done < <("$pip" config list 2>/dev/null)
 
 export UV_CACHE_DIR="$venv/.cache/uv"
 if "$pip" install --quiet --no-cache-dir uv==0.13.9 &&
-   "$venv/bin/uv" pip install --python "$venv/bin/python" --quiet --compile-bytecode --only-binary=:all: \
+   "$venv/bin/uv" pip install --python "$venv/bin/python" --quiet --only-binary=:all: \
      --index-strategy unsafe-best-match "${flags[@]}" -r "$requirements"; then
   exit 0
 fi
