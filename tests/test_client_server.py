@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.server, pytest.mark.shipped_exports("denoise")]
 ROOT = Path(__file__).resolve().parents[1]
 
 
+SLOW_FRAMES = 20  # frames in the slow clip (slow_clip)
 BITS, PITCH, SIDE = 8, 10, 8  # up to 8 bits as 8x8 squares every 10 px along the top: 80 px wide
 
 
@@ -74,8 +75,9 @@ def noisy_clip(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def slow_clip(tmp_path_factory) -> Path:
-    """30 noisy frames at twice the carphone size: slow enough (~0.1 s a frame) to interrupt."""
-    frames = [cv2.resize(f, None, fx=2, fy=2) for f in noisy(real_frames(30))]
+    """SLOW_FRAMES noisy frames at twice the carphone size: slow enough (~0.1 s a frame) to
+    interrupt after two 4-frame segments with three more to go."""
+    frames = [cv2.resize(f, None, fx=2, fy=2) for f in noisy(real_frames(SLOW_FRAMES))]
     return make_clip(tmp_path_factory.mktemp("clips") / "slow.mkv", frames, codec="ffv1", audio=True)
 
 
@@ -202,7 +204,7 @@ def _uninterrupted(source: Path, reference: Path, url: str, extra: tuple[str, ..
     return decode_all(reference)[0]
 
 
-def _same_frames(out: Path, reference: list[np.ndarray], frames: int = 30) -> None:
+def _same_frames(out: Path, reference: list[np.ndarray], frames: int = SLOW_FRAMES) -> None:
     a, b = decode_all(out)[0], reference
     # Lossless output: equal up to ONNX Runtime's batch-size-dependent rounding (<= 1 level, rare).
     assert len(a) == len(b) == frames
@@ -210,7 +212,7 @@ def _same_frames(out: Path, reference: list[np.ndarray], frames: int = 30) -> No
     assert np.mean([np.mean(x != y) for x, y in zip(a, b)]) < 0.001
 
 
-def _same_as_uninterrupted(source: Path, out: Path, url: str, extra: tuple[str, ...] = (), frames: int = 30) -> None:
+def _same_as_uninterrupted(source: Path, out: Path, url: str, extra: tuple[str, ...] = (), frames: int = SLOW_FRAMES) -> None:
     _same_frames(out, _uninterrupted(source, out.parent / f"reference{out.suffix}", url, extra), frames)
 
 
@@ -228,7 +230,7 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(triton_server, slow_clip
     assert status == 130
     assert message.startswith("restore: error: interrupted; ") and "restored now" in resumed
     done_before = int(message.split("; ")[1].split()[0])  # "N frames are kept"
-    assert f"30 frames; {30 - done_before} restored now" in resumed  # finished segments not redone
+    assert f"{SLOW_FRAMES} frames; {SLOW_FRAMES - done_before} restored now" in resumed  # finished segments not redone
     _same_frames(out, slow_reference)
 
 
