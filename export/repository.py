@@ -27,16 +27,18 @@ def served_tasks() -> list[str]:
 
 
 def build_repository(dest: Path, tasks: list[str], window: WindowOptions | None = None,
-                     checkpoints: Path = CHECKPOINTS, cache: Path | None = CACHE) -> Path:
+                     checkpoints: Path = CHECKPOINTS, cache: Path | None = CACHE,
+                     engine_args: tuple[str, ...] = ()) -> Path:
     """Copy the committed entries of `tasks` into `dest`, export their networks (`checkpoints`/
-    <task>.pt) into it (ONNX Runtime backend; an export already in `cache` is copied), and write
-    the window models' configs with `window`'s options if given."""
+    <task>.pt) into it (ONNX Runtime backend; an export already in `cache` is copied; more
+    `export.engine` flags in `engine_args`), and write the window models' configs with `window`'s
+    options if given."""
     for task in tasks:
         for name in (task, f"{task}_window", f"{task}_net"):
             shutil.copytree(REPOSITORY / name, dest / name, symlinks=True,
                             ignore=shutil.ignore_patterns("__pycache__", "model.onnx", "*.json"))
         args = ["--task", task, "--backend", "onnxruntime", "--checkpoint", str(checkpoints / f"{task}.pt"),
-                "--repository", str(dest), *(["--onnx-cache", str(cache)] if cache else [])]
+                "--repository", str(dest), *(["--onnx-cache", str(cache)] if cache else []), *engine_args]
         if engine.main(args) != 0:
             raise RuntimeError(f"export.engine {' '.join(args)} failed (its reason is printed above)")
         if window is not None:

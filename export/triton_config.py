@@ -44,9 +44,9 @@ DESCRIPTIONS = {
     "window": ("# Per-stream sliding window (1/windowing.py); parameter window = frames held per stream.\n"
                "# Decoupled: a request yields 0..n responses. Limits (max_side, max_streams, max_held_mib)\n"
                "# are checked before a frame is held; a refused request gets an error, nothing else changes.\n"),
-    "net": ("# The network. Requests queued longer than the default timeout are rejected (a request may\n"
-            "# ask for less). max_queue_size stays 0 (unbounded): with it set, Triton 2.51 leaves ensemble\n"
-            "# requests hanging when the net's full queue rejects them (seen here; fixed upstream later).\n"),
+    "net": ("# The network. No queue policy by default: with one (`make engine ENGINE_ARGS='--queue-timeout-s N'`)\n"
+            "# Triton 2.51's dynamic batcher holds some requests ~500 ms (3x fewer direct calls per second),\n"
+            "# and with max_queue_size set it leaves ensemble requests hanging when the full queue rejects them.\n"),
 }
 PLANE_CHANNELS = {FRAME: 3, MASK: 1}
 
@@ -77,12 +77,13 @@ class NetOptions:
     max_batch: int = MAX_BATCH_SIZE  # the TensorRT profile's maximum (the backend refuses more)
     intra_op_threads: int = 0     # ONNX Runtime: 0 = every core the server process may use
     cpu_memory_arena: bool = True  # ONNX Runtime keeps its peak memory for reuse (faster on large frames)
-    queue_timeout_s: float = 300  # a request still queued after this is rejected
-    max_queue_size: int = 0       # 0 = unbounded (see DESCRIPTIONS["net"])
+    queue_timeout_s: float = 0    # > 0: a request still queued after this is rejected (see DESCRIPTIONS["net"])
 
     def __post_init__(self) -> None:
         if self.backend not in ("onnxruntime", "tensorrt"):
             raise ValueError(f"backend must be onnxruntime or tensorrt, got {self.backend!r}")
+        if self.queue_timeout_s < 0:
+            raise ValueError(f"queue_timeout_s must be >= 0 (0 = no queue policy), got {self.queue_timeout_s}")
 
 
 def _dtype(name: str) -> int:
@@ -165,11 +166,11 @@ def net_config(task: Task, options: NetOptions = NetOptions()) -> mc.ModelConfig
     config.output.append(_output(RESTORED, mc.TYPE_UINT8, [-1, -1, 3]))
     batching = config.dynamic_batching
     batching.max_queue_delay_microseconds = QUEUE_DELAY_US
-    policy = batching.default_queue_policy
-    policy.timeout_action = mc.ModelQueuePolicy.REJECT
-    policy.default_timeout_microseconds = round(options.queue_timeout_s * 1e6)
-    policy.allow_timeout_override = True  # a request may only shorten it
-    policy.max_queue_size = options.max_queue_size
+    if options.queue_timeout_s > 0:  # opt-in: any queue policy brings the 2.51 stalls (DESCRIPTIONS["net"])
+        policy = batching.default_queue_policy
+        policy.timeout_action = mc.ModelQueuePolicy.REJECT
+        policy.default_timeout_microseconds = round(options.queue_timeout_s * 1e6)
+        policy.allow_timeout_override = True  # a request may only shorten it
     parameters: dict[str, object] = {"max_side": options.max_side}
     if options.backend == "tensorrt":
         config.platform = "tensorrt_plan"

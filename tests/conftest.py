@@ -103,12 +103,13 @@ def triton_server(served_repository: Path, tmp_path_factory: pytest.TempPathFact
         yield server
 
 
-def task_repository(dest: Path, tasks: list[str], max_side: int | None = None) -> Path:
+def task_repository(dest: Path, tasks: list[str], max_side: int | None = None,
+                    engine_args: tuple[str, ...] = ()) -> Path:
     """A repository of `tasks` alone (`build_repository`, so only their exports are waited for or
-    made), window models reaping as the session's do, with the max_side parameter of their window
-    models and networks set to `max_side` if given. Tests using it mark the tasks they need
-    `shipped_exports`."""
-    build_repository(dest, tasks, WindowOptions(idle_timeout_s=TEST_IDLE_TIMEOUT_S))
+    made; more `export.engine` flags in `engine_args`), window models reaping as the session's do,
+    with the max_side parameter of their window models and networks set to `max_side` if given.
+    Tests using it mark the tasks they need `shipped_exports`."""
+    build_repository(dest, tasks, WindowOptions(idle_timeout_s=TEST_IDLE_TIMEOUT_S), engine_args=engine_args)
     if max_side is not None:  # the window model's limit and the network's (the client reads the first)
         for task in tasks:
             for model in (f"{task}_window", f"{task}_net"):
@@ -116,10 +117,12 @@ def task_repository(dest: Path, tasks: list[str], max_side: int | None = None) -
     return dest
 
 
-def task_server(folder: Path, tasks: list[str], max_side: int | None = None) -> TritonServer:
+def task_server(folder: Path, tasks: list[str], max_side: int | None = None,
+                engine_args: tuple[str, ...] = ()) -> TritonServer:
     """A test server (`start_server`, started by `with`) of `task_repository(folder / "repository",
-    tasks, max_side)`, logging to folder / "tritonserver.log"."""
-    return start_server(task_repository(folder / "repository", tasks, max_side), folder / "tritonserver.log")
+    tasks, max_side, engine_args)`, logging to folder / "tritonserver.log"."""
+    return start_server(task_repository(folder / "repository", tasks, max_side, engine_args),
+                        folder / "tritonserver.log")
 
 
 def inference_counts(server: TritonServer, model: str, at_least: int = 0, timeout_s: float = 10.0) -> tuple[int, int]:

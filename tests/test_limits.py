@@ -1,5 +1,6 @@
-"""Server limits against a real tritonserver (the session's, with the committed limits): a frame
-larger than max_side, hundreds of streams opened and abandoned, a saturated network queue. Each
+"""Server limits against a real tritonserver (the session's, with the committed limits; one of
+denoise with a queue timeout): a frame larger than max_side, hundreds of streams opened and
+abandoned, a saturated network queue. Each
 is refused with a clear error, nothing else is disturbed, and a normal stream is served after."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from conftest import TEST_IDLE_TIMEOUT_S
+from conftest import TEST_IDLE_TIMEOUT_S, task_server
 from export.repository import REPOSITORY
 from export.triton_config import parse
 from test_serving import Stream, active_sequences, decode, send_all
@@ -85,21 +86,24 @@ def test_hundreds_of_abandoned_streams_are_capped_and_the_live_ones_go_on(triton
     assert_normal_stream_served(triton_server, 2000)
 
 
-def test_requests_queued_past_their_timeout_are_rejected_and_the_net_goes_on(triton_server):
-    # The net's queue policy rejects what waited longer than its timeout (300 s by default; a
-    # request may ask for less, as these do): a flood is shed instead of piling up.
-    client = grpcclient.InferenceServerClient(triton_server.grpc_url)
-    window = np.random.default_rng(1).integers(0, 256, (1, 5, 360, 640, 3), dtype=np.uint8)
-    done: queue.Queue = queue.Queue()
-    count = 24
-    for i in range(count):
-        inp = grpcclient.InferInput("WINDOW", list(window.shape), "UINT8")
-        inp.set_data_from_numpy(window)
-        client.async_infer("denoise_net", [inp], callback=lambda result, error: done.put(error),
-                           request_id=str(i), timeout=200_000)
-    errors = [done.get(timeout=120) for _ in range(count)]
-    client.close()
-    rejected = [str(e) for e in errors if e is not None]
-    assert 0 < len(rejected) < count, rejected[:3]
-    assert all("timeout" in e.lower() for e in rejected), rejected[:3]
-    assert_normal_stream_served(triton_server, 3000)
+@pytest.mark.shipped_exports("denoise")
+def test_requests_queued_past_their_timeout_are_rejected_and_the_net_goes_on(tmp_path):
+    # With a queue policy (`--queue-timeout-s`; none by default, see export/triton_config.py) the
+    # net rejects what waited longer than its timeout (a request may ask for less, as these do):
+    # a flood is shed instead of piling up.
+    with task_server(tmp_path, ["denoise"], engine_args=("--queue-timeout-s", "300")) as server:
+        client = grpcclient.InferenceServerClient(server.grpc_url)
+        window = np.random.default_rng(1).integers(0, 256, (1, 5, 360, 640, 3), dtype=np.uint8)
+        done: queue.Queue = queue.Queue()
+        count = 24
+        for i in range(count):
+            inp = grpcclient.InferInput("WINDOW", list(window.shape), "UINT8")
+            inp.set_data_from_numpy(window)
+            client.async_infer("denoise_net", [inp], callback=lambda result, error: done.put(error),
+                               request_id=str(i), timeout=200_000)
+        errors = [done.get(timeout=120) for _ in range(count)]
+        client.close()
+        rejected = [str(e) for e in errors if e is not None]
+        assert 0 < len(rejected) < count, rejected[:3]
+        assert all("timeout" in e.lower() for e in rejected), rejected[:3]
+        assert_normal_stream_served(server, 3000)

@@ -40,15 +40,19 @@ def test_committed_configs_are_the_generated_ones():
     assert triton_config.main(["--check", "--repository", str(REPO)]) == 0
 
 
-def test_window_limits_and_net_queue_policy_are_set(tmp_path):
+def test_window_limits_are_set_and_the_net_queue_policy_is_opt_in(tmp_path):
     for task in TASKS:
         window = load_config(task.window_model).parameters
         assert int(window["max_side"].string_value) == contract.MAX_SIDE
         assert 1 <= int(window["max_streams"].string_value) <= triton_config.MAX_STREAMS_CEILING
         assert int(window["max_held_mib"].string_value) > 0
-        policy = load_config(task.net_model).dynamic_batching.default_queue_policy
-        assert policy.timeout_action == mc.ModelQueuePolicy.REJECT and policy.default_timeout_microseconds > 0
-        assert policy.max_queue_size == 0  # see export/triton_config.py: a full queue hangs ensembles in 2.51
+        # No queue policy unless asked for: any brings Triton 2.51's ~500 ms stalls (export/triton_config.py).
+        assert not load_config(task.net_model).dynamic_batching.HasField("default_queue_policy")
+        policy = triton_config.net_config(task, triton_config.NetOptions(queue_timeout_s=300)).dynamic_batching.default_queue_policy
+        assert policy.timeout_action == mc.ModelQueuePolicy.REJECT and policy.default_timeout_microseconds == 300_000_000
+        assert policy.allow_timeout_override and policy.max_queue_size == 0  # a full queue hangs ensembles in 2.51
+    with pytest.raises(ValueError, match="queue_timeout_s"):
+        triton_config.NetOptions(queue_timeout_s=-1)
     with pytest.raises(ValueError, match="max_streams"):
         triton_config.WindowOptions(max_streams=257)
     # --check notices a hand edit.
