@@ -34,7 +34,7 @@ setup: $(VENV)/.installed  ## create .venv with pinned dependencies and the trit
 
 $(VENV)/.installed: requirements.txt packaging/install_requirements.sh packaging/install_launchers.sh
 	$(PYTHON) -m venv $(VENV)
-	bash packaging/install_requirements.sh $(VENV) requirements.txt
+	bash packaging/install_requirements.sh $(VENV) --only-binary=:all: -r requirements.txt
 	bash packaging/install_launchers.sh $(VENV)
 	touch $@
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs a requirements file into a virtual environment: `install_requirements.sh VENV FILE`.
+# Installs into a virtual environment what pip's arguments name: `install_requirements.sh VENV ARGS...`
+# (make setup: `--only-binary=:all: -r requirements.txt`; the client-install test: `'.[client]'`).
 #
 # With uv (pip-installed into the venv first) this takes ~8 s instead of pip's ~57 s on a 2-core
 # machine (benchmarks/RESULTS.md): uv downloads and unpacks wheels in parallel. It compiles no
@@ -9,10 +10,14 @@
 # (its config files and PIP_* variables, as `pip config list` shows them) are passed on: the CPU
 # torch wheel lies in a find-links folder, and missing it would pull GBs of CUDA wheels instead.
 # If uv cannot be had or fails, pip installs as before. Nothing is cached outside the venv.
+# UV names a uv to use instead of installing one; a venv made --without-pip is installed into by
+# $PYTHON's pip (python3's by default).
 set -euo pipefail
 venv=$1
-requirements=$2
-pip="$venv/bin/pip"
+shift
+pip=("$venv/bin/pip")
+[ -x "$venv/bin/pip" ] || pip=("${PYTHON:-python3}" -m pip --python "$venv/bin/python")
+uv=${UV:-$venv/bin/uv}
 flags=()
 while IFS= read -r line; do
   key=${line%%=*}
@@ -24,13 +29,12 @@ while IFS= read -r line; do
     *.constraint) for v in $value; do flags+=(--constraint "$v"); done ;;
     *.cert) export SSL_CERT_FILE="$value" ;;
   esac
-done < <("$pip" config list 2>/dev/null)
+done < <("${pip[@]}" config list 2>/dev/null)
 
 export UV_CACHE_DIR="$venv/.cache/uv"
-if "$pip" install --quiet --no-cache-dir uv==0.13.9 &&
-   "$venv/bin/uv" pip install --python "$venv/bin/python" --quiet --only-binary=:all: \
-     --index-strategy unsafe-best-match "${flags[@]}" -r "$requirements"; then
+if { [ -n "${UV:-}" ] || "${pip[@]}" install --quiet --no-cache-dir uv==0.13.9; } &&
+   "$uv" pip install --python "$venv/bin/python" --quiet --index-strategy unsafe-best-match "${flags[@]}" "$@"; then
   exit 0
 fi
-echo "install_requirements: uv could not install $requirements; installing with pip instead" >&2
-"$pip" install --quiet --no-cache-dir --only-binary=:all: -r "$requirements"
+echo "install_requirements: uv could not install $*; installing with pip instead" >&2
+"${pip[@]}" install --quiet --no-cache-dir "$@"
