@@ -81,7 +81,8 @@ def test_hundreds_of_abandoned_streams_are_capped_and_the_live_ones_go_on(triton
     assert {seq: sorted(frames) for seq, frames in results.items()} == {
         seq: [0, 1, 2, 3, 4] for seq in (1000, 1001, 1000 + MAX_STREAMS - 1)}
 
-    # The abandoned ones are reaped after the idle timeout, and the server serves again.
+    # The abandoned ones are reaped after the idle timeout (the one test of reaping through a
+    # server), and the server serves again.
     assert wait_for_sequences(triton_server, 0) == 0
     assert_normal_stream_served(triton_server, 2000)
 

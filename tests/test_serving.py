@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import queue
 import re
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import tritonclient.grpc as grpcclient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TEST_IDLE_TIMEOUT_S, inference_counts, task_server
+from conftest import inference_counts, task_server
 from export.repository import load_model_code, served_tasks
 from training.checkpoint import load_checkpoint
 from training.clips import clip_dir
@@ -201,24 +200,6 @@ def test_streams_shorter_than_the_window_are_restored_from_mirrored_frames(trito
         clip = np.stack(frames[:n])
         windows = np.stack([clip[[reflect(c + k, n) for k in range(-model.config.frames // 2, model.config.frames // 2 + 1)]] for c in range(n)])
         assert_close(results[60 + n], list(restore(model, windows)))
-
-
-def test_abandoned_stream_is_reaped(triton_server):
-    frames = decode("carphone_pristine.mp4", 3)
-    client = grpcclient.InferenceServerClient(triton_server.grpc_url)
-    client.start_stream(callback=lambda result, error: None)
-    for i, f in enumerate(frames):  # no sequence_end: the client "dies" here
-        client.async_stream_infer("denoise", [frame_input(f[None])], sequence_id=31, sequence_start=i == 0)
-    deadline = time.monotonic() + 10
-    while active_sequences(triton_server) < 1 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert active_sequences(triton_server) >= 1
-    client.stop_stream()
-    client.close()
-    deadline = time.monotonic() + TEST_IDLE_TIMEOUT_S + 14  # the idle timeout + the reaper's interval, with room
-    while active_sequences(triton_server) > 0 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert active_sequences(triton_server) == 0
 
 
 @pytest.mark.parametrize("case", ["dtype", "rank", "size_change"])
