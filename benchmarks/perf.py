@@ -62,12 +62,16 @@ def write_sequence_data(path: Path, clips: list[list[np.ndarray]], name: str = "
 
 
 def run_perf_analyzer(url: str, admin_key: str, model: str, data: Path, concurrency: int, requests: int,
-                      csv_path: Path, extra: tuple[str, ...] = (), timeout_s: float = 600) -> dict[str, str]:
-    """One perf_analyzer measurement at `concurrency`, three windows of `requests` requests each;
-    its CSV row (latencies in microseconds)."""
+                      csv_path: Path, extra: tuple[str, ...] = (), timeout_s: float = 600,
+                      window_ms: int = 0) -> dict[str, str]:
+    """One perf_analyzer measurement at `concurrency`, three windows of `requests` requests each
+    (each window lasts at least a second), or of `window_ms` milliseconds each if given (a smoke
+    run's short windows); its CSV row (latencies in microseconds)."""
+    windows = (["--measurement-mode", "time_windows", "--measurement-interval", str(window_ms)] if window_ms else
+               ["--measurement-mode", "count_windows", "--measurement-request-count", str(requests)])
     cmd = [perf_analyzer_executable(), "-m", model, "-i", "grpc", "-u", url, "--input-data", str(data),
-           "--concurrency-range", f"{concurrency}:{concurrency}", "--measurement-mode", "count_windows",
-           "--measurement-request-count", str(requests), "--stability-percentage", "1000", "--max-trials", str(MAX_TRIALS),
+           "--concurrency-range", f"{concurrency}:{concurrency}", *windows,
+           "--stability-percentage", "1000", "--max-trials", str(MAX_TRIALS),
            "-H", f"triton-grpc-protocol-{ADMIN_HEADER}:{admin_key}", "-f", str(csv_path), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     if proc.returncode != 0 or not csv_path.exists():
@@ -78,10 +82,11 @@ def run_perf_analyzer(url: str, admin_key: str, model: str, data: Path, concurre
 
 
 def perf_result(config: str, server: TritonServer, model: str, data: Path, concurrency: int, requests: int,
-                frame: np.ndarray, csv_path: Path, extra: tuple[str, ...] = ()) -> Result:
+                frame: np.ndarray, csv_path: Path, extra: tuple[str, ...] = (), window_ms: int = 0) -> Result:
     """perf_analyzer at one concurrency as a Result (one inference = one restored frame)."""
     with CpuMeter(server.process.pid) as cpu:
-        row = run_perf_analyzer(server.grpc_url, server.admin_key, model, data, concurrency, requests, csv_path, extra)
+        row = run_perf_analyzer(server.grpc_url, server.admin_key, model, data, concurrency, requests, csv_path, extra,
+                                window_ms=window_ms)
     return with_cpu(Result(config, concurrency, resolution_name(frame), 0,
                            float(row["Inferences/Second"]), float(row["p50 latency"]) / 1e3,
                            float(row["p99 latency"]) / 1e3, note="perf_analyzer"), cpu.use)

@@ -57,11 +57,13 @@ class Plan:
     perf_requests: int                      # perf_analyzer requests per window (x3 windows) per stream
     scaling: tuple[tuple[str, int], ...]    # (resolution, frames) of the scaling table
     warmup: int                             # untimed in-process calls before timing
+    perf_window_ms: int = 0                 # perf_analyzer windows of this many ms (0: of perf_requests requests)
 
 
 FULL = Plan((640, 360), None, 3, 4, 4, 10, (("360p", 40), ("540p", 24), ("720p", 16), ("1080p", 8)), 10)
-# One concurrency for perf_analyzer: each of its runs costs about 3 s however few requests it counts.
-SMOKE = Plan((96, 64), 12, 1, 2, 1, 4, (("96x64", 8), ("128x96", 8)), 2)
+# One concurrency for perf_analyzer, in 250 ms windows: a window counting requests lasts at least a
+# second, so each run took about 3 s however few requests it counted.
+SMOKE = Plan((96, 64), 12, 1, 2, 1, 4, (("96x64", 8), ("128x96", 8)), 2, perf_window_ms=250)
 
 
 def pick_median(results: list[Result]) -> list[Result]:
@@ -114,7 +116,8 @@ def perf_analyzer_runs(server: TritonServer, repository: Path, task: str, frames
         for c in range(1, plan.perf_streams + 1):
             csv_path = workdir / "perf_analyzer" / f"{config.replace(' ', '_').replace(',', '')}_c{c}.csv"
             csv_path.parent.mkdir(parents=True, exist_ok=True)
-            results.append(perf_result(config, server, model, data, c, plan.perf_requests * c, frames[0], csv_path, extra))
+            results.append(perf_result(config, server, model, data, c, plan.perf_requests * c, frames[0], csv_path, extra,
+                                       plan.perf_window_ms))
             r = results[-1]
             print(f"bench: perf_analyzer {config} c={c}: {r.fps:.2f} frames/s, p99 {r.p99_ms:.0f} ms", flush=True)
     return results
