@@ -70,6 +70,27 @@ def test_deblur_samples_carry_the_kernel_of_their_context():
     blurred, target, kernel = small.sample(np.random.default_rng(3))
     assert blurred.shape == (5, 3, 32, 32) and target.shape == (3, 32, 32) and kernel.shape == (KERNEL_SIZE, KERNEL_SIZE)
 
+def test_a_no_blur_estimate_can_be_replaced_by_a_small_mistaken_kernel():
+    """--kernel-error-prob: a sharp window's "no blur" (a delta) becomes a small centred blur; at 0
+    the stream is the one it always was."""
+    sharp = WindowDataset("deblur", frames=5, crop=DECONV_CONTEXT, still_prob=1.0, deconvolved=True, kernel_error_prob=1.0)
+    plain = WindowDataset("deblur", frames=5, crop=DECONV_CONTEXT, still_prob=1.0, deconvolved=True)
+    replaced = 0
+    for seed in (9, 10, 14):  # 10 and 14 are sharp windows the estimate calls "no blur"; 9 is blurred
+        with_error, without = sharp.sample(np.random.default_rng(seed)), plain.sample(np.random.default_rng(seed))
+        np.testing.assert_array_equal(with_error[0].numpy(), without[0].numpy())  # the same window either way
+        if without[2].max() == 1.0:  # the estimate said "no blur"
+            kernel = with_error[2].numpy()
+            assert kernel.max() < 1.0 and kernel.sum() == pytest.approx(1.0, abs=1e-5)
+            ys, xs = np.nonzero(kernel)
+            assert np.all(np.abs(ys - KERNEL_SIZE // 2) <= 4) and np.all(np.abs(xs - KERNEL_SIZE // 2) <= 4)
+            replaced += 1
+        else:
+            np.testing.assert_array_equal(with_error[2].numpy(), without[2].numpy())
+    assert replaced == 2
+    assert parse_args(["--task", "deblur", "--kernel-error-prob", "0.5"]).kernel_error_prob == 0.5
+
+
 def test_mirrored_window_edges():
     clip = np.arange(6)
     assert list(mirrored_window(clip, 0, 5)) == [2, 1, 0, 1, 2]

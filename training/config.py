@@ -80,6 +80,10 @@ class TrainConfig:
     synthetic_prob: float = _f(0.0, "probability a still window is a freshly drawn dead-leaves image "
                                "(training/dead_leaves.py: shapes of every size, textured fills) instead of a "
                                "scikit-image still")
+    kernel_error_prob: float = _f(0.0, "deblur: probability that a window whose kernel estimate is 'no blur' gets a "
+                                  "small wrong blur instead (training/data.py mistaken_kernel), as the estimate "
+                                  "reads on some sharp noisy frames: the network learns to trust the frames there "
+                                  "(0 = off)")
     workers: int = _f(1, "DataLoader worker processes preparing batches")
     threads: int = _f(1, "torch CPU threads in the training process (the machine is shared)")
     seed: int = _f(0, "random seed (data, init)")

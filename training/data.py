@@ -27,8 +27,9 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from training.blur_kernel import estimate_kernel
 from training.clips import clip_dir
+from training.contract import KERNEL_SIZE
 from training.dead_leaves import dead_leaves
-from training.degradations import degrade_window
+from training.degradations import defocus_kernel, degrade_window, gaussian_kernel
 from training.masks import random_mask_window
 
 
@@ -41,6 +42,17 @@ STILLS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "h
 # Side of the crop whose centre frame the blur kernel is estimated on, for deconvolved samples:
 # a training crop alone has too few edges, served frames have many more.
 DECONV_CONTEXT = 192
+
+
+def mistaken_kernel(rng: np.random.Generator) -> np.ndarray:
+    """A small blur centred in a float32 (KERNEL_SIZE, KERNEL_SIZE) kernel: Gaussian sigma 0.6-1.3
+    or defocus radius 0.6-1.6 (50/50), what the estimate reads on some sharp noisy frames (RMS
+    radius 1.1-1.3 px where sharp frames read 0.7-1.1: benchmarks/RESULTS.md, 2026-12-06)."""
+    small = gaussian_kernel(rng.uniform(0.6, 1.3)) if rng.random() < 0.5 else defocus_kernel(rng.uniform(0.6, 1.6))
+    kernel = np.zeros((KERNEL_SIZE, KERNEL_SIZE), np.float32)
+    centre, radius = KERNEL_SIZE // 2, small.shape[0] // 2
+    kernel[centre - radius : centre + radius + 1, centre - radius : centre + radius + 1] = small
+    return kernel
 
 
 @functools.lru_cache(maxsize=8)
@@ -148,6 +160,7 @@ class WindowDataset(IterableDataset):
         batch_size: int = 1,
         start_batch: int = 0,
         synthetic_prob: float = 0.0,
+        kernel_error_prob: float = 0.0,
     ) -> None:
         super().__init__()
         if VALIDATION_CLIP in clips:
@@ -156,6 +169,7 @@ class WindowDataset(IterableDataset):
         self.deconvolved = deconvolved
         self.batch_size, self.start_batch = batch_size, start_batch
         self.synthetic_prob = synthetic_prob
+        self.kernel_error_prob = kernel_error_prob
 
     def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         context = max(self.crop, DECONV_CONTEXT) if self.deconvolved else self.crop
@@ -175,6 +189,8 @@ class WindowDataset(IterableDataset):
         if self.deconvolved:
             degraded = degrade_window(self.task, window, rng)
             kernel = estimate_kernel(degraded[self.frames // 2])
+            if self.kernel_error_prob and kernel.max() == 1.0 and rng.random() < self.kernel_error_prob:
+                kernel = mistaken_kernel(rng)  # "no blur" read as a small one: the frames must decide
             y, x = (int(rng.integers(0, crop - self.crop + 1)) for _ in range(2))
             cut = np.s_[:, y : y + self.crop, x : x + self.crop]
             degraded, window = (np.ascontiguousarray(p[cut]) for p in (degraded, window))
