@@ -41,7 +41,7 @@ from training.deconvolution import WienerDeconvolution
 from training.data import VALIDATION_CLIP, load_clip, load_stills
 from training.degradations import (
     blur, defocus_kernel, gaussian_kernel, gaussian_noise, h264_compress, jpeg_compress, linear_motion_kernel,
-    motion_blur_kernel,
+    motion_blur_kernel, padded_kernel,
 )
 from training.evaluate import psnr
 
@@ -81,18 +81,10 @@ def family_kernel(family: str, rng: np.random.Generator) -> np.ndarray:
     return np.ones((1, 1), np.float32)
 
 
-def padded(kernel: np.ndarray, size: int) -> np.ndarray:
-    """A square odd kernel zero-padded (centred) to size x size."""
-    out = np.zeros((size, size), np.float32)
-    o = (size - kernel.shape[0]) // 2
-    out[o : o + kernel.shape[0], o : o + kernel.shape[1]] = kernel
-    return out
-
-
 def as_convolution(kernel: np.ndarray) -> np.ndarray:
     """`blur` correlates (cv2.filter2D): the convolution kernel is the flipped one, padded to at
     least KERNEL_SIZE (straight streaks up to 21 px come in 23 x 23 arrays)."""
-    return padded(kernel[::-1, ::-1], max(blur_kernel.KERNEL_SIZE, kernel.shape[0]))
+    return padded_kernel(kernel[::-1, ::-1], max(blur_kernel.KERNEL_SIZE, kernel.shape[0]))
 
 
 def degraded(frame: np.ndarray, family: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +143,7 @@ def quality(estimators: dict, count: int, seeds: int) -> None:
         for name, estimate in estimators.items():
             kernel = estimate(blurred)
             row[name].append(psnr(wiener(blurred, kernel), frame))
-            row[f"L1 {name}"].append(float(np.abs(padded(kernel, len(truth)) - truth).sum()))
+            row[f"L1 {name}"].append(float(np.abs(padded_kernel(kernel, len(truth)) - truth).sum()))
     names = list(estimators)
     print(f"\n### Quality: {len(frames)} frames x {seeds} draw(s) per blur family, mean PSNR dB (Wiener, NSR 0.01)\n")
     print("| blur | blurred | Wiener, true kernel | " + " | ".join(f"Wiener, {n}" for n in names)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from training.contract import KERNEL_SIZE
 from training.deconvolution import NSR, PAD, RADIX, WienerDeconvolution, dft, kernel_spectrum, split_frequencies
-from training.degradations import blur, motion_blur_kernel
+from training.degradations import blur, motion_blur_kernel, padded_kernel
 from training.evaluate import psnr
 from training.network import NetConfig, VideoRestorationNet
 from training.processing import ServingNet
@@ -21,11 +21,7 @@ from training.processing import ServingNet
 def as_convolution(kernel: np.ndarray) -> np.ndarray:
     """`blur` correlates (cv2.filter2D): the convolution kernel is the flipped one, padded to
     KERNEL_SIZE."""
-    out = np.zeros((KERNEL_SIZE, KERNEL_SIZE), np.float32)
-    k = kernel[::-1, ::-1]
-    o = (KERNEL_SIZE - k.shape[0]) // 2
-    out[o : o + k.shape[0], o : o + k.shape[1]] = k
-    return out
+    return padded_kernel(kernel[::-1, ::-1], KERNEL_SIZE)
 
 
 def numpy_wiener(plane: np.ndarray, kernel: np.ndarray) -> np.ndarray:

@@ -29,8 +29,9 @@ from training.blur_kernel import estimate_kernel
 from training.clips import clip_dir
 from training.contract import KERNEL_SIZE
 from training.dead_leaves import dead_leaves
-from training.degradations import defocus_kernel, degrade_window, gaussian_kernel
+from training.degradations import defocus_kernel, degrade_window, gaussian_kernel, padded_kernel
 from training.masks import random_mask_window
+from training.network import SHARP_PEAK
 
 
 TRAIN_CLIPS = ("bigbuckbunny.mp4", "carphone_pristine.mp4")
@@ -49,10 +50,7 @@ def mistaken_kernel(rng: np.random.Generator) -> np.ndarray:
     or defocus radius 0.6-1.6 (50/50), what the estimate reads on some sharp noisy frames (RMS
     radius 1.1-1.3 px where sharp frames read 0.7-1.1: benchmarks/RESULTS.md, 2026-12-06)."""
     small = gaussian_kernel(rng.uniform(0.6, 1.3)) if rng.random() < 0.5 else defocus_kernel(rng.uniform(0.6, 1.6))
-    kernel = np.zeros((KERNEL_SIZE, KERNEL_SIZE), np.float32)
-    centre, radius = KERNEL_SIZE // 2, small.shape[0] // 2
-    kernel[centre - radius : centre + radius + 1, centre - radius : centre + radius + 1] = small
-    return kernel
+    return padded_kernel(small, KERNEL_SIZE)
 
 
 @functools.lru_cache(maxsize=8)
@@ -189,7 +187,7 @@ class WindowDataset(IterableDataset):
         if self.deconvolved:
             degraded = degrade_window(self.task, window, rng)
             kernel = estimate_kernel(degraded[self.frames // 2])
-            if self.kernel_error_prob and kernel.max() == 1.0 and rng.random() < self.kernel_error_prob:
+            if self.kernel_error_prob and kernel.max() > SHARP_PEAK and rng.random() < self.kernel_error_prob:
                 kernel = mistaken_kernel(rng)  # "no blur" read as a small one: the frames must decide
             y, x = (int(rng.integers(0, crop - self.crop + 1)) for _ in range(2))
             cut = np.s_[:, y : y + self.crop, x : x + self.crop]

@@ -205,6 +205,14 @@ def gaussian_kernel(sigma: float) -> np.ndarray:
     return g @ g.T
 
 
+def padded_kernel(kernel: np.ndarray, size: int) -> np.ndarray:
+    """A square odd kernel zero-padded (centred) to float32 size x size."""
+    out = np.zeros((size, size), np.float32)
+    o = (size - kernel.shape[0]) // 2
+    out[o : o + kernel.shape[0], o : o + kernel.shape[1]] = kernel
+    return out
+
+
 def _resize(frames: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
     return np.stack([cv2.resize(f, size, interpolation=interpolation) for f in frames])
 
