@@ -282,7 +282,7 @@ def targets(task: str, rows: list[Row], label: str, probe_row: Row | None = None
         measured = (f"max {max(stripes):.2f}, mean {_mean(stripes):.2f} over {len(stripes)} rows with dark flat blocks"
                     if stripes else "no grid row has dark flat blocks")
         if probe_stripe is not None:
-            measured += f"; probe ({probe_row.source}) {probe_stripe:.2f}"
+            measured += f"; probe ({probe_row.source}) {probe_stripe:.3f}"
         worst = max(stripes + ([probe_stripe] if probe_stripe is not None else []))
         out.append((f"stripe bias < {STRIPE_TARGET} grey level", worst < STRIPE_TARGET, measured))
     return [t for t in out if "nan" not in t[2]]  # a target whose cells were not run is not judged
@@ -312,7 +312,7 @@ def summary_markdown(task: str, rows: list[Row], label: str, probe_row: Row | No
         p, ref = probe_row.ours[label], reference(probe_row)
         lines += ["", f"Stripe probe, {probe_row.cell} on {probe_row.source}: ours {p.psnr:.2f} dB"
                   + (f" ({p.psnr - ref.psnr:+.2f} vs {REFERENCE_NAME.get(task, 'input')})" if ref else "")
-                  + (f", stripe {p.stripe:.2f} grey level" if p.stripe is not None else
+                  + (f", stripe {p.stripe:.3f} grey level" if p.stripe is not None else
                      "" if task == "inpaint" else ", no dark flat block")]
     lines += ["", "| target | reached | measured |", "|---|---|---|"]
     lines += [f"| {t} | {'yes' if ok else '**no**'} | {m} |" for t, ok, m in targets(task, rows, label, probe_row)]
