@@ -40,8 +40,8 @@ from training import blur_kernel
 from training.deconvolution import WienerDeconvolution
 from training.data import VALIDATION_CLIP, load_clip, load_stills
 from training.degradations import (
-    blur, defocus_kernel, gaussian_kernel, gaussian_noise, h264_compress, jpeg_compress, linear_motion_kernel,
-    motion_blur_kernel, padded_kernel,
+    blur, convolution_kernel, defocus_kernel, gaussian_kernel, gaussian_noise, h264_compress, jpeg_compress,
+    linear_motion_kernel, motion_blur_kernel, padded_kernel,
 )
 from training.evaluate import psnr
 
@@ -81,12 +81,6 @@ def family_kernel(family: str, rng: np.random.Generator) -> np.ndarray:
     return np.ones((1, 1), np.float32)
 
 
-def as_convolution(kernel: np.ndarray) -> np.ndarray:
-    """`blur` correlates (cv2.filter2D): the convolution kernel is the flipped one, padded to at
-    least KERNEL_SIZE (straight streaks up to 21 px come in 23 x 23 arrays)."""
-    return padded_kernel(kernel[::-1, ::-1], max(blur_kernel.KERNEL_SIZE, kernel.shape[0]))
-
-
 def degraded(frame: np.ndarray, family: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(blurred + noisy + maybe compressed frame, its true convolution kernel)."""
     rng = np.random.default_rng(seed)
@@ -96,7 +90,7 @@ def degraded(frame: np.ndarray, family: str, seed: int) -> tuple[np.ndarray, np.
         out = gaussian_noise(out, rng.uniform(0.0, 3.0), rng)
     if rng.random() < 0.3:
         out = jpeg_compress(out, int(rng.integers(50, 96))) if rng.random() < 0.5 else h264_compress(out, rng.uniform(18, 30))
-    return out[0], as_convolution(kernel)
+    return out[0], convolution_kernel(kernel, blur_kernel.KERNEL_SIZE)  # streaks up to 21 px come in 23 x 23
 
 
 def quality_frames(count: int) -> list[tuple[str, np.ndarray]]:

@@ -12,18 +12,9 @@ import skimage.data
 
 from training import contract
 from training.blur_kernel import KERNEL_SIZE, MIN_SIDE, PeriodicKernel, estimate_kernel
-from training.degradations import blur, gaussian_kernel, gaussian_noise, motion_blur_kernel
+from training.degradations import blur, convolution_kernel, gaussian_kernel, gaussian_noise, motion_blur_kernel
 
 CENTRE = KERNEL_SIZE // 2
-
-
-def as_convolution(kernel: np.ndarray) -> np.ndarray:
-    """`blur` correlates (cv2.filter2D): the convolution kernel is the flipped one, padded to
-    KERNEL_SIZE."""
-    out = np.zeros((KERNEL_SIZE, KERNEL_SIZE), np.float32)
-    o = (KERNEL_SIZE - kernel.shape[0]) // 2
-    out[o : o + kernel.shape[0], o : o + kernel.shape[1]] = kernel[::-1, ::-1]
-    return out
 
 
 def assert_is_a_kernel(kernel: np.ndarray) -> None:
@@ -50,10 +41,10 @@ def blurred_photo(image: str, kernel: np.ndarray) -> np.ndarray:
 def test_a_known_kernel_is_recovered(image, kernel, tolerance):
     estimate = estimate_kernel(blurred_photo(image, kernel))
     assert_is_a_kernel(estimate)
-    assert np.abs(estimate - as_convolution(kernel)).sum() < tolerance  # of a possible 2
+    assert np.abs(estimate - convolution_kernel(kernel, KERNEL_SIZE)).sum() < tolerance  # of a possible 2
     # ... and far better than saying "no blur":
-    delta = as_convolution(np.ones((1, 1), np.float32))
-    assert np.abs(delta - as_convolution(kernel)).sum() > 1.5
+    delta = convolution_kernel(np.ones((1, 1), np.float32), KERNEL_SIZE)
+    assert np.abs(delta - convolution_kernel(kernel, KERNEL_SIZE)).sum() > 1.5
 
 
 def test_the_estimate_is_deterministic_and_grey_frames_work():

@@ -12,16 +12,10 @@ import torch.nn.functional as F
 
 from training.contract import KERNEL_SIZE
 from training.deconvolution import NSR, PAD, RADIX, WienerDeconvolution, dft, kernel_spectrum, split_frequencies
-from training.degradations import blur, motion_blur_kernel, padded_kernel
+from training.degradations import blur, convolution_kernel, motion_blur_kernel
 from training.evaluate import psnr
 from training.network import NetConfig, VideoRestorationNet
 from training.processing import ServingNet
-
-
-def as_convolution(kernel: np.ndarray) -> np.ndarray:
-    """`blur` correlates (cv2.filter2D): the convolution kernel is the flipped one, padded to
-    KERNEL_SIZE."""
-    return padded_kernel(kernel[::-1, ::-1], KERNEL_SIZE)
 
 
 def numpy_wiener(plane: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -73,7 +67,7 @@ def test_the_kernel_spectrum_is_the_fft_of_the_centred_kernel():
 def test_deconvolution_matches_numpys_fft_at_any_size(size):
     rng = np.random.default_rng(1)
     planes = rng.random((1, 3, *size)).astype(np.float32)
-    kernel = as_convolution(motion_blur_kernel(9, rng))
+    kernel = convolution_kernel(motion_blur_kernel(9, rng), KERNEL_SIZE)
     got = WienerDeconvolution()(torch.from_numpy(planes), torch.from_numpy(kernel)[None]).numpy()
     want = np.stack([numpy_wiener(p, kernel) for p in planes[0]])
     assert got.shape == planes.shape
@@ -84,7 +78,7 @@ def test_the_true_kernel_undoes_a_motion_blur_on_a_photograph():
     sharp = skimage.data.chelsea()[:200, :240]
     kernel = motion_blur_kernel(15, np.random.default_rng(1))
     blurred = blur(sharp[None], kernel)[0]
-    out = WienerDeconvolution()(frames_of(blurred), torch.from_numpy(as_convolution(kernel))[None])
+    out = WienerDeconvolution()(frames_of(blurred), torch.from_numpy(convolution_kernel(kernel, KERNEL_SIZE))[None])
     restored = (out[0].permute(1, 2, 0) * 255).round().byte().numpy()
     # Measured 2026-12-05: 23.9 -> 33.5 dB.
     assert psnr(restored, sharp) > psnr(blurred, sharp) + 6
@@ -93,7 +87,7 @@ def test_the_true_kernel_undoes_a_motion_blur_on_a_photograph():
 def test_each_window_of_a_batch_gets_its_own_kernel():
     rng = np.random.default_rng(2)
     planes = torch.from_numpy(rng.random((3, 4, 40, 56)).astype(np.float32))
-    kernels = torch.from_numpy(np.stack([as_convolution(motion_blur_kernel(s, rng)) for s in (5, 11, 17)]))
+    kernels = torch.from_numpy(np.stack([convolution_kernel(motion_blur_kernel(s, rng), KERNEL_SIZE) for s in (5, 11, 17)]))
     together = WienerDeconvolution()(planes, kernels)
     for i in range(3):
         torch.testing.assert_close(together[i : i + 1], WienerDeconvolution()(planes[i : i + 1], kernels[i : i + 1]),

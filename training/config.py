@@ -20,7 +20,8 @@ def _f(default, help: str, **kw):
 
 # Per-task settings that differ from the general defaults: the shipped checkpoints' training flags.
 TASK_DEFAULTS: dict[str, dict] = {
-    "denoise": {"levels": 2, "level_blocks": 1, "aligned": True, "refine_channels": 8, "ema": 0.999, "noise_bound": 3.0},
+    "denoise": {"levels": 2, "level_blocks": 1, "aligned": True, "refine_channels": 8, "ema": 0.999,
+                "noise_bound": 3.0},
     "deblur": {"channels": 48, "frame_channels": 64, "frame_blocks": 0, "fusion_blocks": 5, "unshuffle": 4,
                "levels": 2, "level_blocks": 2, "refine_channels": 16, "crop": 128, "ema": 0.999, "still_prob": 0.5,
                "lr": 5e-4},

@@ -213,6 +213,13 @@ def padded_kernel(kernel: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def convolution_kernel(kernel: np.ndarray, size: int) -> np.ndarray:
+    """The convolution kernel that `blur` applies with `kernel` (it correlates, as cv2.filter2D
+    does: the flipped kernel), zero-padded to at least size x size: the convention of
+    training/blur_kernel.py's estimates and the deconvolution's kernel input."""
+    return padded_kernel(kernel[::-1, ::-1], max(size, kernel.shape[0]))
+
+
 def _resize(frames: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
     return np.stack([cv2.resize(f, size, interpolation=interpolation) for f in frames])
 
