@@ -136,6 +136,20 @@ def test_phase_bias_is_the_stripe_and_its_gradient_removes_it():
         assert phase_bias(pred - 0.5 * pred.grad / pred.grad.abs().max() * 0.02, target) < 1e-6
 
 
+def test_psnr_loss_weighs_each_sample_in_decibels():
+    target = torch.rand(2, 3, 16, 16)
+    offsets = torch.tensor([0.1, 0.01]).view(2, 1, 1, 1)   # samples at 20 and 40 dB
+    assert -10 * loss_fn("psnr", target + offsets, target).item() == pytest.approx(30, abs=0.05)
+    # 1 dB gained on the good sample counts as much as 1 dB on the bad one (MSE: 100 times less).
+    one_db = 10 ** -0.05
+    better_bad = loss_fn("psnr", target + offsets * torch.tensor([one_db, 1]).view(2, 1, 1, 1), target)
+    better_good = loss_fn("psnr", target + offsets * torch.tensor([1, one_db]).view(2, 1, 1, 1), target)
+    assert better_bad.item() == pytest.approx(better_good.item(), abs=0.002)
+    assert loss_fn("psnr", target, target).item() == pytest.approx(-6)  # passed through: the 60 dB floor
+    with pytest.raises(ValueError, match="psnr"):
+        loss_fn("ssim", target, target)
+
+
 class Killed(Exception):
     """The run "dies" right after writing last.pt."""
 

@@ -70,7 +70,8 @@ class TrainConfig:
     min_lr: float = _f(1e-5, "learning rate at the end of the cosine schedule")
     warmup: int = _f(100, "linear warm-up steps")
     weight_decay: float = _f(1e-4, "AdamW weight decay")
-    loss: str = _f("charbonnier", "loss: charbonnier, l1 or mse", choices=("charbonnier", "l1", "mse"))
+    loss: str = _f("charbonnier", "loss: charbonnier, l1, mse or psnr (minus each sample's PSNR: every sample weighs "
+                   "the same in dB)", choices=("charbonnier", "l1", "mse", "psnr"))
     phase_weight: float = _f(0.0, "weight of the phase-bias term (train.phase_bias): the error's local mean must "
                              "not differ between the four pixels of each 2x2 cell, the stripe pattern a "
                              "sub-pixel layout leaves in flat areas (0 = off)")

@@ -45,6 +45,9 @@ def to_network(second: torch.Tensor) -> torch.Tensor:
     return second.float() / 255.0 if second.dtype == torch.uint8 else second
 
 
+PSNR_LOSS_FLOOR = 1e-6  # MSE of a 60 dB frame (values in [0, 1])
+
+
 def loss_fn(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if name == "charbonnier":
         # sqrt((x-y)^2 + eps^2): L1-like (robust, sharp) but smooth at 0.
@@ -53,7 +56,13 @@ def loss_fn(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor
         return F.l1_loss(pred, target)
     if name == "mse":
         return F.mse_loss(pred, target)
-    raise ValueError(f"--loss {name!r}: expected charbonnier, l1 or mse")
+    if name == "psnr":
+        # Minus each sample's PSNR / 10, averaged (after HINet's PSNR loss): every sample counts in
+        # decibels, as the robustness grid judges, so a sharp frame made 1 dB worse weighs as much
+        # as a blurred one left 1 dB short. The floor (60 dB) keeps passed-through frames finite.
+        per_sample = ((pred - target) ** 2).flatten(1).mean(dim=1)
+        return torch.log10(per_sample + PSNR_LOSS_FLOOR).mean()
+    raise ValueError(f"--loss {name!r}: expected charbonnier, l1, mse or psnr")
 
 
 def phase_bias(pred: torch.Tensor, target: torch.Tensor, block: int = 8) -> torch.Tensor:
