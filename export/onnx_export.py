@@ -32,9 +32,9 @@ from export.uint8_edges import confine_uint8_to_edges
 from export.samples import DEFAULT_CLIP, box_mask, read_window, sample_clip
 from training.checkpoint import load_checkpoint
 from training.blur_kernel import estimate_kernel
-from training.contract import BLUR_KERNEL, MASK_WINDOW, ONNX_OPSET, RESTORED, WINDOW, Task, net_inputs
+from training.contract import BLUR_KERNEL, MASK_WINDOW, ONNX_OPSET, RESTORED, WINDOW, NetInput, Task, net_inputs
 from training.network import NetConfig
-from training.processing import ServingNet
+from training.processing import ServingNet, pack_masks
 
 EXPORT_OPSET = max(ONNX_OPSET, 18)
 TOLERANCE = 1  # grey levels: float rounding at the uint8 edge may flip a .5 either way
@@ -82,15 +82,16 @@ def export_serving_net(model: ServingNet, example: dict[str, np.ndarray], output
     config = model.net.config
     specs = net_inputs(config.input_frames, config.masked, config.deconvolved)
     names = list(specs)
-    batch, height, width = (torch.export.Dim(axis, min=1) for axis in ("batch", "height", "width"))
+    batch, height, width, width_bytes = (torch.export.Dim(axis, min=1) for axis in ("batch", "height", "width", "width_bytes"))
 
-    def symbolic(dims: tuple[int, ...]) -> dict:
-        """The batch and the contract's -1 axes (H, then W) of one input; the rest stay fixed."""
-        sides = iter((height, width))
-        return {0: batch, **{axis + 1: next(sides) for axis, d in enumerate(dims) if d == -1}}
+    def symbolic(spec: NetInput) -> dict:
+        """The batch and the contract's -1 axes (H, then W, or the bytes of bit-packed W) of one
+        input; the rest stay fixed."""
+        sides = iter((height, width_bytes if spec.bit_packed else width))
+        return {0: batch, **{axis + 1: next(sides) for axis, d in enumerate(spec.dims) if d == -1}}
 
-    dynamic_shapes = {"window": symbolic(specs[WINDOW].dims),
-                      **({"second": symbolic(specs[names[1]].dims)} if len(names) > 1 else {})}
+    dynamic_shapes = {"window": symbolic(specs[WINDOW]),
+                      **({"second": symbolic(specs[names[1]])} if len(names) > 1 else {})}
     # Traced at batch >= 2: the exporter specialises a dimension it sees at size 1.
     args = tuple(torch.from_numpy(np.concatenate([example[name]] * 2) if len(example[name]) == 1 else example[name])
                  for name in names)
@@ -121,7 +122,7 @@ def parity_cases(window: np.ndarray, names: list[str]) -> list[dict[str, np.ndar
     cases = [{WINDOW: window}, {WINDOW: np.ascontiguousarray(crops)}]
     for case in cases:
         if MASK_WINDOW in names:
-            case[MASK_WINDOW] = box_mask(case[WINDOW])
+            case[MASK_WINDOW] = pack_masks(box_mask(case[WINDOW]))
         if BLUR_KERNEL in names:
             case[BLUR_KERNEL] = np.stack([estimate_kernel(w[len(w) // 2]) for w in case[WINDOW]])
     return cases

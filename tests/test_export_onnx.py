@@ -21,7 +21,7 @@ from export.samples import box_mask, read_window, sample_clip
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.contract import BLUR_KERNEL, KERNEL_SIZE, MASK_WINDOW, ONNX_OPSET, RESTORED, TASKS, WINDOW
 from training.network import NetConfig, VideoRestorationNet
-from training.processing import ServingNet
+from training.processing import ServingNet, pack_masks
 
 
 def tiny_checkpoint(path: Path, task: str, seed: int = 0) -> Path:
@@ -113,8 +113,9 @@ def test_runs_at_odd_sizes_and_batch_like_pytorch(shipped_export):
     rng = np.random.default_rng(1)
     t = TASKS[task].net_frames
     feeds = {WINDOW: rng.integers(0, 256, (3, t, 37, 41, 3), dtype=np.uint8)}
+    masks = box_mask(feeds[WINDOW])
     if TASKS[task].masked:
-        feeds[MASK_WINDOW] = box_mask(feeds[WINDOW])
+        feeds[MASK_WINDOW] = pack_masks(masks)
     if TASKS[task].deconvolved:
         feeds[BLUR_KERNEL] = rng.dirichlet(np.ones(KERNEL_SIZE**2), 3).reshape(3, KERNEL_SIZE, KERNEL_SIZE).astype(np.float32)
     got = ort.InferenceSession(str(report.path)).run([RESTORED], feeds)[0]
@@ -122,7 +123,7 @@ def test_runs_at_odd_sizes_and_batch_like_pytorch(shipped_export):
     assert got.shape == (3, 37 * s, 41 * s, 3)
     assert np.abs(got.astype(int) - torch_reference(model, feeds).astype(int)).max() <= 1
     if TASKS[task].masked:  # outside the mask the centre frame comes back bit-exact
-        keep = feeds[MASK_WINDOW][:, t // 2, ..., 0] == 0
+        keep = masks[:, t // 2, ..., 0] == 0
         np.testing.assert_array_equal(got[keep], feeds[WINDOW][:, t // 2][keep])
 
 
@@ -135,7 +136,7 @@ def test_a_masked_graph_fills_frames_smaller_than_its_pyramid(shipped_export):
     window = read_window(sample_clip(), TASKS[task].net_frames, start=10)
     masks = np.zeros((*window.shape[:4], 1), np.uint8)
     masks[..., ::2, ::2, :] = 255  # holes in even the 1x1 frame
-    cases = [{WINDOW: np.ascontiguousarray(window[..., :h, :w, :]), MASK_WINDOW: np.ascontiguousarray(masks[..., :h, :w, :])}
+    cases = [{WINDOW: np.ascontiguousarray(window[..., :h, :w, :]), MASK_WINDOW: pack_masks(masks[..., :h, :w, :])}
              for h, w in ((1, 1), (3, 5), (9, 2))]
     assert check_against_torch(report.path, model, cases) <= 1
 

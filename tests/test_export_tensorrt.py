@@ -23,8 +23,8 @@ def test_profile_covers_batch_and_sizes_with_1080p_optimum():
     shapes = profile_shapes(TASKS["denoise"], ProfileSpec())
     assert shapes == {"WINDOW": ((1, 5, 64, 64, 3), (1, 5, 1080, 1920, 3), (8, 5, 2160, 2160, 3))}
     masked = profile_shapes(TASKS["inpaint"], ProfileSpec(max_batch=4, max_side=720))
-    t = TASKS["inpaint"].net_frames  # the mask window is as long as the frames' window
-    assert masked["MASK_WINDOW"] == ((1, t, 64, 64, 1), (1, t, 720, 720, 1), (4, t, 720, 720, 1))
+    t = TASKS["inpaint"].net_frames  # the mask window is as long as the frames' window, 8 pixels per byte
+    assert masked["MASK_WINDOW"] == ((1, t, 64, 8, 1), (1, t, 720, 90, 1), (4, t, 720, 90, 1))
     with pytest.raises(ValueError, match="--min-side"):
         profile_shapes(TASKS["denoise"], ProfileSpec(min_side=4096))
     with pytest.raises(ValueError, match="opt batch"):
@@ -69,9 +69,10 @@ def test_trtexec_command_matches_the_build():
     args = shlex.split(line)
     assert args[0] == "trtexec" and "--onnx=m dir/model.onnx" in args and "--fp16" in args
     t = TASKS["inpaint"].net_frames
-    assert f"--minShapes=WINDOW:1x{t}x64x64x3,MASK_WINDOW:1x{t}x64x64x1" in args
-    assert f"--optShapes=WINDOW:1x{t}x1080x1920x3,MASK_WINDOW:1x{t}x1080x1920x1" in args
-    assert f"--maxShapes=WINDOW:8x{t}x2160x2160x3,MASK_WINDOW:8x{t}x2160x2160x1" in args
+    assert f"--minShapes=WINDOW:1x{t}x64x64x3,MASK_WINDOW:1x{t}x64x8x1" in args
+    assert f"--optShapes=WINDOW:1x{t}x1080x1920x3,MASK_WINDOW:1x{t}x1080x240x1" in args
+    assert f"--maxShapes=WINDOW:8x{t}x2160x2160x3,MASK_WINDOW:8x{t}x2160x2160x1" not in args
+    assert f"--maxShapes=WINDOW:8x{t}x2160x2160x3,MASK_WINDOW:8x{t}x2160x270x1" in args
     assert "--memPoolSize=workspace:4096" in args and "--timingCacheFile=t.cache" in args
     assert "--fp16" not in shlex.split(trtexec_command(Path("m"), Path("p"), shapes, "fp32", 1, Path("c")))
     assert not any(a.startswith("--precisionConstraints") for a in args)

@@ -13,7 +13,7 @@ from training.evaluate import masked_psnr, validation_set
 from training.masks import random_mask_window
 from training.fill import harmonic_fill, pull_push_fill
 from training.network import NetConfig, VideoRestorationNet
-from training.processing import ServingNet
+from training.processing import ServingNet, pack_masks
 
 
 def _net(config: NetConfig = NetConfig(masked=True)) -> VideoRestorationNet:
@@ -37,12 +37,13 @@ def _real_window() -> tuple[torch.Tensor, torch.Tensor]:
 def test_known_pixels_bit_exact_and_hidden_pixels_ignored():
     serving = ServingNet(_net())
     window, masks = _real_window()
-    out = serving(window, masks)
+    packed = torch.from_numpy(pack_masks(masks.numpy()))  # as the window model sends them
+    out = serving(window, packed)
     keep = masks[:, 2, ..., 0] == 0
     assert torch.equal(out[keep], window[:, 2][keep])
     # Whatever is under the masks (the object to remove) must not leak into the result.
     scribbled = torch.where(masks > 0, torch.randint_like(window, 0, 256), window)
-    assert torch.equal(serving(scribbled, masks), out)
+    assert torch.equal(serving(scribbled, packed), out)
 
 
 def test_pull_push_keeps_known_pixels_and_fills_holes_smoothly():

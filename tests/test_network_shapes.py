@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
 from training.config import parse_args
 from training.contract import KERNEL_SIZE, TASKS
 from training.network import NetConfig, VideoRestorationNet
-from training.processing import ServingNet
+from training.processing import ServingNet, pack_masks
 
 TINY = {"channels": 8, "frame_channels": 4, "fusion_blocks": 1, "level_blocks": 1}
 
@@ -75,14 +76,15 @@ def test_uint8_edges_take_any_size_and_give_uint8_at_scale(name, size):
     window = torch.randint(0, 256, (2, config.input_frames, h, w, 3), dtype=torch.uint8)
     second = None
     if config.masked:
-        second = torch.randint(0, 2, (2, config.input_frames, h, w, 1), dtype=torch.uint8) * 255
+        masks = np.random.default_rng(0).integers(0, 2, (2, config.input_frames, h, w, 1), dtype=np.uint8) * 255
+        second = torch.from_numpy(pack_masks(masks))
     elif config.deconvolved:
         second = torch.softmax(torch.rand(2, KERNEL_SIZE * KERNEL_SIZE), 1).reshape(2, KERNEL_SIZE, KERNEL_SIZE)
     with torch.no_grad():
         out = serving(window, second)
     assert out.shape == (2, h * config.scale, w * config.scale, 3) and out.dtype == torch.uint8
     if config.masked:  # outside the mask the centre frame comes back bit-exact
-        keep = second[:, config.input_frames // 2, ..., 0] == 0
+        keep = torch.from_numpy(masks[:, config.input_frames // 2, ..., 0] == 0)
         assert torch.equal(out[keep], window[:, config.input_frames // 2][keep])
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from export import triton_config
-from export.repository import load_model_code
+from export.repository import REPOSITORY, load_model_code
 
 windowing = load_model_code("denoise_window", "windowing")
 LimitError, Limits, StreamError = windowing.LimitError, windowing.Limits, windowing.StreamError
@@ -137,6 +137,27 @@ def test_masks_are_windowed_with_their_frames():
     assert out == [[10, 0, 10], [0, 10, 20], [10, 20, 10]]
 
 
+@pytest.mark.parametrize("width", [1, 7, 8, 13, 176])
+def test_masks_are_held_bit_packed_as_the_graph_unpacks_them(width):
+    torch = pytest.importorskip("torch")
+    from training.processing import pack_masks, unpack_masks
+
+    mask = np.random.default_rng(width).integers(0, 256, (5, width, 1), dtype=np.uint8)
+    _, packed = windowing.held_planes(7, (np.zeros((5, width, 3), np.uint8), mask))
+    assert packed.shape == (5, -(-width // 8), 1) and packed.dtype == np.uint8
+    np.testing.assert_array_equal(packed, pack_masks(mask))  # the window model packs as training does
+    np.testing.assert_array_equal(windowing.pack_mask(torch.from_numpy(mask)).numpy(), packed)  # GPU path's code
+    unpacked = unpack_masks(torch.from_numpy(packed)[None, None], width)[0, 0, 0].numpy()
+    np.testing.assert_array_equal(unpacked, mask[..., 0] >= 128)
+
+
+def test_a_mask_not_at_its_frames_size_is_refused_naming_both_shapes():
+    with pytest.raises(StreamError, match=r"sequence 7: MASK must be \[1, H, W, 1\] at the FRAME's size \[1, 4, 6, 1\], got \[1, 4, 5, 1\]"):
+        windowing.held_planes(7, (np.zeros((4, 6, 3), np.uint8), np.zeros((4, 5, 1), np.uint8)))
+    alone = frame()
+    assert windowing.held_planes(7, (alone,))[0] is alone  # a frame alone is held as it is
+
+
 def test_idle_streams_are_reaped():
     table = StreamTable(5, idle_timeout_s=1.0)
     table.handle(1, True, False, (np.zeros((1, 1, 3), np.uint8),))
@@ -236,3 +257,12 @@ def test_limits_are_validated_and_agree_with_the_config_writer():
         Limits(max_streams=257)
     with pytest.raises(ValueError, match="max_streams"):
         Limits(max_streams=0)
+
+
+@pytest.mark.parametrize("masks", ["none", "grey", "packed"])
+def test_the_windowing_benchmark_streams_every_mask_layout(masks):
+    from benchmarks.windowing_cpu import cpu_ms_per_frame  # asserts one window per frame itself
+
+    assert cpu_ms_per_frame(REPOSITORY, 5, 12, 24, 36, send=True, masks=masks) > 0
+    with pytest.raises(ValueError, match="masks must be one of"):
+        cpu_ms_per_frame(REPOSITORY, 5, 12, 24, 36, masks="soft")

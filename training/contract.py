@@ -12,13 +12,16 @@ from dataclasses import dataclass
 # Tensor names on the wire and in the ONNX graph.
 FRAME = "FRAME"              # UINT8 [H, W, 3]      one RGB frame as decoded
 WINDOW = "WINDOW"            # UINT8 [T, H, W, 3]   the net's T = Task.net_frames frames, centre restored
-MASK = "MASK"                # UINT8 [H, W, 1] in, [T, H, W, 1] windowed; 255 = pixels to fill
-MASK_WINDOW = "MASK_WINDOW"  # UINT8 [T, H, W, 1]   the masks of a window (inpaint only)
+MASK = "MASK"                # UINT8 [H, W, 1] in; fill from grey level MASK_FILL_FROM on (255 = fill)
+MASK_WINDOW = "MASK_WINDOW"  # UINT8 [T, H, ceil(W/8), 1] the masks of a window (inpaint only), one bit
+                             # per pixel along W, most significant first (NumPy's packbits), 1 = fill:
+                             # 8x fewer bytes to copy per window than grey masks (training/processing.py)
 BLUR_KERNEL = "BLUR_KERNEL"  # FP32 [K, K]        the window's blur kernel, estimated on its centre frame
                              # by the window model (deblur only; training/blur_kernel.py); sum 1
 FRAME_INDEX = "FRAME_INDEX"  # INT64 [1]            index of the centre frame in its stream
 RESTORED = "RESTORED"        # UINT8 [H*s, W*s, 3]  restored centre frame
 
+MASK_FILL_FROM = 128         # a MASK pixel at this grey level or above is one to fill
 CHANNEL_ORDER = "RGB"
 WIRE_DTYPE = "UINT8"         # uint8 at the network's edges; the graph converts to float itself
 VALUE_MAX = 255.0            # network-side values are wire values / VALUE_MAX, in [0, 1]
@@ -43,19 +46,23 @@ class NetInput:
 
     dtype: str                  # "UINT8" or "FP32" (Triton's names without the TYPE_ prefix)
     dims: tuple[int, ...]
+    bit_packed: bool = False    # 8 pixels per byte along W (MASK_WINDOW): the last -1 is ceil(W/8)
 
-    def shape(self, batch: int, height: int, width: int) -> tuple[int, ...]:
-        """The full shape, batch first, at a frame size."""
+    def shape(self, batch: int | str, height: int | str, width: int | str) -> tuple[int | str, ...]:
+        """The full shape, batch first, at a frame size (names give symbolic axes' names)."""
+        if self.bit_packed:
+            width = f"{width}_bytes" if isinstance(width, str) else -(-width // 8)
         sides = iter((height, width))
         return (batch, *(next(sides) if d == -1 else d for d in self.dims))
 
 
 def net_inputs(frames: int, masked: bool = False, deconvolved: bool = False) -> dict[str, NetInput]:
     """A `<task>_net`'s inputs in the ONNX graph's argument order: the window of `frames` frames
-    UINT8 [T, H, W, 3], then inpaint's masks UINT8 [T, H, W, 1] or deblur's kernel FP32 [K, K]."""
+    UINT8 [T, H, W, 3], then inpaint's bit-packed masks UINT8 [T, H, ceil(W/8), 1] or deblur's
+    kernel FP32 [K, K]."""
     window = {WINDOW: NetInput("UINT8", (frames, -1, -1, 3))}
     if masked:
-        window[MASK_WINDOW] = NetInput("UINT8", (frames, -1, -1, 1))
+        window[MASK_WINDOW] = NetInput("UINT8", (frames, -1, -1, 1), bit_packed=True)
     if deconvolved:
         window[BLUR_KERNEL] = NetInput("FP32", (KERNEL_SIZE, KERNEL_SIZE))
     return window

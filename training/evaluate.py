@@ -17,7 +17,7 @@ from training.data import VALIDATION_CLIP, load_clip
 from training.degradations import bicubic_downscale, blur, defocus_kernel, gaussian_noise, motion_blur_kernel
 from training.masks import VALIDATION_KINDS, random_mask_window
 from training.network import NetConfig, VideoRestorationNet
-from training.processing import ServingNet
+from training.processing import ServingNet, pack_masks
 
 
 @dataclass
@@ -107,7 +107,8 @@ def network_planes(
     config: NetConfig, windows: np.ndarray, masks: np.ndarray | None = None
 ) -> list[np.ndarray]:
     """What the served `<task>_net` receives for windows (K, T, h, w, 3) [and inpainting masks
-    (K, T, h, w, 1)], in its input order (training/contract.py `net_inputs`): deblur's blur kernels
+    (K, T, h, w, 1)], in its input order (training/contract.py `net_inputs`): inpaint's masks
+    bit-packed as the window model packs them, deblur's blur kernels
     (K, k, k) float32 estimated on the centre frames as the window model does, the window cut to the
     frames the network takes (`config.input_frames`: T=1 gets each centre frame only; a propagating
     inpainting network all 21, the propagation runs in its graph)."""
@@ -116,7 +117,7 @@ def network_planes(
         lo = t // 2 - frames // 2
         windows = windows[:, lo : lo + frames]
         masks = None if masks is None else masks[:, lo : lo + frames]
-    planes = [windows] if masks is None else [windows, masks]
+    planes = [windows] if masks is None else [windows, pack_masks(masks)]
     if config.deconvolved:
         planes.append(np.stack([estimate_kernel(w[len(w) // 2]) for w in windows]))
     return planes

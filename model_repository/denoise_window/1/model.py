@@ -3,6 +3,8 @@
 Each request carries one frame of a sequence (sequence batcher, `oldest` strategy: at most one
 request per sequence in a batch, in order). For each request this sends zero or more responses
 (WINDOW, FRAME_INDEX[, MASK_WINDOW]) and then the FINAL flag. The logic lives in windowing.py.
+Inpainting's masks are checked against their frame's size and held bit-packed (`held_planes`):
+MASK_WINDOW carries 8 pixels per byte, which the network's graph unpacks.
 
 Config parameter `device`: "cpu" (default; NumPy ring buffers) or "cuda" (GPU hosts, written by
 `make engine` beside FORCE_CPU_ONLY_INPUT_TENSORS "no"): each frame moves onto this instance's
@@ -27,7 +29,7 @@ import threading
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from windowing import MIB, Limits, StreamError, StreamTable, Window
+from windowing import MIB, Limits, StreamError, StreamTable, Window, held_planes
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 # Input plane -> output name; MASK only exists in the inpaint task's config.
@@ -109,12 +111,13 @@ class TritonPythonModel:
                 raise StreamError(f"sequence {corrid}: {name} must be [1, H, W, C] with H, W >= 1, got {list(array.shape)}")
             planes.append(array[0])
         self.table.limits.check_sides(corrid, tuple(planes))  # before any per-frame work
+        planes = held_planes(corrid, tuple(planes))
         if start:
             self.kernels.pop(corrid, None)  # a reused sequence id starts a new stream
         with self.lock:
             before = len(self.table.streams)
             try:
-                return corrid, end, self.table.handle(corrid, start, end, tuple(planes))
+                return corrid, end, self.table.handle(corrid, start, end, planes)
             finally:
                 # A metric update is an IPC round trip: only when the number of streams changed.
                 if len(self.table.streams) != before:

@@ -36,6 +36,7 @@ import numpy as np
 
 MAX_STREAMS_CEILING = 256  # export/triton_config.py refuses more too
 MIB = 2**20
+MASK_FILL_FROM = 128  # training/contract.py's: a MASK pixel at this grey level or above is one to fill
 
 
 def mirror_index(i: int, length: int) -> int:
@@ -57,6 +58,32 @@ def window_indices(centre: int, window: int, length: int) -> list[int]:
 
 class StreamError(ValueError):
     """A request that does not fit its stream (wrong shape, frame size changed, ...)."""
+
+
+def pack_mask(mask: Any) -> Any:
+    """One uint8 mask (H, W, 1) -> (H, ceil(W/8), 1): one bit per pixel along W, most significant
+    first, 1 = fill; the MASK_WINDOW layout, which the network's graph unpacks
+    (training/processing.py `pack_masks`/`unpack_masks`). 8x fewer bytes to hold and to copy into
+    every window. NumPy, or a torch tensor on its device (GPU hosts)."""
+    if isinstance(mask, np.ndarray):
+        return np.packbits(mask[..., 0] >= MASK_FILL_FROM, axis=-1)[..., None]
+    h, w = mask.shape[:2]
+    bits = mask.new_zeros((h, -(-w // 8) * 8))
+    bits[:, :w] = mask[..., 0] >= MASK_FILL_FROM
+    weights = mask.new_tensor([128, 64, 32, 16, 8, 4, 2, 1])
+    return (bits.view(h, -1, 8) * weights).sum(-1).to(mask.dtype)[..., None]
+
+
+def held_planes(corrid: int, planes: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A request's planes as a stream holds them: the frame as it is and, for inpainting, its mask
+    (which must be [H, W, 1] at the frame's size) bit-packed by `pack_mask`."""
+    if len(planes) == 1:
+        return planes
+    frame, mask = planes
+    if tuple(mask.shape) != (*frame.shape[:2], 1):
+        raise StreamError(f"sequence {corrid}: MASK must be [1, H, W, 1] at the FRAME's size "
+                          f"[1, {frame.shape[0]}, {frame.shape[1]}, 1], got [1, {', '.join(map(str, mask.shape))}]")
+    return frame, pack_mask(mask)
 
 
 class LimitError(StreamError):
