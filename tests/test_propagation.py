@@ -12,7 +12,7 @@ import torch
 from training.data import WindowDataset
 from training.evaluate import network_planes
 from training.network import NetConfig, VideoRestorationNet
-from training.processing import window_to_network
+from training.processing import pack_masks, window_to_network
 from training.propagation import neighbour_order, propagate_centre, propagate_window
 
 SIZE = 192
@@ -142,10 +142,12 @@ def test_a_propagating_network_fills_its_centre_before_its_body():
 
 def test_evaluation_and_training_hand_the_network_the_long_window():
     """training/evaluate.py and the training data give a propagating network all its frames
-    (it propagates in its graph, as served), cut to `input_frames` from a longer window."""
+    (it propagates in its graph, as served), cut to `input_frames` from a longer window; evaluation
+    sends the masks bit-packed, as served."""
     frames, masks = panned(skimage.data.astronaut(), 11, 4), static_box(11, 80, 80, 24)
     window, window_masks = network_planes(NetConfig(frames=5, masked=True, propagation_frames=9), frames[None], masks[None])
-    assert np.array_equal(window[0], frames[1:10]) and np.array_equal(window_masks[0], masks[1:10])
+    assert np.array_equal(window[0], frames[1:10])
+    assert np.array_equal(window_masks[0], pack_masks(masks[1:10]))  # bit-packed, as the window model sends them
     dataset = WindowDataset("inpaint", frames=9, crop=64, still_prob=1.0)
     window, target, masks = dataset.sample(np.random.default_rng(3))
     assert window.shape == (9, 3, 64, 64) and masks.shape == (9, 1, 64, 64)
