@@ -37,6 +37,15 @@ def test_degrade_window_shapes(window):
         d.degrade_window("inpaint", window, np.random.default_rng(0))
 
 
+def test_denoise_compressed_prob_draws_compression_without_noise():
+    flat = grey(128, (5, 32, 32, 3))
+    changed = [np.abs(d.degrade_window("denoise", flat, np.random.default_rng(s)).astype(int) - 128).max() for s in range(24)]
+    compressed = [np.abs(d.degrade_window("denoise", flat, np.random.default_rng(s), compressed_prob=1.0).astype(int) - 128).max()
+                  for s in range(24)]
+    assert max(compressed) <= 2, compressed  # JPEG and H.264 keep a flat frame flat: no noise drawn
+    assert sum(c > 2 for c in changed) >= 8, changed  # the mixture alone adds noise to about two windows in three
+
+
 @pytest.mark.parametrize("sigma", [5.0, 25.0, 50.0])
 def test_gaussian_noise_has_its_sigma(sigma):
     noisy = d.gaussian_noise(grey(128), sigma, np.random.default_rng(0)).astype(float)

@@ -88,7 +88,15 @@ def test_a_no_blur_estimate_can_be_replaced_by_a_small_mistaken_kernel():
         else:
             np.testing.assert_array_equal(with_error[2].numpy(), without[2].numpy())
     assert replaced == 2
+
+
+def test_task_specific_data_flags_are_refused_for_other_tasks():
     assert parse_args(["--task", "deblur", "--kernel-error-prob", "0.5"]).kernel_error_prob == 0.5
+    assert parse_args(["--task", "denoise", "--compressed-prob", "0.25"]).compressed_prob == 0.25
+    with pytest.raises(ValueError, match="--compressed-prob is for --task denoise"):
+        parse_args(["--task", "sr4", "--compressed-prob", "0.25"])
+    with pytest.raises(ValueError, match="--kernel-error-prob is for --task deblur"):
+        parse_args(["--task", "denoise", "--kernel-error-prob", "0.5"])
 
 
 def test_mirrored_window_edges():

@@ -86,6 +86,9 @@ class TrainConfig:
                                   "small wrong blur instead (training/data.py mistaken_kernel), as the estimate "
                                   "reads on some sharp noisy frames: the network learns to trust the frames there "
                                   "(0 = off)")
+    compressed_prob: float = _f(0.0, "denoise: probability that a window is only compressed (JPEG quality 10-95 or "
+                                "H.264 CRF 18-40, no noise) instead of drawn from the mixture "
+                                "(training/degradations.py), which draws that case about one time in ten (0 = off)")
     workers: int = _f(1, "DataLoader worker processes preparing batches")
     threads: int = _f(1, "torch CPU threads in the training process (the machine is shared)")
     seed: int = _f(0, "random seed (data, init)")
@@ -107,6 +110,9 @@ class TrainConfig:
         for name, value in {**GENERAL_DEFAULTS, **TASK_DEFAULTS.get(self.task, {})}.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
+        for name, task in (("kernel_error_prob", "deblur"), ("compressed_prob", "denoise")):
+            if getattr(self, name) and self.task != task:
+                raise ValueError(f"--{name.replace('_', '-')} is for --task {task}, not {self.task}")
 
     def net_config(self) -> NetConfig:
         task = get_task(self.task)

@@ -159,6 +159,7 @@ class WindowDataset(IterableDataset):
         start_batch: int = 0,
         synthetic_prob: float = 0.0,
         kernel_error_prob: float = 0.0,
+        compressed_prob: float = 0.0,
     ) -> None:
         super().__init__()
         if VALIDATION_CLIP in clips:
@@ -168,6 +169,7 @@ class WindowDataset(IterableDataset):
         self.batch_size, self.start_batch = batch_size, start_batch
         self.synthetic_prob = synthetic_prob
         self.kernel_error_prob = kernel_error_prob
+        self.compressed_prob = compressed_prob
 
     def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         context = max(self.crop, DECONV_CONTEXT) if self.deconvolved else self.crop
@@ -201,7 +203,7 @@ class WindowDataset(IterableDataset):
             # propagating network fills its centre from all T frames itself (training/propagation.py).
             masks = random_mask_window(self.frames, self.crop, self.crop, rng)[..., None]
             return torch.from_numpy(window).permute(0, 3, 1, 2), target, torch.from_numpy(masks).permute(0, 3, 1, 2)
-        degraded = degrade_window(self.task, window, rng)
+        degraded = degrade_window(self.task, window, rng, self.compressed_prob)
         return torch.from_numpy(degraded).permute(0, 3, 1, 2), target
 
     def __iter__(self):

@@ -12,7 +12,8 @@ no degradation at all, and the network must then hand the input back unchanged.
 Mixtures (sampled by `degrade_window`; every choice is independent):
   denoise  nothing at all with p=0.15; otherwise noise with p=0.8: sigma = 50 u^1.5 (u ~ U[0, 1]:
            light noise is common), Gaussian or Poisson-Gaussian (50/50); then compression with p=0.6:
-           JPEG quality ~ U[10, 95] or H.264 (libx264) CRF ~ U[18, 40] (50/50).
+           JPEG quality ~ U[10, 95] or H.264 (libx264) CRF ~ U[18, 40] (50/50). Training's
+           --compressed-prob p first draws compression alone (same ranges, no noise) with p.
   deblur   sharp with p=0.15; else one kernel for the window: camera-shake trajectory (7..21 px),
            straight motion (3..21 px, any angle), defocus disk (radius 0.5..4.5) or Gaussian (sigma
            0.5..3); then Gaussian noise sigma ~ U[0, 3] with p=0.6; then with p=0.3 light
@@ -268,9 +269,13 @@ def _noise(frames: np.ndarray, sigma: float, rng: np.random.Generator) -> np.nda
     return poisson_gaussian_noise(frames, sigma, rng.uniform(0.0, 1.0), rng)
 
 
-def degrade_window(task: str, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Sample `task`'s degradation mixture (in the module docstring) for one window."""
+def degrade_window(task: str, frames: np.ndarray, rng: np.random.Generator, compressed_prob: float = 0.0) -> np.ndarray:
+    """Sample `task`'s degradation mixture (in the module docstring) for one window. denoise: with
+    `compressed_prob`, before the mixture, the window is only compressed (JPEG or H.264, no noise),
+    the case the mixture alone draws for about one window in ten."""
     if task == "denoise":
+        if compressed_prob and rng.random() < compressed_prob:
+            return _compress(frames, rng, (10, 95), (18, 40))
         if rng.random() < 0.15:
             return frames.copy()
         out = _noise(frames, SIGMA_MAX * rng.random() ** 1.5, rng) if rng.random() < 0.8 else frames
