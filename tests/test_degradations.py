@@ -46,6 +46,15 @@ def test_denoise_compressed_prob_draws_compression_without_noise():
     assert sum(c > 2 for c in changed) >= 8, changed  # the mixture alone adds noise to about two windows in three
 
 
+def test_sr4_downscaler_probs_choose_the_scaler(window):
+    plain = {k: d.downscale(window, 4, k).astype(float) for k in ("cubic", "area")}
+    for seed in range(6):  # then noise and compression, drawn alike for both
+        for kernel, probs in (("cubic", (0, 0, 0, 1, 0)), ("area", (0, 1, 0, 0, 0))):
+            out = d.degrade_window("sr4", window, np.random.default_rng(seed), downscaler_probs=probs).astype(float)
+            error = {k: np.abs(out - v).mean() for k, v in plain.items()}
+            assert error[kernel] == min(error.values()), (seed, kernel, error)
+
+
 @pytest.mark.parametrize("sigma", [5.0, 25.0, 50.0])
 def test_gaussian_noise_has_its_sigma(sigma):
     noisy = d.gaussian_noise(grey(128), sigma, np.random.default_rng(0)).astype(float)

@@ -97,6 +97,11 @@ def test_task_specific_data_flags_are_refused_for_other_tasks():
         parse_args(["--task", "sr4", "--compressed-prob", "0.25"])
     with pytest.raises(ValueError, match="--kernel-error-prob is for --task deblur"):
         parse_args(["--task", "denoise", "--kernel-error-prob", "0.5"])
+    assert parse_args(["--task", "sr4", "--downscaler-probs", "0.2,0.15,0.2,0.2,0.25"]).downscaler_weights() == (
+        0.2, 0.15, 0.2, 0.2, 0.25)
+    for wrong in ("0.5,0.5", "0.3,0.15,0.15,0.15,0.35", "a,b,c,d,e", "1.2,-0.2,0,0,0"):
+        with pytest.raises(ValueError, match="give 5 probabilities"):
+            parse_args(["--task", "sr4", "--downscaler-probs", wrong])
 
 
 def test_mirrored_window_edges():

@@ -11,6 +11,7 @@ import argparse
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from training.contract import get_task
+from training.degradations import DOWNSCALER_PROBS, DOWNSCALERS
 from training.network import NetConfig
 
 
@@ -89,6 +90,9 @@ class TrainConfig:
     compressed_prob: float = _f(0.0, "denoise: probability that a window is only compressed (JPEG quality 10-95 or "
                                 "H.264 CRF 18-40, no noise) instead of drawn from the mixture "
                                 "(training/degradations.py), which draws that case about one time in ten (0 = off)")
+    downscaler_probs: str = _f("", "sr4: how often each downscaler is drawn, comma-separated in the order "
+                               "bicubic,area,bilinear,cubic,gaussian (training/degradations.py DOWNSCALERS; "
+                               "'' = the mixture's 0.3,0.15,0.15,0.15,0.25)")
     workers: int = _f(1, "DataLoader worker processes preparing batches")
     threads: int = _f(1, "torch CPU threads in the training process (the machine is shared)")
     seed: int = _f(0, "random seed (data, init)")
@@ -110,9 +114,23 @@ class TrainConfig:
         for name, value in {**GENERAL_DEFAULTS, **TASK_DEFAULTS.get(self.task, {})}.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
-        for name, task in (("kernel_error_prob", "deblur"), ("compressed_prob", "denoise")):
+        for name, task in (("kernel_error_prob", "deblur"), ("compressed_prob", "denoise"), ("downscaler_probs", "sr4")):
             if getattr(self, name) and self.task != task:
                 raise ValueError(f"--{name.replace('_', '-')} is for --task {task}, not {self.task}")
+        self.downscaler_weights()  # fail at parse time, not in a data worker
+
+    def downscaler_weights(self) -> tuple[float, ...]:
+        """--downscaler-probs as probabilities in DOWNSCALERS' order (the mixture's when not given)."""
+        if not self.downscaler_probs:
+            return DOWNSCALER_PROBS
+        try:
+            probs = tuple(float(p) for p in self.downscaler_probs.split(","))
+        except ValueError:
+            probs = ()
+        if len(probs) != len(DOWNSCALERS) or min(probs) < 0 or abs(sum(probs) - 1) > 1e-6:
+            raise ValueError(f"--downscaler-probs {self.downscaler_probs!r}: give {len(DOWNSCALERS)} probabilities "
+                             f">= 0 that sum to 1, for {','.join(DOWNSCALERS)}")
+        return probs
 
     def net_config(self) -> NetConfig:
         task = get_task(self.task)

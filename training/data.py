@@ -29,7 +29,7 @@ from training.blur_kernel import estimate_kernel
 from training.clips import clip_dir
 from training.contract import KERNEL_SIZE
 from training.dead_leaves import dead_leaves
-from training.degradations import defocus_kernel, degrade_window, gaussian_kernel, padded_kernel
+from training.degradations import DOWNSCALER_PROBS, defocus_kernel, degrade_window, gaussian_kernel, padded_kernel
 from training.masks import random_mask_window
 from training.network import SHARP_PEAK
 
@@ -160,6 +160,7 @@ class WindowDataset(IterableDataset):
         synthetic_prob: float = 0.0,
         kernel_error_prob: float = 0.0,
         compressed_prob: float = 0.0,
+        downscaler_probs: tuple[float, ...] = DOWNSCALER_PROBS,
     ) -> None:
         super().__init__()
         if VALIDATION_CLIP in clips:
@@ -169,7 +170,7 @@ class WindowDataset(IterableDataset):
         self.batch_size, self.start_batch = batch_size, start_batch
         self.synthetic_prob = synthetic_prob
         self.kernel_error_prob = kernel_error_prob
-        self.compressed_prob = compressed_prob
+        self.compressed_prob, self.downscaler_probs = compressed_prob, downscaler_probs
 
     def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         context = max(self.crop, DECONV_CONTEXT) if self.deconvolved else self.crop
@@ -203,7 +204,7 @@ class WindowDataset(IterableDataset):
             # propagating network fills its centre from all T frames itself (training/propagation.py).
             masks = random_mask_window(self.frames, self.crop, self.crop, rng)[..., None]
             return torch.from_numpy(window).permute(0, 3, 1, 2), target, torch.from_numpy(masks).permute(0, 3, 1, 2)
-        degraded = degrade_window(self.task, window, rng, self.compressed_prob)
+        degraded = degrade_window(self.task, window, rng, self.compressed_prob, self.downscaler_probs)
         return torch.from_numpy(degraded).permute(0, 3, 1, 2), target
 
     def __iter__(self):

@@ -20,8 +20,9 @@ Mixtures (sampled by `degrade_window`; every choice is independent):
            compression (JPEG 50..95 or H.264 CRF 18..30).
   sr4      x4 downscale by one of the scalers users' software uses (DOWNSCALERS: antialiased
            bicubic, area, bilinear and bicubic without antialiasing, Gaussian blur sigma 0.8..1.6
-           then decimation); then Gaussian noise sigma ~ U[0, 3] with p=0.2; then with p=0.4
-           compression (JPEG 40..95 or H.264 CRF 18..32).
+           then decimation; p = 0.3, 0.15, 0.15, 0.15, 0.25, or training's --downscaler-probs);
+           then Gaussian noise sigma ~ U[0, 3] with p=0.2; then with p=0.4 compression (JPEG
+           40..95 or H.264 CRF 18..32).
 """
 from __future__ import annotations
 
@@ -233,6 +234,7 @@ DOWNSCALERS = {
     "cubic": "bicubic without antialiasing (OpenCV INTER_CUBIC)",
     "gaussian": "Gaussian blur (sigma 0.8..1.6) then decimation",
 }
+DOWNSCALER_PROBS = (0.3, 0.15, 0.15, 0.15, 0.25)  # sr4's mixture, in DOWNSCALERS' order
 
 
 def downscale(frames: np.ndarray, factor: int, kernel: str, sigma: float = 1.2) -> np.ndarray:
@@ -269,10 +271,14 @@ def _noise(frames: np.ndarray, sigma: float, rng: np.random.Generator) -> np.nda
     return poisson_gaussian_noise(frames, sigma, rng.uniform(0.0, 1.0), rng)
 
 
-def degrade_window(task: str, frames: np.ndarray, rng: np.random.Generator, compressed_prob: float = 0.0) -> np.ndarray:
+def degrade_window(
+    task: str, frames: np.ndarray, rng: np.random.Generator, compressed_prob: float = 0.0,
+    downscaler_probs: tuple[float, ...] = DOWNSCALER_PROBS,
+) -> np.ndarray:
     """Sample `task`'s degradation mixture (in the module docstring) for one window. denoise: with
     `compressed_prob`, before the mixture, the window is only compressed (JPEG or H.264, no noise),
-    the case the mixture alone draws for about one window in ten."""
+    the case the mixture alone draws for about one window in ten. sr4: `downscaler_probs` weighs
+    the DOWNSCALERS, in their order."""
     if task == "denoise":
         if compressed_prob and rng.random() < compressed_prob:
             return _compress(frames, rng, (10, 95), (18, 40))
@@ -296,7 +302,7 @@ def degrade_window(task: str, frames: np.ndarray, rng: np.random.Generator, comp
             out = gaussian_noise(out, rng.uniform(0.0, 3.0), rng)
         return _compress(out, rng, (50, 95), (18, 30)) if rng.random() < 0.3 else out.copy()
     if task == "sr4":
-        kernel = str(rng.choice(list(DOWNSCALERS), p=[0.3, 0.15, 0.15, 0.15, 0.25]))
+        kernel = str(rng.choice(list(DOWNSCALERS), p=downscaler_probs))
         out = downscale(frames, 4, kernel, sigma=rng.uniform(0.8, 1.6))
         if rng.random() < 0.2:
             out = gaussian_noise(out, rng.uniform(0.0, 3.0), rng)

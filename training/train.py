@@ -156,7 +156,8 @@ def train(cfg: TrainConfig) -> dict:
     dataset = WindowDataset(cfg.task, net_config.input_frames, cfg.crop, cfg.still_prob, seed=cfg.seed + 1000 * rank,
                             deconvolved=net_config.deconvolved,
                             batch_size=cfg.batch_size, start_batch=step, synthetic_prob=cfg.synthetic_prob,
-                            kernel_error_prob=cfg.kernel_error_prob, compressed_prob=cfg.compressed_prob)
+                            kernel_error_prob=cfg.kernel_error_prob, compressed_prob=cfg.compressed_prob,
+                            downscaler_probs=cfg.downscaler_weights())
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
