@@ -91,8 +91,8 @@ class TrainConfig:
                                 "H.264 CRF 18-40, no noise) instead of drawn from the mixture "
                                 "(training/degradations.py), which draws that case about one time in ten (0 = off)")
     downscaler_probs: str = _f("", "sr4: how often each downscaler is drawn, comma-separated in the order "
-                               "bicubic,area,bilinear,cubic,gaussian (training/degradations.py DOWNSCALERS; "
-                               "'' = the mixture's 0.3,0.15,0.15,0.15,0.25)")
+                               f"{','.join(DOWNSCALERS)} (training/degradations.py DOWNSCALERS; '' = the "
+                               f"mixture's {','.join(map(str, DOWNSCALER_PROBS))})")
     workers: int = _f(1, "DataLoader worker processes preparing batches")
     threads: int = _f(1, "torch CPU threads in the training process (the machine is shared)")
     seed: int = _f(0, "random seed (data, init)")
@@ -127,10 +127,10 @@ class TrainConfig:
             probs = tuple(float(p) for p in self.downscaler_probs.split(","))
         except ValueError:
             probs = ()
-        if len(probs) != len(DOWNSCALERS) or min(probs) < 0 or abs(sum(probs) - 1) > 1e-6:
+        if len(probs) != len(DOWNSCALERS) or min(probs) < 0 or abs(sum(probs) - 1) > 1e-3:
             raise ValueError(f"--downscaler-probs {self.downscaler_probs!r}: give {len(DOWNSCALERS)} probabilities "
                              f">= 0 that sum to 1, for {','.join(DOWNSCALERS)}")
-        return probs
+        return tuple(p / sum(probs) for p in probs)  # exactly 1, as NumPy's choice wants
 
     def net_config(self) -> NetConfig:
         task = get_task(self.task)

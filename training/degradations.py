@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 SIGMA_MAX = 50.0
+DENOISE_JPEG, DENOISE_CRF = (10, 95), (18.0, 40.0)  # denoise's compression: JPEG quality and H.264 CRF ranges
 
 
 def _quantise(x: np.ndarray) -> np.ndarray:
@@ -281,11 +282,11 @@ def degrade_window(
     the DOWNSCALERS, in their order."""
     if task == "denoise":
         if compressed_prob and rng.random() < compressed_prob:
-            return _compress(frames, rng, (10, 95), (18, 40))
+            return _compress(frames, rng, DENOISE_JPEG, DENOISE_CRF)
         if rng.random() < 0.15:
             return frames.copy()
         out = _noise(frames, SIGMA_MAX * rng.random() ** 1.5, rng) if rng.random() < 0.8 else frames
-        return _compress(out, rng, (10, 95), (18, 40)) if rng.random() < 0.6 else out.copy()
+        return _compress(out, rng, DENOISE_JPEG, DENOISE_CRF) if rng.random() < 0.6 else out.copy()
     if task == "deblur":
         kind = rng.random()
         if kind < 0.15:
