@@ -36,6 +36,7 @@ VARIANTS = {
     "unshuffle 4, two levels": tiny(NetConfig(unshuffle=4, levels=2)),
     "scale 2": tiny(NetConfig(scale=2, unshuffle=1, levels=1)),
     "scale 4, refined": tiny(NetConfig(scale=4, unshuffle=1, refine_channels=4)),
+    "scale 4, aligned at every pixel": tiny(NetConfig(scale=4, unshuffle=1, aligned=True, flow_stride=1)),
     "masked, no refinement": tiny(NetConfig(masked=True, levels=1)),
     "masked, propagating from 7 frames": tiny(NetConfig(masked=True, propagation_frames=7)),
     "deconvolved, no frame blocks": tiny(NetConfig(deconvolved=True, frame_blocks=0)),

@@ -375,3 +375,5 @@ def test_u_net_sets_the_size_multiple_and_limits_levels():
     assert config.multiple == 8
     with pytest.raises(ValueError, match="levels"):
         NetConfig(levels=5)
+    with pytest.raises(ValueError, match="flow_stride must be 1, 2 or 4, got 3"):
+        NetConfig(aligned=True, flow_stride=3)

@@ -55,6 +55,8 @@ class TrainConfig:
     level_blocks: int = _f(None, "residual blocks per U-Net level")
     aligned: bool = _f(None, "warp the neighbours onto the centre frame by optical flow, inside the network's "
                        "graph (training/flow.py)")
+    flow_stride: int = _f(None, "with --aligned: estimate the flow at 1/this of the input frames' size (1, 2 or 4; "
+                          "sr4's low-resolution frames need every pixel)")
     refine_channels: int = _f(None, "width of a full-resolution refinement stage after the network (0 = none)")
     propagation_frames: int = _f(None, "inpaint: the network takes windows this long (odd, >= --frames) and fills "
                                  "their centre by flow-guided propagation inside its graph (training/propagation.py) "

@@ -175,43 +175,49 @@ def estimate_flow(reference: torch.Tensor, other: torch.Tensor, levels: int = LE
     return flow
 
 
-def flow_images(frames: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) RGB in [0, 1] -> (N, 1, ceil(H/STRIDE), ceil(W/STRIDE)) what flow is estimated
-    on: grey, averaged over STRIDE x STRIDE blocks (which also averages the noise away: sigma 50
-    becomes 12.5), then smoothed."""
-    return gaussian_blur(block_mean(grey(frames), STRIDE), SMOOTH_SIGMA)
+def flow_images(frames: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [0, 1] -> (N, 1, ceil(H/stride), ceil(W/stride)) what flow is estimated
+    on: grey, averaged over stride x stride blocks (which also averages the noise away: sigma 50
+    becomes 12.5 at stride 4), then smoothed."""
+    return gaussian_blur(block_mean(grey(frames), stride), SMOOTH_SIGMA)
 
 
-def dense_flow(reference: torch.Tensor, other: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Flow between flow images (`flow_images`) at full resolution: (N, 2, height, width) pixels."""
-    return full_resolution(estimate_flow(reference, other), height, width)
+def dense_flow(reference: torch.Tensor, other: torch.Tensor, height: int, width: int,
+               stride: int = STRIDE) -> torch.Tensor:
+    """Flow between flow images (`flow_images` at `stride`) at full resolution: (N, 2, height,
+    width) pixels."""
+    return full_resolution(estimate_flow(reference, other), height, width, stride)
 
 
-def full_resolution(coarse: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Flow (N, 2, h, w) at 1/STRIDE resolution, in its pixels -> (N, 2, height, width) in full-size
-    pixels (h = ceil(height / STRIDE); exact STRIDE x upsampling where height and width are
-    multiples of STRIDE; the networks call it at the frames' own size, any size). Resized to
+def full_resolution(coarse: torch.Tensor, height: int, width: int, stride: int = STRIDE) -> torch.Tensor:
+    """Flow (N, 2, h, w) at 1/stride resolution, in its pixels -> (N, 2, height, width) in full-size
+    pixels (h = ceil(height / stride); exact stride x upsampling where height and width are
+    multiples of it; the networks call it at the frames' own size, any size). Resized to
     (height, width) directly rather than upsampled and cropped: the exporter then knows the result
     has the frame's own size, which keeps its symbolic shape checks cheap."""
-    return STRIDE * F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+    if stride == 1:
+        return coarse
+    return stride * F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
 
 
-def align_window(frames: torch.Tensor) -> torch.Tensor:
+def align_window(frames: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
     """Warp each neighbour of the centre frame onto it.
 
     frames: (N, T, 3, H, W) RGB in [0, 1]. Returns the same shape: the centre frame unchanged,
-    neighbour t sampled at x + flow_t(x), where flow_t maps the centre onto frame t. No gradient
-    flows through the flow estimate (it is a fixed pre-step, not a learned one)."""
+    neighbour t sampled at x + flow_t(x), where flow_t maps the centre onto frame t, estimated at
+    1/stride of the frames' resolution (STRIDE for full-size frames; low-resolution ones, sr4's,
+    need every pixel: 1). No gradient flows through the flow estimate (it is a fixed pre-step, not
+    a learned one)."""
     n, t, c, h, w = frames.shape
     if t == 1:
         return frames
     centre = t // 2
     with torch.no_grad():
-        greys = flow_images(frames.reshape(n * t, c, h, w))
+        greys = flow_images(frames.reshape(n * t, c, h, w), stride)
         greys = greys.reshape(n, t, 1, greys.shape[-2], greys.shape[-1])
         others = torch.cat([greys[:, :centre], greys[:, centre + 1 :]], dim=1).flatten(0, 1)
         reference = greys[:, centre : centre + 1].expand(-1, t - 1, -1, -1, -1).flatten(0, 1)
-        flow = dense_flow(reference, others, h, w)
+        flow = dense_flow(reference, others, h, w, stride)
     neighbours = torch.cat([frames[:, :centre], frames[:, centre + 1 :]], dim=1).reshape(n * (t - 1), c, h, w)
     warped = warp(neighbours, flow).reshape(n, t - 1, c, h, w)
     return torch.cat([warped[:, :centre], frames[:, centre : centre + 1], warped[:, centre:]], dim=1)

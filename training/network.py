@@ -76,6 +76,7 @@ class NetConfig:
     levels: int = 0            # U-Net levels after fusion (0 = none); H, W multiples of r*2**levels
     level_blocks: int = 2      # residual blocks per U-Net level
     aligned: bool = False      # warp the neighbours onto the centre by optical flow first (training/flow.py)
+    flow_stride: int = 4       # aligned: the flow is estimated at 1/flow_stride of the input frames' size
     deconvolved: bool = False  # deblur: takes the blur kernel, deconvolves the window by it (training/deconvolution.py)
     refine_channels: int = 0   # width of the full-resolution refinement stage (0 = none)
     propagation_frames: int = 0  # inpaint: the graph takes this many frames (odd, >= frames) and
@@ -102,6 +103,8 @@ class NetConfig:
         if self.noise_bound < 0 or (self.noise_bound and (self.masked or self.deconvolved or self.scale != 1)):
             raise ValueError(f"NetConfig.noise_bound ({self.noise_bound}) must be >= 0, and is for plain denoisers "
                              "(scale 1, neither masked nor deconvolved)")
+        if self.flow_stride not in (1, 2, 4):
+            raise ValueError(f"NetConfig.flow_stride must be 1, 2 or 4, got {self.flow_stride}")
         if self.masked and self.aligned:
             raise ValueError("NetConfig: aligned windows are for unmasked networks (flow on masked frames is not defined)")
 
@@ -150,9 +153,13 @@ class WindowAlignment(nn.Module):
     """`align_window` (training/flow.py) as a module without weights: its exported nodes carry the
     module path `net.alignment`, which an FP16 TensorRT plan keeps in FP32 (export/fp32_layers.py)."""
 
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames (N, T, 3, H, W) RGB in [0, 1] -> the same, neighbours warped onto the centre."""
-        return align_window(frames)
+        return align_window(frames, self.stride)
 
 
 class WindowPropagation(nn.Module):
@@ -196,7 +203,7 @@ class VideoRestorationNet(nn.Module):
         if c.deconvolved:
             self.deconvolution = WienerDeconvolution()
         if c.aligned:
-            self.alignment = WindowAlignment()
+            self.alignment = WindowAlignment(c.flow_stride)
         if c.propagation_frames:
             self.propagation = WindowPropagation(c.frames)
         if c.noise_bound:
