@@ -31,7 +31,7 @@ ITERATIONS = (5, 5, 5, 5)
 REGION = 256          # the kernel is estimated on at most REGION x REGION pixels (the most edgy part)
 KERNEL_REGULARISER = 0.05   # Tikhonov weight of the kernel solve, relative to the mean edge energy
 KERNEL_THRESHOLD = 0.2      # kernel values below this fraction of its peak are dropped
-SHARP_SPREAD = 1.1    # px: kernels with a smaller RMS radius are reported as no blur (a delta)
+SHARP_SPREAD = 1.2    # px: kernels with a smaller RMS radius are reported as no blur (a delta)
 MIN_SIDE = 48         # smaller frames hold too few edges to estimate from: their kernel is a delta
 EVERY = 8             # PeriodicKernel: frames per estimate (one estimate costs several frames' budget)
 GREY = np.float32([0.299, 0.587, 0.114]) / 255.0  # BT.601 luma, as OpenCV's RGB2GRAY
@@ -309,8 +309,10 @@ def estimate_kernel(frame: np.ndarray) -> np.ndarray:
             keep_fraction = min(keep_fraction * 1.15, 0.1)
     # Even a sharp frame's edges are a pixel or so wide (optics, scaling), which next to the shock
     # filter's ideal steps reads as a blur of RMS radius 0.8-1.1 px (measured on the training
-    # clips): a kernel no wider than that is not a blur this estimate can tell from none, and
-    # deconvolving a sharp frame by it only rings.
+    # clips), and light noise (sigma 2) widens that to 1.1-1.3: a kernel no wider than 1.2 px is
+    # not a blur this estimate can tell from none, and deconvolving a sharp frame by it only rings.
+    # 1.2 rather than 1.3: the grid's light blurs (Gaussian sigma 1, defocus radius 1) read
+    # 1.2-1.3 on some sources, and lose 0.3-0.5 dB passed through (benchmarks/RESULTS.md).
     return _delta() if _spread(kernel) < SHARP_SPREAD else kernel
 
 
