@@ -11,7 +11,7 @@ from benchmarks.inpaint_quality import distance_table
 from training.data import WindowDataset, load_clip
 from training.evaluate import masked_psnr, validation_set
 from training.masks import random_mask_window
-from training.fill import harmonic_fill, pull_push_fill
+from training.fill import DETAIL_KNEE, harmonic_fill, network_share, pull_push_fill
 from training.network import NetConfig, VideoRestorationNet
 from training.processing import ServingNet, pack_masks
 
@@ -72,6 +72,31 @@ def test_harmonic_fill_keeps_known_pixels_and_fills_thin_holes_closer_than_pull_
     inside = hole.bool().expand_as(frame)
     pull_push_error = (pull_push_fill(frame * (1 - hole), 1 - hole)[inside] - frame[inside]).abs().mean()
     assert (filled[inside] - frame[inside]).abs().mean() < 0.9 * pull_push_error  # 0.048 against 0.057
+
+
+def test_network_share_keeps_thin_holes_smooth_over_flat_surroundings_only():
+    """Thin strokes over a flat area take the smooth fill alone; over texture, and in the core of a
+    wide hole anywhere, the network's fill; the known pixels are never read under the hole."""
+    h, w = 64, 96
+    flat = torch.full((1, 3, h, w), 0.4)
+    textured = torch.from_numpy(np.random.default_rng(0).uniform(0.0, 1.0, (1, 3, h, w))).float()
+    hole = torch.zeros(1, 1, h, w)
+    hole[..., 10, 10:40] = 1        # a 1-px stroke
+    hole[..., 20:22, 10:40] = 1     # a 2-px stroke
+    hole[..., 28:31, 10:40] = 1     # a 3-px stroke: thick (its middle row has no known neighbour)
+    hole[..., 35:55, 50:80] = 1     # a wide box
+    for frame, thin in ((flat, 0.0), (textured, 1.0)):
+        share = network_share(frame, hole)
+        assert share.shape == hole.shape and 0 <= share.min() and share.max() <= 1
+        assert share[..., 10, 10:40].sub(thin).abs().max() < 0.1, share[..., 10, 10:40]  # 0.94 textured
+        assert share[..., 20:22, 10:40].sub(thin).abs().max() < 0.1
+        assert torch.equal(share[..., 28:31, 11:39], torch.ones(1, 1, 3, 28))
+        assert torch.equal(share[..., 36:54, 51:79], torch.ones(1, 1, 18, 28))  # core and its rim
+    # Detail of DETAIL_KNEE (the mean grey step between known neighbours) gives the network half.
+    ramp = (torch.arange(h).view(h, 1) + torch.arange(w)).float().mul(DETAIL_KNEE).expand(1, 3, h, w).contiguous()
+    assert network_share(ramp, hole)[..., 10, 20].item() == pytest.approx(0.5, abs=0.05)
+    scribbled = torch.where(hole.bool().expand_as(flat), torch.rand_like(flat), flat)
+    assert torch.equal(network_share(scribbled, hole), network_share(flat, hole))
 
 
 def test_dataset_yields_clean_window_target_and_masks():

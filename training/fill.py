@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from training.flow import half
+from training.flow import grey, half
 
 
 def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: int = 6, smoothing: int = 0) -> torch.Tensor:
@@ -79,3 +79,42 @@ def harmonic_fill_macs(height: int, width: int, channels: int = 3, levels: int =
         macs += height * width * 9 * (1 + HARMONIC_STEPS * channels)
         height, width = (height + 1) // 2, (width + 1) // 2
     return macs
+
+
+THIN_RADIUS = 1        # px: holes at most 2 * THIN_RADIUS wide (strokes of 1-2 px) are thin
+DETAIL_WINDOW = 15     # px, the box the surroundings' detail is averaged over
+DETAIL_KNEE = 0.02     # mean |grey step| between known neighbours (0..1; ~5 grey levels) at which
+                       # the network gets half its say on a thin hole
+
+
+def network_share(filled: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """How much of the network's change to the smooth fill to keep, per hidden pixel: (N, 1, H, W)
+    in [0, 1] for `filled` (N, 3, H, W) (the smooth fill; only its known pixels are read) and
+    `hidden` (N, 1, H, W) in {0, 1}.
+
+    1 in holes with a core (hidden pixels with no known pixel within THIN_RADIUS) and next to
+    it; in thin holes (1-2 px strokes of burnt-in text), d / (d + DETAIL_KNEE), d the mean grey step between
+    known neighbours within DETAIL_WINDOW: over flat surroundings a thin hole is best filled from
+    its nearest known pixels, as `harmonic_fill` and OpenCV's Navier-Stokes do, and the network's
+    texture only adds error there (timestamps over sky, grid cells of 2026-12-07 in
+    benchmarks/RESULTS.md); over texture the network's fill is better. Pooling and elementwise
+    steps only, separable boxes: cheap at any size."""
+    known = 1 - hidden
+    core = 1 - F.max_pool2d(known, 2 * THIN_RADIUS + 1, stride=1, padding=THIN_RADIUS)
+    thick = F.max_pool2d(core, 2 * THIN_RADIUS + 1, stride=1, padding=THIN_RADIUS)
+    g = grey(filled)
+    pair_x = known[..., :, 1:] * known[..., :, :-1]
+    pair_y = known[..., 1:, :] * known[..., :-1, :]
+    steps = F.pad((g[..., :, 1:] - g[..., :, :-1]).abs() * pair_x, (0, 1)) + \
+        F.pad((g[..., 1:, :] - g[..., :-1, :]).abs() * pair_y, (0, 0, 0, 1))
+    pairs = F.pad(pair_x, (0, 1)) + F.pad(pair_y, (0, 0, 0, 1))
+    detail = _box(steps) / _box(pairs).clamp_min(1e-3)
+    return torch.maximum(thick, detail / (detail + DETAIL_KNEE))
+
+
+def _box(x: torch.Tensor) -> torch.Tensor:
+    """Sum over a DETAIL_WINDOW square (zero outside the frame), up to a constant factor: two 1-D
+    average pools."""
+    r = DETAIL_WINDOW // 2
+    x = F.avg_pool2d(x, (1, DETAIL_WINDOW), stride=1, padding=(0, r))
+    return F.avg_pool2d(x, (DETAIL_WINDOW, 1), stride=1, padding=(r, 0))

@@ -49,7 +49,7 @@ from torch import nn
 
 from training.contract import KERNEL_SIZE
 from training.deconvolution import WienerDeconvolution, matmul_flops
-from training.fill import harmonic_fill, harmonic_fill_macs
+from training.fill import harmonic_fill, harmonic_fill_macs, network_share
 from training.flow import align_window
 from training.noise_bound import NoiseBound
 from training.propagation import propagate_window
@@ -300,7 +300,9 @@ class VideoRestorationNet(nn.Module):
             guide = torch.cat([out - 0.5, m], dim=1) if c.masked else out - 0.5
             out = out + self.refine_tail(self.refine_body(self.act(self.refine_head(guide))))
         if c.masked:
-            # Known pixels pass through unchanged, so the loss only sees (and trains) the hidden ones.
+            # Thin holes over flat surroundings keep the smooth fill (training/fill.py); known
+            # pixels pass through unchanged, so the loss only sees (and trains) the hidden ones.
+            out = centre + network_share(centre, m) * (out - centre)
             return centre * (1 - m) + out * m
         if c.deconvolved:
             # Do no harm: a window whose kernel is a delta (the estimate's "no blur") comes back as it
