@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from training.flow import grey, half
+from training.flow import box_mean, grey, half
 
 
 def pull_push_fill(premultiplied: torch.Tensor, weight: torch.Tensor, levels: int = 6, smoothing: int = 0) -> torch.Tensor:
@@ -98,7 +98,7 @@ def network_share(filled: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     its nearest known pixels, as `harmonic_fill` and OpenCV's Navier-Stokes do, and the network's
     texture only adds error there (timestamps over sky, grid cells of 2026-12-07 in
     benchmarks/RESULTS.md); over texture the network's fill is better. Pooling and elementwise
-    steps only, separable boxes: cheap at any size."""
+    steps only: cheap at any size."""
     known = 1 - hidden
     core = 1 - F.max_pool2d(known, 2 * THIN_RADIUS + 1, stride=1, padding=THIN_RADIUS)
     thick = F.max_pool2d(core, 2 * THIN_RADIUS + 1, stride=1, padding=THIN_RADIUS)
@@ -108,13 +108,5 @@ def network_share(filled: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     steps = F.pad((g[..., :, 1:] - g[..., :, :-1]).abs() * pair_x, (0, 1)) + \
         F.pad((g[..., 1:, :] - g[..., :-1, :]).abs() * pair_y, (0, 0, 0, 1))
     pairs = F.pad(pair_x, (0, 1)) + F.pad(pair_y, (0, 0, 0, 1))
-    detail = _box(steps) / _box(pairs).clamp_min(1e-3)
+    detail = box_mean(steps, DETAIL_WINDOW // 2) / box_mean(pairs, DETAIL_WINDOW // 2).clamp_min(1e-3)
     return torch.maximum(thick, detail / (detail + DETAIL_KNEE))
-
-
-def _box(x: torch.Tensor) -> torch.Tensor:
-    """Sum over a DETAIL_WINDOW square (zero outside the frame), up to a constant factor: two 1-D
-    average pools."""
-    r = DETAIL_WINDOW // 2
-    x = F.avg_pool2d(x, (1, DETAIL_WINDOW), stride=1, padding=(0, r))
-    return F.avg_pool2d(x, (DETAIL_WINDOW, 1), stride=1, padding=(r, 0))

@@ -77,6 +77,14 @@ def block_mean(x: torch.Tensor, side: int) -> torch.Tensor:
     return F.avg_pool2d(x, side, ceil_mode=True, count_include_pad=False)
 
 
+def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over the (2 radius + 1)^2 box around each pixel of (N, C, H, W), zeros outside: two
+    1-D average pools (4 radius + 2 samples a pixel rather than (2 radius + 1)^2)."""
+    side = 2 * radius + 1
+    x = F.avg_pool2d(x, (1, side), stride=1, padding=(0, radius))
+    return F.avg_pool2d(x, (side, 1), stride=1, padding=(radius, 0))
+
+
 def half(x: torch.Tensor) -> torch.Tensor:
     """2x2 average pooling to ceil(H / 2) x ceil(W / 2): an odd side's last row or column is
     averaged with its replica, so no level is ever empty. Padded by a constant 1 and pooled

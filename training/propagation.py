@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from training.fill import pull_push_fill
-from training.flow import (SMOOTH_SIGMA, STRIDE, block_mean, estimate_flow, full_resolution, gaussian_blur, grey,
-                           landing, off_frame, pixel_grid, sample, warp)
+from training.flow import (SMOOTH_SIGMA, STRIDE, block_mean, box_mean, estimate_flow, full_resolution, gaussian_blur,
+                           grey, landing, off_frame, pixel_grid, sample, warp)
 
 # Thresholds chosen on bigbuckbunny (8 windows of 384x384, the shipped network; not the held-out
 # clip): 1.5 px / 5 grey levels 25.97 dB in the mask, 0.5 / 10 (the OpenCV version's) 25.50,
@@ -81,11 +81,6 @@ def complete_flow(coarse: torch.Tensor, hidden: torch.Tensor, target_hidden: tor
     untrusted = torch.maximum(hidden, (warp(target_hidden, coarse) > 0.5).float())
     trusted = 1.0 - F.max_pool2d(untrusted, 2 * FLOW_MARGIN + 1, stride=1, padding=FLOW_MARGIN)
     return pull_push_fill(coarse * trusted, trusted)
-
-
-def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over the (2 radius + 1)^2 box around each pixel of (N, C, H, W), zeros outside."""
-    return F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius)
 
 
 def agreement(difference: torch.Tensor, both_seen: torch.Tensor, radius: int, motion: torch.Tensor) -> torch.Tensor:
