@@ -440,6 +440,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"{len(srcs)} sources ({', '.join(s.name for s in srcs)}) per cell:\n\n"
                         + summary_markdown(task, rows, label, probe_row))
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text("\n".join(out) + "\n")
 
 

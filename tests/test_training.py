@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from training.checkpoint import load_checkpoint, save_checkpoint, warm_start
 from training.config import TrainConfig, parse_args
 from training.data import (DECONV_CONTEXT, VALIDATION_CLIP, WindowDataset, animate_still, load_clip,
-                           sample_clip_window)
+                           moving_layer, sample_clip_window)
 from training.blur_kernel import estimate_kernel
 from training.contract import KERNEL_SIZE
 from training.evaluate import mirrored_window, psnr, validation_set
@@ -42,6 +42,25 @@ def test_still_animation_moves_the_camera():
     w = animate_still(image, 5, 48, np.random.default_rng(1))
     assert w.shape == (5, 48, 48, 3) and w.dtype == np.uint8
     assert not np.array_equal(w[0], w[4])
+
+
+def test_a_moving_layer_covers_part_of_the_window_and_moves_on_its_own():
+    rng = np.random.default_rng(2)
+    background = np.zeros((5, 48, 48, 3), np.uint8)  # black, still
+    layer = np.full((60, 60, 3), 200, np.uint8)
+    w = moving_layer(background, layer, rng)
+    assert w.shape == background.shape and w.dtype == np.uint8
+    covered = [(f[..., 0] > 100).mean() for f in w]
+    assert all(0.01 < c < 0.99 for c in covered)  # an object, not the whole frame
+    assert not np.array_equal(w[0] > 100, w[4] > 100)  # it moves while the background stands still
+    assert set(np.unique(w)) - {0, 200}  # antialiased edges
+
+
+def test_layered_windows_are_drawn_only_when_asked():
+    plain = WindowDataset("denoise", frames=5, crop=32, still_prob=1.0, seed=3)
+    layered = WindowDataset("denoise", frames=5, crop=32, still_prob=1.0, seed=3, layered_prob=1.0)
+    a, b = next(iter(plain)), next(iter(layered))
+    assert a[0].shape == b[0].shape and not torch.equal(a[1], b[1])
 
 
 def test_dataset_refuses_the_validation_clip():

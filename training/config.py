@@ -85,6 +85,9 @@ class TrainConfig:
     synthetic_prob: float = _f(0.0, "probability a still window is a freshly drawn dead-leaves image "
                                "(training/dead_leaves.py: shapes of every size, textured fills) instead of a "
                                "scikit-image still")
+    layered_prob: float = _f(0.0, "probability a still window also gets an object moving on its own across the "
+                             "camera's motion (training/data.py moving_layer): two motions and the occlusions "
+                             "between them, where an aligning network's flow is wrong (0 = off)")
     kernel_error_prob: float = _f(0.0, "deblur: probability that a window whose kernel estimate is 'no blur' gets a "
                                   "small wrong blur instead (training/data.py mistaken_kernel), as the estimate "
                                   "reads on some sharp noisy frames: the network learns to trust the frames there "

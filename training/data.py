@@ -130,6 +130,32 @@ def animate_still(image: np.ndarray, frames: int, crop: int, rng: np.random.Gene
     return out
 
 
+def moving_layer(window: np.ndarray, layer: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`window` (T, crop, crop, 3) with an opaque object cut from `layer` (an image at least crop x
+    crop) laid over it: one to three antialiased ellipses of the layer's texture, moving by their own
+    velocity (up to 4 px per frame, sub-pixel) across the window's camera motion. The window then
+    holds two motions and the occlusions between them, as real footage does where an object moves:
+    a network that aligns its neighbours by optical flow must learn where the flow is wrong."""
+    t, crop = window.shape[0], window.shape[1]
+    y, x = (int(rng.integers(0, s - crop + 1)) for s in layer.shape[:2])
+    texture = layer[y : y + crop, x : x + crop].astype(np.float32)
+    alpha = np.zeros((crop * 4, crop * 4), np.float32)  # drawn at 4x, area-averaged: antialiased edges
+    for _ in range(int(rng.integers(1, 4))):
+        centre = tuple(int(v) for v in rng.uniform(0.2, 0.8, 2) * crop * 4)
+        axes = tuple(int(v) for v in rng.uniform(0.08, 0.3, 2) * crop * 4)
+        cv2.ellipse(alpha, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+    alpha = cv2.resize(alpha, (crop, crop), interpolation=cv2.INTER_AREA)
+    layer_rgba = np.dstack([texture, alpha])
+    velocity = rng.uniform(-4, 4, 2)
+    out = np.empty_like(window)
+    for k in range(t):
+        shift = np.array([[1, 0, velocity[0] * (k - t // 2)], [0, 1, velocity[1] * (k - t // 2)]], np.float32)
+        moved = cv2.warpAffine(layer_rgba, shift, (crop, crop), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        a = moved[..., 3:]
+        out[k] = np.clip(np.rint(a * moved[..., :3] + (1 - a) * window[k]), 0, 255).astype(np.uint8)
+    return out
+
+
 def random_flip(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The same horizontal/vertical flip for every frame of the window."""
     if rng.random() < 0.5:
@@ -161,6 +187,7 @@ class WindowDataset(IterableDataset):
         kernel_error_prob: float = 0.0,
         compressed_prob: float = 0.0,
         downscaler_probs: tuple[float, ...] = DOWNSCALER_PROBS,
+        layered_prob: float = 0.0,
     ) -> None:
         super().__init__()
         if VALIDATION_CLIP in clips:
@@ -171,17 +198,24 @@ class WindowDataset(IterableDataset):
         self.synthetic_prob = synthetic_prob
         self.kernel_error_prob = kernel_error_prob
         self.compressed_prob, self.downscaler_probs = compressed_prob, downscaler_probs
+        self.layered_prob = layered_prob
+
+    def _still(self, crop: int, rng: np.random.Generator) -> np.ndarray:
+        """A still image: with `synthetic_prob` a fresh dead-leaves one (3 crop wide), else a
+        scikit-image still."""
+        if self.synthetic_prob and rng.random() < self.synthetic_prob:
+            return dead_leaves(3 * crop, rng)
+        stills = load_stills()
+        return stills[int(rng.integers(len(stills)))]
 
     def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         context = max(self.crop, DECONV_CONTEXT) if self.deconvolved else self.crop
         if rng.random() < self.still_prob:
             crop = context
-            if self.synthetic_prob and rng.random() < self.synthetic_prob:
-                image = dead_leaves(3 * crop, rng)
-            else:
-                stills = load_stills()
-                image = stills[int(rng.integers(len(stills)))]
+            image = self._still(crop, rng)
             window = animate_still(image, self.frames, crop, rng)
+            if self.layered_prob and rng.random() < self.layered_prob:
+                window = moving_layer(window, self._still(-(-crop // 3), rng), rng)
         else:
             clip = load_clip(self.clips[int(rng.integers(len(self.clips)))])
             crop = max(self.crop, min(context, *clip.shape[1:3]))  # carphone is 176x144
