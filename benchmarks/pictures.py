@@ -1,7 +1,7 @@
 """`make pictures`: one before/after picture per task, each from a clip restored end to end.
 
 For every task: frames of the held-out clip (bikes.mp4, never trained on) are degraded the way
-the quality benchmark does (denoise: Gaussian noise sigma 25; deblur: a 15-px motion blur plus
+the quality benchmark does (denoise: Gaussian noise sigma 25; deblock: H.264 at CRF 35; deblur: a 15-px motion blur plus
 sigma-1 noise; sr4: bicubic x4 downscale; inpaint: a semi-transparent text watermark and its
 mask), written losslessly, restored by the client command a user would type through a real
 tritonserver, and the middle frame is drawn by benchmarks/before_after.py into OUT/<task>.png.
@@ -27,7 +27,7 @@ from training.data import VALIDATION_CLIP
 from training.evaluate import degrade_fixed
 
 ROOT = Path(__file__).resolve().parents[1]
-TASKS = ("denoise", "deblur", "sr4", "inpaint")
+TASKS = ("denoise", "deblock", "deblur", "sr4", "inpaint")
 # The longest window (inpaint's 21 frames), so the middle frame has real neighbours for every task.
 FRAMES = 21
 

@@ -84,9 +84,10 @@ def tuned(name: str, make: Callable[..., Callable[[np.ndarray], np.ndarray]], gr
 def baseline_rows(task: str, val: ValidationSet, sigma: float) -> list[Row]:
     """The degraded input and the tuned classical baselines for `task`."""
     rows: list[Row] = []
-    if task in ("denoise", "deblur"):
+    if task in ("denoise", "deblock", "deblur"):
         centre = val.windows[:, val.windows.shape[1] // 2]
         rows.append(("degraded input", psnr(centre, val.targets), ssim(centre, val.targets), ""))
+    if task in ("denoise", "deblur"):
         # NLM strength around the noise level (denoise) or small (deblur: only its noise to remove).
         hs = [0.4, 0.6, 0.8, 1.0, 1.3] if task == "denoise" else [1 / 25, 2 / 25, 4 / 25]
         grid = [(round(sigma * k, 1),) for k in hs]
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="", help="also write the markdown tables to this file")
     args = parser.parse_args(argv)
 
-    tasks = args.tasks if args.tasks is not None else [t for t in ("denoise", "deblur", "sr4") if (Path(args.checkpoints) / f"{t}.pt").is_file()]
+    tasks = args.tasks if args.tasks is not None else [t for t in ("denoise", "deblock", "deblur", "sr4") if (Path(args.checkpoints) / f"{t}.pt").is_file()]
     crop = args.crop or None
     lines = [f"Validation clip {VALIDATION_CLIP} (held out), {args.count} windows, "
              f"{'full frame' if crop is None else f'{crop}x{crop} centre crop'}; "

@@ -98,6 +98,18 @@ def denoise_cells() -> list[Cell]:
     return c
 
 
+def deblock_cells() -> list[Cell]:
+    c = [Cell("deblock", "clean", "clean", _degraded(lambda w, rng: w.copy())),
+         Cell("deblock", "Gaussian sigma 2", "noise", _degraded(lambda w, rng: gaussian_noise(w, 2, rng)))]
+    for crf in (23, 28, 33, 38):
+        c.append(Cell("deblock", f"H.264 CRF {crf}", "compression", _degraded(lambda w, rng, q=crf: h264_compress(w, q))))
+    for q in (10, 20, 40, 70):
+        c.append(Cell("deblock", f"JPEG {q}", "compression", _degraded(lambda w, rng, q=q: jpeg_compress(w, q))))
+    c.append(Cell("deblock", "Gaussian sigma 3 then H.264 CRF 33", "noise+compression",
+                  _degraded(lambda w, rng: h264_compress(gaussian_noise(w, 3, rng), 33))))
+    return c
+
+
 def sr4_cells() -> list[Cell]:
     kernels = [("bicubic", 1.2), ("area", 1.2), ("bilinear", 1.2), ("cubic", 1.2), ("gaussian", 0.8), ("gaussian", 1.6)]
     c = []
@@ -153,7 +165,7 @@ def inpaint_cells() -> list[Cell]:
     return c
 
 
-GRIDS = {"denoise": denoise_cells, "sr4": sr4_cells, "deblur": deblur_cells, "inpaint": inpaint_cells}
+GRIDS = {"denoise": denoise_cells, "deblock": deblock_cells, "sr4": sr4_cells, "deblur": deblur_cells, "inpaint": inpaint_cells}
 
 
 def grid(task: str) -> list[Cell]:
@@ -218,7 +230,7 @@ def still_source(name: str, frames: int, count: int, crop: int) -> Source:
 # The stripe probe: issue 17's demo frame (bikes frame 30, whole frame: the dark coat, where the
 # error of the shipped denoise alternated by 2.2 grey levels between columns), one cell per task.
 PROBE_CLIP, PROBE_FRAME = "bikes.mp4", 30
-PROBE_CELLS = {"denoise": "Gaussian sigma 25", "sr4": "cubic", "deblur": "linear motion 9 px at 30 deg",
+PROBE_CELLS = {"denoise": "Gaussian sigma 25", "deblock": "H.264 CRF 33", "sr4": "cubic", "deblur": "linear motion 9 px at 30 deg",
                "inpaint": "subtitle bar 8%"}
 
 

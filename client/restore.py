@@ -87,7 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     overwrite.add_argument("-n", dest="overwrite", action="store_const", const=False,
                            help="never overwrite: an existing output is an error for that file (without -y or -n "
                                 "the command asks, or refuses when it cannot ask)")
-    p.add_argument("--task", default="denoise", help="served task (ensemble model name): denoise, deblur, sr4, "
+    p.add_argument("--task", default="denoise", help="served task (ensemble model name): denoise, deblock, deblur, sr4, "
                                                      "inpaint, ... (default: %(default)s)")
     p.add_argument("--url", action="append",
                    help=f"Triton gRPC address: host, host:port, grpc://host:port or grpcs://host:port (TLS); port "

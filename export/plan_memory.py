@@ -54,6 +54,8 @@ class TaskProfile:
 # at the memory of batch 8 x 540. denoise's flow runs in FP32: batch 6 would need 5.4 GiB.
 PROFILES: dict[str, TaskProfile] = {
     "denoise": TaskProfile(max_batch=4, max_side=2160),
+    # denoise's graph with other weights: at batch 4 too the five would need 15.9 GiB, no margin left.
+    "deblock": TaskProfile(max_batch=2, max_side=2160),
     "deblur": TaskProfile(max_batch=4, max_side=2160),
     "sr4": TaskProfile(max_batch=2, max_side=1080),
     # inpaint's graph takes 21 frames and propagates over 20 neighbours at full resolution: at

@@ -283,7 +283,7 @@ def test_window_config_moves_to_the_gpu_with_the_plan_and_back(task):
 def test_no_window_model_aligns_alignment_is_in_the_graph():
     """Optical flow runs inside an aligned network's graph (training/flow.py); no window model
     config asks for it, and the window models carry no flow code."""
-    for task in ("denoise", "deblur", "sr4", "inpaint"):
+    for task in TASKS:
         committed = parse((ROOT / "model_repository" / f"{task}_window" / "config.pbtxt").read_text())
         assert "align" not in committed.parameters, task
     assert not (ROOT / "training" / "alignment.py").exists()

@@ -13,7 +13,7 @@ from export.repository import CHECKPOINTS, served_tasks
 from training.checkpoint import load_checkpoint
 from training.evaluate import restore, validation_set
 
-TASKS = [t for t in served_tasks() if t in ("denoise", "deblur", "sr4")]
+TASKS = [t for t in served_tasks() if t in ("denoise", "deblock", "deblur", "sr4")]
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 

@@ -61,17 +61,18 @@ def test_gaussian_kernel_has_its_sigma():
     assert np.sqrt((k.sum(axis=0) * xs**2).sum()) == pytest.approx(2.0, rel=0.05)
 
 
-@pytest.mark.parametrize("task", ["denoise", "deblur", "sr4"])
+@pytest.mark.parametrize("task", ["denoise", "deblock", "deblur", "sr4"])
 def test_mixtures_include_clean_and_light_cases(task, window):
     """Do no harm is learned only if untouched and lightly degraded windows are common."""
     rng = np.random.default_rng(0)
     outs = [d.degrade_window(task, window, rng) for _ in range(60)]
     reference = d.bicubic_downscale(window, 4) if task == "sr4" else window
     scores = [psnr(o, reference) for o in outs]
-    if task == "denoise":
+    if task in ("denoise", "deblock"):
         assert sum(s >= 99 for s in scores) >= 3, "no untouched window in 60 draws"
     assert sum(s > 38 for s in scores) >= 10, sorted(scores)
-    assert min(scores) < (35 if task == "sr4" else 30), "no strong degradation in 60 draws"
+    # (compression alone is milder on this window than denoise's and deblur's strongest draws)
+    assert min(scores) < (35 if task in ("sr4", "deblock") else 30), "no strong degradation in 60 draws"
 
 
 def test_h264_is_deterministic(window):

@@ -43,6 +43,17 @@ def test_harmless_restorer_passes_do_no_harm_and_harmful_one_fails(denoise_rows)
     assert side_by_side[-1] == "| rows > 0.1 dB below reference | | 0 | 1 |"  # blur harms sigma 2, helps sigma 10
 
 
+def test_compression_targets_are_deblocks_and_noise_targets_denoises(denoise_rows):
+    cells = [c for c in grid("deblock") if c.name in ("clean", "JPEG 20")]
+    srcs = sources("deblock", 1, 64, clips=("bikes.mp4",), stills=())
+    rows = run_grid("deblock", cells, srcs, {"identity": centre}, classical=False, log=lambda s: None)
+    deblock = {t: ok for t, ok, _ in targets("deblock", rows, "identity")}
+    assert deblock["clean >= 40 dB"] and not deblock["JPEG 20 >= input + 1 dB"]  # handing JPEG back gains nothing
+    assert not any("Gaussian" in t for t in deblock)
+    denoise = {t for t, _, _ in targets("denoise", denoise_rows, "identity")}
+    assert not any("JPEG" in t or "H.264" in t for t in denoise)
+
+
 def test_tuned_ffmpeg_baseline_beats_noisy_input(denoise_rows):
     row = next(r for r in denoise_rows if r.cell == "Gaussian sigma 10")
     assert row.classical.psnr > row.input.psnr + 2, row.classical

@@ -15,7 +15,8 @@ refinement stage (16:30) 32.05. sr4's weights of 11:45 (dead-leaves stills, no g
 bicubic; +0.04 dB on bikes' 6 full frames) measure 29.14 on its crop; deblur's with a refinement
 stage (17:05) 31.33, fine-tuned with the PSNR loss (19:40) 31.54; sr4's fine-tuned with the PSNR
 loss (20:30) 29.31, and with the downscalers drawn more evenly (22:20) 29.25; denoise's fine-tuned
-with more compressed-only windows (22:50) 32.01."""
+with more compressed-only windows (22:50) 32.01. deblock (2026-12-07, H.264 CRF 35 on its crop,
+input 30.84 dB) measures 31.09, where denoise's weights give 30.90."""
 from __future__ import annotations
 
 import pytest
@@ -25,7 +26,9 @@ from training.checkpoint import load_checkpoint
 from training.contract import get_task
 from training.evaluate import evaluate, psnr, validation_set
 
-FLOORS_DB = {"denoise": 31.8, "deblur": 30.3, "sr4": 29.0, "inpaint": 22.35}
+FLOORS_DB = {"denoise": 31.8, "deblock": 31.0, "deblur": 30.3, "sr4": 29.0, "inpaint": 22.35}
+# Least gain over the degraded input (dB), where the input has a PSNR (compression leaves less to win).
+GAINS_DB = {"denoise": 1.0, "deblock": 0.15, "deblur": 1.0}
 
 
 @pytest.mark.parametrize("task", sorted(FLOORS_DB))
@@ -37,8 +40,8 @@ def test_shipped_checkpoint_reaches_its_floor_on_the_validation_window(task):
     val = validation_set(task, max(net.config.input_frames, get_task(task).window), count=3, crop=128)
     restored_db, _ = evaluate(net, val)
     note = ""
-    if task in ("denoise", "deblur"):
+    if task in GAINS_DB:
         degraded_db = psnr(val.windows[:, val.windows.shape[1] // 2], val.targets)
-        assert restored_db > degraded_db + 1, f"{task}: {restored_db:.2f} dB vs {degraded_db:.2f} dB degraded"
+        assert restored_db > degraded_db + GAINS_DB[task], f"{task}: {restored_db:.2f} dB vs {degraded_db:.2f} dB degraded"
         note = f" (degraded input {degraded_db:.2f} dB)"
     assert restored_db >= FLOORS_DB[task], f"{task}: {restored_db:.2f} dB{note} < floor {FLOORS_DB[task]} dB"

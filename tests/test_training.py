@@ -363,7 +363,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert extra["step"] == 3 and "world size 2" in extra["machine"]
 
 
-@pytest.mark.parametrize("task", ["denoise", "deblur", "sr4", "inpaint"])
+@pytest.mark.parametrize("task", ["denoise", "deblock", "deblur", "sr4", "inpaint"])
 def test_task_defaults_are_the_shipped_network(task):
     """`make train TASK=...` (no network flags) builds the network of the shipped checkpoint."""
     shipped, _ = load_checkpoint(ROOT / "training" / "checkpoints" / f"{task}.pt")

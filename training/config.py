@@ -23,6 +23,7 @@ def _f(default, help: str, **kw):
 TASK_DEFAULTS: dict[str, dict] = {
     "denoise": {"levels": 2, "level_blocks": 1, "aligned": True, "refine_channels": 8, "ema": 0.999,
                 "noise_bound": 3.0},
+    "deblock": {"levels": 2, "level_blocks": 1, "aligned": True, "refine_channels": 8, "ema": 0.999},
     "deblur": {"channels": 48, "frame_channels": 64, "frame_blocks": 0, "fusion_blocks": 5, "unshuffle": 4,
                "levels": 2, "level_blocks": 2, "refine_channels": 16, "crop": 128, "ema": 0.999, "still_prob": 0.5,
                "lr": 5e-4},
@@ -42,8 +43,8 @@ GENERAL_DEFAULTS: dict[str, object] = {
 
 @dataclass
 class TrainConfig:
-    task: str = _f("denoise", "task to train: denoise, deblur, sr4 or inpaint (training/contract.py)",
-                   choices=("denoise", "deblur", "sr4", "inpaint"))
+    task: str = _f("denoise", "task to train: denoise, deblock, deblur, sr4 or inpaint (training/contract.py)",
+                   choices=("denoise", "deblock", "deblur", "sr4", "inpaint"))
     # network (NetConfig fields; None = the task's default, TASK_DEFAULTS then GENERAL_DEFAULTS)
     frames: int = _f(None, "T, frames per window (odd); 1 trains the single-frame ablation")
     channels: int = _f(None, "network width after temporal fusion")

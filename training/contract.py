@@ -112,6 +112,7 @@ TASKS: dict[str, Task] = {
     t.name: t
     for t in (
         Task("denoise", scale=1),
+        Task("deblock", scale=1),
         Task("deblur", scale=1, deconvolved=True),
         Task("sr4", scale=4),
         Task("inpaint", scale=1, masked=True, net_frames=PROPAGATION_FRAMES, window=PROPAGATION_FRAMES,

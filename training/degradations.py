@@ -14,6 +14,11 @@ Mixtures (sampled by `degrade_window`; every choice is independent):
            light noise is common), Gaussian or Poisson-Gaussian (50/50); then compression with p=0.6:
            JPEG quality ~ U[10, 95] or H.264 (libx264) CRF ~ U[18, 40] (50/50). Training's
            --compressed-prob p first draws compression alone (same ranges, no noise) with p.
+  deblock  nothing at all with p=0.1; otherwise light noise with p=0.3: sigma = 5 u (u ~ U[0, 1]),
+           Gaussian or Poisson-Gaussian (50/50), as a camera leaves it before the encoder; then
+           compression with p=0.9: JPEG quality ~ U[10, 95] or H.264 (libx264) CRF ~ U[18, 40]
+           (50/50). The artifacts of lossy compression alone, where denoise splits its capacity
+           between noise and compression.
   deblur   sharp with p=0.15; else one kernel for the window: camera-shake trajectory (7..21 px),
            straight motion (3..21 px, any angle), defocus disk (radius 0.5..4.5) or Gaussian (sigma
            0.5..3); then Gaussian noise sigma ~ U[0, 3] with p=0.6; then with p=0.3 light
@@ -35,7 +40,8 @@ import torch
 import torch.nn.functional as F
 
 SIGMA_MAX = 50.0
-DENOISE_JPEG, DENOISE_CRF = (10, 95), (18.0, 40.0)  # denoise's compression: JPEG quality and H.264 CRF ranges
+DENOISE_JPEG, DENOISE_CRF = (10, 95), (18.0, 40.0)  # denoise's and deblock's compression: JPEG quality, H.264 CRF
+DEBLOCK_SIGMA_MAX = 5.0  # deblock: the light noise a camera leaves under the encoder's artifacts
 
 
 def _quantise(x: np.ndarray) -> np.ndarray:
@@ -287,6 +293,11 @@ def degrade_window(
             return frames.copy()
         out = _noise(frames, SIGMA_MAX * rng.random() ** 1.5, rng) if rng.random() < 0.8 else frames
         return _compress(out, rng, DENOISE_JPEG, DENOISE_CRF) if rng.random() < 0.6 else out.copy()
+    if task == "deblock":
+        if rng.random() < 0.1:
+            return frames.copy()
+        out = _noise(frames, DEBLOCK_SIGMA_MAX * rng.random(), rng) if rng.random() < 0.3 else frames
+        return _compress(out, rng, DENOISE_JPEG, DENOISE_CRF) if rng.random() < 0.9 else out.copy()
     if task == "deblur":
         kind = rng.random()
         if kind < 0.15:
@@ -308,4 +319,4 @@ def degrade_window(
         if rng.random() < 0.2:
             out = gaussian_noise(out, rng.uniform(0.0, 3.0), rng)
         return _compress(out, rng, (40, 95), (18, 32)) if rng.random() < 0.4 else out
-    raise ValueError(f"degrade_window: no degradation defined for task {task!r} (denoise, deblur, sr4)")
+    raise ValueError(f"degrade_window: no degradation defined for task {task!r} (denoise, deblock, deblur, sr4)")

@@ -14,7 +14,8 @@ from skimage.metrics import structural_similarity
 
 from training.blur_kernel import estimate_kernel
 from training.data import VALIDATION_CLIP, load_clip
-from training.degradations import bicubic_downscale, blur, defocus_kernel, gaussian_noise, motion_blur_kernel
+from training.degradations import (bicubic_downscale, blur, defocus_kernel, gaussian_noise, h264_compress,
+                                   motion_blur_kernel)
 from training.masks import VALIDATION_KINDS, random_mask_window
 from training.network import NetConfig, VideoRestorationNet
 from training.processing import ServingNet, pack_masks
@@ -39,13 +40,18 @@ def mirrored_window(clip: np.ndarray, centre: int, frames: int) -> np.ndarray:
     return clip[idx]
 
 
+DEBLOCK_VALIDATION_CRF = 35.0  # deblock's validation: the window as one H.264 stream at this CRF
+
+
 def degrade_fixed(task: str, window: np.ndarray, seed: int, sigma: float = 25.0) -> np.ndarray:
     """The validation degradation of `task`, fixed by `seed`: Gaussian noise at `sigma` (denoise);
-    alternating motion blur (kernel 15) and defocus (radius 3) plus sigma-1 noise (deblur);
+    H.264 at CRF DEBLOCK_VALIDATION_CRF (deblock; deterministic); alternating motion blur (kernel 15) and defocus (radius 3) plus sigma-1 noise (deblur);
     bicubic x4 (sr4)."""
     rng = np.random.default_rng(seed)
     if task == "denoise":
         return gaussian_noise(window, sigma, rng)
+    if task == "deblock":
+        return h264_compress(window, DEBLOCK_VALIDATION_CRF)
     if task == "deblur":
         kernel = motion_blur_kernel(15, rng) if seed % 2 == 0 else defocus_kernel(3.0)
         return gaussian_noise(blur(window, kernel), 1.0, rng)

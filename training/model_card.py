@@ -61,7 +61,8 @@ def write_card(task: str, checkpoint: Path, out: Path, count: int = 6) -> str:
         # sr4's input is 4x smaller: it has no PSNR against the target (bicubic is in the benchmark).
         degraded = "n/a" if task == "sr4" else f"{psnr(centre, val.targets):.2f} / {ssim(centre, val.targets):.4f}"
         ours = evaluate(net, val)
-        label = {"denoise": f"Gaussian sigma={sigma:g}", "sr4": "antialiased bicubic x4 downscale",
+        label = {"denoise": f"Gaussian sigma={sigma:g}", "deblock": "H.264 CRF 35, the 5-frame window as one stream",
+                 "sr4": "antialiased bicubic x4 downscale",
                  "deblur": "motion blur (15 px kernel) or defocus (radius 3), alternating, + sigma=1 noise"}[task]
         rows.append(f"| {label} | {degraded} | {ours[0]:.2f} / {ours[1]:.4f} |")
     task_lines = degradation_lines(task)
@@ -96,7 +97,7 @@ Classical baselines (OpenCV NLM, unsharp masking, bicubic/Lanczos): benchmarks/r
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.model_card", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", required=True, choices=("denoise", "deblur", "sr4"), help="task whose card to write")
+    parser.add_argument("--task", required=True, choices=("denoise", "deblock", "deblur", "sr4"), help="task whose card to write")
     parser.add_argument("--checkpoint", default="", help="checkpoint (default training/checkpoints/<task>.pt)")
     parser.add_argument("--count", type=int, default=6, help="validation windows")
     args = parser.parse_args(argv)

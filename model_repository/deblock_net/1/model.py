@@ -1,0 +1,1 @@
+../../denoise_net/1/model.py

@@ -1,0 +1,1 @@
+../../denoise_net/1/ort_runner.py

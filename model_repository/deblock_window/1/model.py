@@ -1,0 +1,1 @@
+../../denoise_window/1/model.py
