@@ -45,8 +45,8 @@ DEBLOCK_VALIDATION_CRF = 35.0  # deblock's validation: the window as one H.264 s
 
 def degrade_fixed(task: str, window: np.ndarray, seed: int, sigma: float = 25.0) -> np.ndarray:
     """The validation degradation of `task`, fixed by `seed`: Gaussian noise at `sigma` (denoise);
-    H.264 at CRF DEBLOCK_VALIDATION_CRF (deblock; deterministic); alternating motion blur (kernel 15) and defocus (radius 3) plus sigma-1 noise (deblur);
-    bicubic x4 (sr4)."""
+    H.264 at CRF DEBLOCK_VALIDATION_CRF (deblock; deterministic); alternating motion blur (kernel
+    15) and defocus (radius 3) plus sigma-1 noise (deblur); bicubic x4 (sr4)."""
     rng = np.random.default_rng(seed)
     if task == "denoise":
         return gaussian_noise(window, sigma, rng)
