@@ -87,8 +87,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     overwrite.add_argument("-n", dest="overwrite", action="store_const", const=False,
                            help="never overwrite: an existing output is an error for that file (without -y or -n "
                                 "the command asks, or refuses when it cannot ask)")
-    p.add_argument("--task", default="denoise", help="served task (ensemble model name): denoise, deblock, deblur, sr4, "
-                                                     "inpaint, ... (default: %(default)s)")
+    p.add_argument("--task", default="denoise", help="served task (ensemble model name): denoise (sensor noise), deblock "
+                                                     "(JPEG/H.264 compression artifacts), deblur (motion and defocus "
+                                                     "blur), sr4 (x4 upscaling), inpaint (fills what --mask marks), "
+                                                     "... (default: %(default)s)")
     p.add_argument("--url", action="append",
                    help=f"Triton gRPC address: host, host:port, grpc://host:port or grpcs://host:port (TLS); port "
                         f"{DEFAULT_PORT} if left out. Repeat to spread files over several servers; a file that "
