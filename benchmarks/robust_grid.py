@@ -165,7 +165,8 @@ def inpaint_cells() -> list[Cell]:
     return c
 
 
-GRIDS = {"denoise": denoise_cells, "deblock": deblock_cells, "sr4": sr4_cells, "deblur": deblur_cells, "inpaint": inpaint_cells}
+GRIDS = {"denoise": denoise_cells, "deblock": deblock_cells, "sr4": sr4_cells, "deblur": deblur_cells,
+         "inpaint": inpaint_cells}
 
 
 def grid(task: str) -> list[Cell]:
@@ -230,8 +231,8 @@ def still_source(name: str, frames: int, count: int, crop: int) -> Source:
 # The stripe probe: issue 17's demo frame (bikes frame 30, whole frame: the dark coat, where the
 # error of the shipped denoise alternated by 2.2 grey levels between columns), one cell per task.
 PROBE_CLIP, PROBE_FRAME = "bikes.mp4", 30
-PROBE_CELLS = {"denoise": "Gaussian sigma 25", "deblock": "H.264 CRF 33", "sr4": "cubic", "deblur": "linear motion 9 px at 30 deg",
-               "inpaint": "subtitle bar 8%"}
+PROBE_CELLS = {"denoise": "Gaussian sigma 25", "deblock": "H.264 CRF 33", "sr4": "cubic",
+               "deblur": "linear motion 9 px at 30 deg", "inpaint": "subtitle bar 8%"}
 
 
 def probe(task: str) -> tuple[Cell, Source]:
