@@ -23,11 +23,12 @@ from benchmarks.before_after import Crop, before_after, write_png
 from benchmarks.demo import read_frames, write_lossless
 from client.local_server import TritonServer
 from export.samples import sample_clip
+from training.contract import TASKS as CONTRACT_TASKS
 from training.data import VALIDATION_CLIP
 from training.evaluate import degrade_fixed
 
 ROOT = Path(__file__).resolve().parents[1]
-TASKS = ("denoise", "deblock", "deblur", "sr4", "inpaint")
+TASKS = tuple(CONTRACT_TASKS)
 # The longest window (inpaint's 21 frames), so the middle frame has real neighbours for every task.
 FRAMES = 21
 

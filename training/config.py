@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
-from training.contract import get_task
+from training.contract import TASKS, get_task
 from training.degradations import DOWNSCALER_PROBS, DOWNSCALERS
 from training.network import NetConfig
 
@@ -23,7 +23,6 @@ def _f(default, help: str, **kw):
 TASK_DEFAULTS: dict[str, dict] = {
     "denoise": {"levels": 2, "level_blocks": 1, "aligned": True, "refine_channels": 8, "ema": 0.999,
                 "noise_bound": 3.0},
-    "deblock": {"levels": 2, "level_blocks": 1, "aligned": True, "refine_channels": 8, "ema": 0.999},
     "deblur": {"channels": 48, "frame_channels": 64, "frame_blocks": 0, "fusion_blocks": 5, "unshuffle": 4,
                "levels": 2, "level_blocks": 2, "refine_channels": 16, "crop": 128, "ema": 0.999, "still_prob": 0.5,
                "lr": 5e-4},
@@ -31,6 +30,9 @@ TASK_DEFAULTS: dict[str, dict] = {
     "inpaint": {"fusion_blocks": 5, "levels": 2, "level_blocks": 2, "refine_channels": 16, "crop": 128, "ema": 0.999,
                 "lr": 5e-4, "propagation_frames": get_task("inpaint").net_frames},
 }
+# deblock is denoise's network with its own weights, without the noise bound (it would cap the
+# changes compression artifacts need).
+TASK_DEFAULTS["deblock"] = {**TASK_DEFAULTS["denoise"], "noise_bound": 0.0}
 # NetConfig fields that are flags; scale, masked and deconvolved follow from the task (training/contract.py).
 NETWORK_FIELDS = tuple(f.name for f in fields(NetConfig) if f.name not in ("scale", "masked", "deconvolved"))
 # General defaults of the fields that some task overrides (None in the dataclass = "task default"):
@@ -43,8 +45,7 @@ GENERAL_DEFAULTS: dict[str, object] = {
 
 @dataclass
 class TrainConfig:
-    task: str = _f("denoise", "task to train: denoise, deblock, deblur, sr4 or inpaint (training/contract.py)",
-                   choices=("denoise", "deblock", "deblur", "sr4", "inpaint"))
+    task: str = _f("denoise", f"task to train: {', '.join(TASKS)} (training/contract.py)", choices=tuple(TASKS))
     # network (NetConfig fields; None = the task's default, TASK_DEFAULTS then GENERAL_DEFAULTS)
     frames: int = _f(None, "T, frames per window (odd); 1 trains the single-frame ablation")
     channels: int = _f(None, "network width after temporal fusion")
