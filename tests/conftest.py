@@ -125,19 +125,29 @@ def task_server(folder: Path, tasks: list[str], max_side: int | None = None,
                         folder / "tritonserver.log")
 
 
-def inference_counts(server: TritonServer, model: str, at_least: int = 0, timeout_s: float = 10.0) -> tuple[int, int]:
+def inference_counts(server: TritonServer, model: str, at_least: int = 0, timeout_s: float = 10.0,
+                     settle_s: float = 0.5) -> tuple[int, int]:
     """(inferences, executions) of `model` so far: executions < inferences when batches formed.
-    Waits up to `timeout_s` for the inference count to reach `at_least`: a network model's
-    statistics are recorded after its response has gone back to the window model, so a client
-    can hold its frames before they are counted (seen once under load: 10 of 18)."""
+    Waits up to `timeout_s` for the inference count to reach `at_least` and then to stay unchanged
+    for `settle_s`: a network model's statistics are recorded after its response has gone back to
+    the window model, so a client can hold its frames before they are counted (seen once under
+    load: 10 of 18), and a count taken as a baseline right after other requests can still grow
+    (seen once in CI: a baseline 7 short made 25 of 18)."""
     client = grpcclient.InferenceServerClient(server.grpc_url)
     deadline = time.monotonic() + timeout_s
+    headers = {f"triton-grpc-protocol-{ADMIN_HEADER}": server.admin_key}
+
+    def read() -> tuple[int, int]:
+        stats = client.get_inference_statistics(model, headers=headers).model_stats[0]
+        return stats.inference_count, stats.execution_count
+
     try:
+        counts = read()
         while True:
-            stats = client.get_inference_statistics(model, headers={f"triton-grpc-protocol-{ADMIN_HEADER}": server.admin_key})
-            counts = stats.model_stats[0].inference_count, stats.model_stats[0].execution_count
-            if counts[0] >= at_least or time.monotonic() > deadline:
-                return counts
-            time.sleep(0.1)
+            time.sleep(settle_s if counts[0] >= at_least else 0.1)
+            now = read()
+            if (now == counts and now[0] >= at_least) or time.monotonic() > deadline:
+                return now
+            counts = now
     finally:
         client.close()
