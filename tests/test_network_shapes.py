@@ -98,7 +98,7 @@ def test_flow_steps_see_the_frames_own_size_and_the_body_a_padded_copy(name):
     h, w = 2 * config.multiple + 3, 3 * config.multiple - 1
     seen = {}
     steps = {"propagation": net.propagation if config.propagation_frames else None,
-             "alignment": net.alignment if config.aligned else None, "body": net.frame_head}
+             "alignment": net.alignment if config.aligned else None, "body": net.fuse}
     def record(step: str):
         def hook(_module, args, _output) -> None:
             seen.setdefault(step, tuple(args[0].shape[-2:]))
@@ -127,3 +127,15 @@ def test_the_shipped_variants_take_the_frames_the_contract_says():
         config = VARIANTS[task.name]
         assert (config.input_frames, config.scale, config.masked, config.deconvolved) == \
             (task.net_frames, task.scale, task.masked, task.deconvolved)
+
+
+@pytest.mark.parametrize("name", [n for n in VARIANTS if VARIANTS[n].unshuffle > 1])
+def test_the_strided_frame_head_is_the_unshuffle_then_the_head(name):
+    """The first conv runs as one stride-r convolution of the full-resolution frames (fast in ONNX
+    Runtime); its weights stay the 3x3 ones over r x r blocks, so it must equal them exactly."""
+    net = VideoRestorationNet(VARIANTS[name]).eval()
+    r, channels = net.config.unshuffle, net.config.in_channels
+    x = torch.rand(2, channels, 8 * r, 12 * r)
+    with torch.no_grad():
+        expected = net.frame_head(torch.nn.functional.pixel_unshuffle(x, r))
+        torch.testing.assert_close(net.frame_head_strided(x), expected, rtol=0, atol=1e-5)

@@ -29,7 +29,10 @@ That also keeps the export cheap: the exporter reasons about every size symbolic
 carrying the padding arithmetic cost it far more (the inpainting graph exported in 126 s with the
 propagation on padded frames, 81 s without).
 
-Working at 1/r resolution after PixelUnshuffle keeps it fast on CPU; the residual blocks are
+Working at 1/r resolution after PixelUnshuffle keeps it fast on CPU; the unshuffle and the first
+conv run as one stride-r convolution of the full-resolution frames (the same weights rearranged,
+`frame_head_strided`), which ONNX Runtime runs 4x faster than the unshuffle's transposes plus the
+conv (640x360, 5 frames: 3.1 ms against 12.5). The residual blocks are
 EDSR-style (conv, LeakyReLU, conv, skip) with the last conv of each branch scaled down at init,
 which is what made this family learn at once in our calibration runs (ENVIRONMENT.md).
 
@@ -182,7 +185,6 @@ class VideoRestorationNet(nn.Module):
         self.config = config
         c, r, s = config, config.unshuffle, config.scale
         in_per_frame = c.in_channels * r * r
-        self.unshuffle = nn.PixelUnshuffle(r)
         self.frame_head = nn.Conv2d(in_per_frame, c.frame_channels, 3, padding=1)
         self.frame_body = nn.Sequential(*[ResidualBlock(c.frame_channels) for _ in range(c.frame_blocks)])
         self.fuse = nn.Conv2d(c.frames * c.frame_channels, c.channels, 1)
@@ -230,6 +232,18 @@ class VideoRestorationNet(nn.Module):
         if self.config.refine_channels:
             self.refine_body.conv2.weight.data.mul_(0.1)
             nn.init.zeros_(self.refine_tail.weight)
+
+    def frame_head_strided(self, x: torch.Tensor) -> torch.Tensor:
+        """`frame_head(pixel_unshuffle(x, r))` as one stride-r convolution of x (N, C, H, W), H and W
+        multiples of r: the 3x3 kernel over r x r blocks is a 3r x 3r kernel over pixels, tap
+        (dy * r + i, dx * r + j) being the weight of block offset (dy, dx) on sub-pixel (i, j)."""
+        r = self.config.unshuffle
+        if r == 1:
+            return self.frame_head(x)
+        w = self.frame_head.weight
+        out_channels, k = w.shape[0], w.shape[-1]
+        w = w.view(out_channels, -1, r, r, k, k).permute(0, 1, 4, 2, 5, 3).reshape(out_channels, -1, k * r, k * r)
+        return F.conv2d(x, w, self.frame_head.bias, stride=r, padding=r * (k // 2))
 
     def forward(
         self, frames: torch.Tensor, masks: torch.Tensor | None = None, kernel: torch.Tensor | None = None
@@ -285,8 +299,8 @@ class VideoRestorationNet(nn.Module):
                 raise ValueError("this network is deconvolved (deblur): pass the blur kernel (N, k, k)")
             deconvolved = self.deconvolution(frames.reshape(n, t * 3, h, w), kernel).reshape(n, t, 3, h, w)
             x = torch.cat([x, deconvolved - 0.5], dim=2)
-        x = self.unshuffle(x.reshape(n * t, c.in_channels, h, w))
-        feats = self.frame_body(self.act(self.frame_head(x)))
+        x = self.frame_head_strided(x.reshape(n * t, c.in_channels, h, w))
+        feats = self.frame_body(self.act(x))
         feats = feats.reshape(n, t * c.frame_channels, h // c.unshuffle, w // c.unshuffle)
         fused = self.fusion_body(self.u_net(self.act(self.fuse(feats))))
         residual = self.shuffle(self.tail(fused))
