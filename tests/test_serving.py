@@ -151,6 +151,7 @@ def test_two_streams_of_the_same_size_are_batched_together_and_each_gets_what_it
     a = decode("carphone_pristine.mp4", 9)
     b = decode("bikes.mp4", 9, crop=(144, 176))
     alone = {}
+    before, _ = inference_counts(triton_server, "denoise_net")
     for seq, frames in ((23, a), (24, b)):
         stream = Stream(triton_server.grpc_url)
         send_all(stream, seq, frames)
@@ -158,7 +159,8 @@ def test_two_streams_of_the_same_size_are_batched_together_and_each_gets_what_it
         stream.close()
         alone[seq] = results[seq]
         assert errors == []
-    inferences, executions = inference_counts(triton_server, "denoise_net")
+    inferences, executions = inference_counts(triton_server, "denoise_net", at_least=before + 18)
+    assert inferences - before == 18
     stream = Stream(triton_server.grpc_url)
     for i in range(len(a)):
         for seq, frames in ((25, a), (26, b)):
