@@ -85,6 +85,21 @@ def test_warp_by_zero_flow_is_the_identity_and_points_outside_are_flagged():
     assert out[..., -2:].all() and not out[..., :-2].any()
 
 
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("size", [(1, 1), (1, 7), (37, 53)])
+def test_points_off_the_frame_repeat_its_border_pixels(mode, size):
+    """`sample` clamps to the outer pixel centres and pads with zeros (ONNX Runtime's fast
+    path); that must be GridSample's border padding exactly, on and off the frame."""
+    h, w = size
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, h, w, generator=gen)
+    ax, ay = torch.rand(2, h, w, generator=gen) * (w + 10) - 5, torch.rand(2, h, w, generator=gen) * (h + 10) - 5
+    ax[0, 0, 0], ay[0, 0, 0], ax[1, 0, 0], ay[1, 0, 0] = w - 1, h - 1, 0, -0.5  # exactly on the edges
+    grid = torch.stack([(2 * ax + 1) / w - 1, (2 * ay + 1) / h - 1], dim=-1)
+    border = torch.nn.functional.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
+    torch.testing.assert_close(flow.sample(x, (ax, ay), mode), border, rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("size", [(1, 1), (3, 5), (17, 33), (40, 31)])
 def test_any_frame_size_and_a_single_frame_window(size):
     frames = torch.rand(2, 5, 3, *size)

@@ -112,12 +112,16 @@ def landing(flow: torch.Tensor, grid: tuple[torch.Tensor, torch.Tensor] | None =
 def sample(x: torch.Tensor, at: tuple[torch.Tensor, torch.Tensor], mode: str = "bilinear") -> torch.Tensor:
     """x (N, C, H, W) sampled at `at` (`landing`); outside the frame the border pixel is repeated."""
     h, w = x.shape[-2:]
+    # Clamping the point to the outer pixel centres repeats the border exactly as GridSample's
+    # "border" padding does, and leaves every tap that carries weight inside the frame, so "zeros"
+    # padding gives the same numbers: ONNX Runtime has a fast path for bilinear with zeros padding
+    # (2.5-3x faster at 640x360, where the warp of denoise's four neighbours was a quarter of its graph).
     # GridSample's normalised coordinates with align_corners=False: -1 and 1 are the outer edges of
     # the corner pixels, so pixel p sits at (2p + 1) / side - 1 (no division by side - 1, which a
     # one-pixel side would make zero).
-    gx = (2.0 * at[0] + 1.0) / w - 1.0
-    gy = (2.0 * at[1] + 1.0) / h - 1.0
-    return F.grid_sample(x, torch.stack([gx, gy], dim=-1), mode=mode, padding_mode="border", align_corners=False)
+    gx = (2.0 * at[0].clamp(0, w - 1) + 1.0) / w - 1.0
+    gy = (2.0 * at[1].clamp(0, h - 1) + 1.0) / h - 1.0
+    return F.grid_sample(x, torch.stack([gx, gy], dim=-1), mode=mode, padding_mode="zeros", align_corners=False)
 
 
 def off_frame(at: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
