@@ -16,8 +16,8 @@ Mixtures (sampled by `degrade_window`; every choice is independent):
            --compressed-prob p first draws compression alone (same ranges, no noise) with p.
   deblock  nothing at all with p=0.1; otherwise light noise with p=0.3: sigma = 5 u (u ~ U[0, 1]),
            Gaussian or Poisson-Gaussian (50/50), as a camera leaves it before the encoder; then
-           compression with p=0.9: H.264 (libx264) CRF ~ U[18, 40] (p=0.7) or JPEG quality ~
-           U[10, 95] (p=0.3). The artifacts of lossy compression alone, where denoise splits its capacity
+           compression with p=0.9: JPEG quality ~ U[10, 95] or H.264 (libx264) CRF ~ U[18, 40]
+           (50/50). The artifacts of lossy compression alone, where denoise splits its capacity
            between noise and compression.
   deblur   sharp with p=0.15; else one kernel for the window: camera-shake trajectory (7..21 px),
            straight motion (3..21 px, any angle), defocus disk (radius 0.5..4.5) or Gaussian (sigma
@@ -42,7 +42,6 @@ import torch.nn.functional as F
 SIGMA_MAX = 50.0
 DENOISE_JPEG, DENOISE_CRF = (10, 95), (18.0, 40.0)  # denoise's and deblock's compression: JPEG quality, H.264 CRF
 DEBLOCK_SIGMA_MAX = 5.0  # deblock: the light noise a camera leaves under the encoder's artifacts
-DEBLOCK_H264_SHARE = 0.7  # deblock: video codecs' artifacts (harder to undo, and what video has) over JPEG's
 
 
 def _quantise(x: np.ndarray) -> np.ndarray:
@@ -265,10 +264,9 @@ def downscale(frames: np.ndarray, factor: int, kernel: str, sigma: float = 1.2) 
     raise ValueError(f"downscale: unknown kernel {kernel!r}; known: {', '.join(DOWNSCALERS)}")
 
 
-def _compress(frames: np.ndarray, rng: np.random.Generator, jpeg: tuple[int, int], crf: tuple[float, float],
-              h264_share: float = 0.5) -> np.ndarray:
-    """JPEG (quality drawn from `jpeg`) or, with p = `h264_share`, H.264 (CRF drawn from `crf`)."""
-    if rng.random() < 1.0 - h264_share:
+def _compress(frames: np.ndarray, rng: np.random.Generator, jpeg: tuple[int, int], crf: tuple[float, float]) -> np.ndarray:
+    """JPEG (quality drawn from `jpeg`) or H.264 (CRF drawn from `crf`), 50/50."""
+    if rng.random() < 0.5:
         return jpeg_compress(frames, int(rng.integers(jpeg[0], jpeg[1] + 1)))
     return h264_compress(frames, float(rng.uniform(*crf)))
 
@@ -299,7 +297,7 @@ def degrade_window(
         if rng.random() < 0.1:
             return frames.copy()
         out = _noise(frames, DEBLOCK_SIGMA_MAX * rng.random(), rng) if rng.random() < 0.3 else frames
-        return _compress(out, rng, DENOISE_JPEG, DENOISE_CRF, DEBLOCK_H264_SHARE) if rng.random() < 0.9 else out.copy()
+        return _compress(out, rng, DENOISE_JPEG, DENOISE_CRF) if rng.random() < 0.9 else out.copy()
     if task == "deblur":
         kind = rng.random()
         if kind < 0.15:
