@@ -13,7 +13,7 @@ from training.data import WindowDataset
 from training.evaluate import network_planes
 from training.network import NetConfig, VideoRestorationNet
 from training.processing import pack_masks, window_to_network
-from training.propagation import neighbour_order, propagate_centre, propagate_window
+from training.propagation import neighbour_order, propagate_centre, propagate_window, sample_frames
 
 SIZE = 192
 
@@ -173,3 +173,20 @@ def test_deep_inside_a_wide_hole_only_a_still_flow_propagates():
     copied = ~left[deep]
     assert copied.mean() > 0.8, "a still background behind a moving hole was not copied"
     assert np.abs(centre[deep][copied] - still[10][deep][copied]).mean() < 2
+
+
+def test_sampling_the_window_repeats_its_border_as_gridsample_border_padding_does():
+    """`sample_frames` clamps and pads with zeros (ONNX Runtime's fast path): the numbers of
+    GridSample's border padding over the window read as one tall image, points on and off it."""
+    gen = torch.Generator().manual_seed(0)
+    n, t, c, h, w = 2, 5, 3, 23, 31
+    frames = torch.rand(n, t, c, h, w, generator=gen)
+    flow = torch.randn(n, 2, h, w, generator=gen) * 8
+    index = torch.randint(0, t, (n, 1, h, w), generator=gen).float()
+    rows = frames.reshape(n, 1, t * c * h, w)
+    x = torch.arange(w).view(1, 1, w) + flow[:, 0]
+    y = torch.arange(h).view(1, h, 1) + flow[:, 1] + index[:, 0] * (c * h)
+    border = torch.cat([torch.nn.functional.grid_sample(
+        rows, torch.stack([(2 * x + 1) / w - 1, (2 * (y + k * h) + 1) / (t * c * h) - 1], dim=-1),
+        mode="bilinear", padding_mode="border", align_corners=False) for k in range(c)], dim=1)
+    torch.testing.assert_close(sample_frames(frames, flow, index), border, rtol=0, atol=1e-5)

@@ -112,14 +112,16 @@ def sample_frames(frames: torch.Tensor, flow: torch.Tensor, index: torch.Tensor)
     flow (N, 2, H, W), index (N, 1, H, W) float. The window is read as one (1, T*C*H, W) image
     per batch item (a reshape, not a copy), one 4-D GridSample per channel (TensorRT takes 4-D
     GridSample only); p + flow(p) must lie inside the frame (`off_frame`), so no tap reaches a
-    neighbouring frame or channel."""
+    neighbouring frame or channel. Points are clamped to the image's outer pixel centres and
+    padded with zeros: border padding's numbers, on ONNX Runtime's fast path (flow.py `sample`)."""
     n, t, c, h, w = frames.shape
     rows = frames.reshape(n, 1, t * c * h, w)
     xs, ys = pixel_grid(flow)
-    gx = (2.0 * (xs + flow[:, 0]) + 1.0) / w - 1.0
+    gx = (2.0 * (xs + flow[:, 0]).clamp(0, w - 1) + 1.0) / w - 1.0
     y = ys + flow[:, 1] + index[:, 0] * (c * h)
-    return torch.cat([F.grid_sample(rows, torch.stack([gx, (2.0 * (y + channel * h) + 1.0) / (t * c * h) - 1.0], dim=-1),
-                                    mode="bilinear", padding_mode="border", align_corners=False)
+    return torch.cat([F.grid_sample(rows, torch.stack([gx, (2.0 * (y + channel * h).clamp(0, t * c * h - 1) + 1.0)
+                                                       / (t * c * h) - 1.0], dim=-1),
+                                    mode="bilinear", padding_mode="zeros", align_corners=False)
                       for channel in range(c)], dim=1)
 
 
