@@ -35,7 +35,7 @@ from training.contract import RESTORED, get_task, net_inputs
 from training.data import VALIDATION_CLIP
 from training.blur_kernel import estimate_kernel
 from training.deconvolution import NSR, WienerDeconvolution
-from training.evaluate import ValidationSet, network_planes, psnr, restore, ssim, validation_set
+from training.evaluate import FIXED_DEGRADATION_TASKS, ValidationSet, network_planes, psnr, restore, ssim, validation_set
 from training.network import NetConfig, VideoRestorationNet, count_parameters, gflops_per_frame
 
 Row = tuple[str, float, float, str]  # method, PSNR, SSIM, note
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="", help="also write the markdown tables to this file")
     args = parser.parse_args(argv)
 
-    tasks = args.tasks if args.tasks is not None else [t for t in ("denoise", "deblock", "deblur", "sr4") if (Path(args.checkpoints) / f"{t}.pt").is_file()]
+    tasks = args.tasks if args.tasks is not None else [t for t in FIXED_DEGRADATION_TASKS if (Path(args.checkpoints) / f"{t}.pt").is_file()]
     crop = args.crop or None
     lines = [f"Validation clip {VALIDATION_CLIP} (held out), {args.count} windows, "
              f"{'full frame' if crop is None else f'{crop}x{crop} centre crop'}; "

@@ -13,6 +13,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from training.blur_kernel import estimate_kernel
+from training.contract import TASKS
 from training.data import VALIDATION_CLIP, load_clip
 from training.degradations import (bicubic_downscale, blur, defocus_kernel, gaussian_noise, h264_compress,
                                    motion_blur_kernel)
@@ -41,6 +42,8 @@ def mirrored_window(clip: np.ndarray, centre: int, frames: int) -> np.ndarray:
 
 
 DEBLOCK_VALIDATION_CRF = 35.0  # deblock's validation: the window as one H.264 stream at this CRF
+# The tasks `degrade_fixed` validates (cards, the quality benchmark); inpainting has its own benchmark.
+FIXED_DEGRADATION_TASKS = tuple(name for name, task in TASKS.items() if not task.masked)
 
 
 def degrade_fixed(task: str, window: np.ndarray, seed: int, sigma: float = 25.0) -> np.ndarray:

@@ -18,7 +18,7 @@ from training.checkpoint import load_checkpoint
 from training.config import TrainConfig
 from training.data import STILLS, TRAIN_CLIPS, VALIDATION_CLIP
 from training.degradations import __doc__ as DEGRADATIONS_DOC
-from training.evaluate import evaluate, psnr, ssim, validation_set
+from training.evaluate import FIXED_DEGRADATION_TASKS, evaluate, psnr, ssim, validation_set
 from training.network import count_parameters, gflops_per_frame
 
 
@@ -97,7 +97,7 @@ Classical baselines (OpenCV NLM, unsharp masking, bicubic/Lanczos): benchmarks/r
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.model_card", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", required=True, choices=("denoise", "deblock", "deblur", "sr4"), help="task whose card to write")
+    parser.add_argument("--task", required=True, choices=FIXED_DEGRADATION_TASKS, help="task whose card to write")
     parser.add_argument("--checkpoint", default="", help="checkpoint (default training/checkpoints/<task>.pt)")
     parser.add_argument("--count", type=int, default=6, help="validation windows")
     args = parser.parse_args(argv)
