@@ -109,19 +109,22 @@ def landing(flow: torch.Tensor, grid: tuple[torch.Tensor, torch.Tensor] | None =
     return xs + flow[:, 0], ys + flow[:, 1]
 
 
+def grid_coordinate(p: torch.Tensor, side: int) -> torch.Tensor:
+    """Pixel coordinate `p` along a side of `side` pixels -> GridSample's normalised coordinate
+    (align_corners=False: -1 and 1 are the outer edges of the corner pixels, so pixel p sits at
+    (2p + 1) / side - 1; no division by side - 1, which a one-pixel side would make zero), first
+    clamped to the outer pixel centres. Clamped, "zeros" padding gives exactly the numbers of
+    "border" padding (every tap that carries weight is inside), and ONNX Runtime has a fast path
+    only for bilinear with zeros padding (2.5-3x faster at 640x360, where the warp of denoise's
+    four neighbours was a quarter of its graph)."""
+    return (2.0 * p.clamp(0, side - 1) + 1.0) / side - 1.0
+
+
 def sample(x: torch.Tensor, at: tuple[torch.Tensor, torch.Tensor], mode: str = "bilinear") -> torch.Tensor:
     """x (N, C, H, W) sampled at `at` (`landing`); outside the frame the border pixel is repeated."""
     h, w = x.shape[-2:]
-    # Clamping the point to the outer pixel centres repeats the border exactly as GridSample's
-    # "border" padding does, and leaves every tap that carries weight inside the frame, so "zeros"
-    # padding gives the same numbers: ONNX Runtime has a fast path for bilinear with zeros padding
-    # (2.5-3x faster at 640x360, where the warp of denoise's four neighbours was a quarter of its graph).
-    # GridSample's normalised coordinates with align_corners=False: -1 and 1 are the outer edges of
-    # the corner pixels, so pixel p sits at (2p + 1) / side - 1 (no division by side - 1, which a
-    # one-pixel side would make zero).
-    gx = (2.0 * at[0].clamp(0, w - 1) + 1.0) / w - 1.0
-    gy = (2.0 * at[1].clamp(0, h - 1) + 1.0) / h - 1.0
-    return F.grid_sample(x, torch.stack([gx, gy], dim=-1), mode=mode, padding_mode="zeros", align_corners=False)
+    grid = torch.stack([grid_coordinate(at[0], w), grid_coordinate(at[1], h)], dim=-1)
+    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 
 def off_frame(at: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from training.fill import pull_push_fill
 from training.flow import (SMOOTH_SIGMA, STRIDE, block_mean, box_mean, estimate_flow, full_resolution, gaussian_blur,
-                           grey, landing, off_frame, pixel_grid, sample, warp)
+                           grey, grid_coordinate, landing, off_frame, pixel_grid, sample, warp)
 
 # Thresholds chosen on bigbuckbunny (8 windows of 384x384, the shipped network; not the held-out
 # clip): 1.5 px / 5 grey levels 25.97 dB in the mask, 0.5 / 10 (the OpenCV version's) 25.50,
@@ -112,15 +112,13 @@ def sample_frames(frames: torch.Tensor, flow: torch.Tensor, index: torch.Tensor)
     flow (N, 2, H, W), index (N, 1, H, W) float. The window is read as one (1, T*C*H, W) image
     per batch item (a reshape, not a copy), one 4-D GridSample per channel (TensorRT takes 4-D
     GridSample only); p + flow(p) must lie inside the frame (`off_frame`), so no tap reaches a
-    neighbouring frame or channel. Points are clamped to the image's outer pixel centres and
-    padded with zeros: border padding's numbers, on ONNX Runtime's fast path (flow.py `sample`)."""
+    neighbouring frame or channel. Border padding by clamping (flow.py `grid_coordinate`)."""
     n, t, c, h, w = frames.shape
     rows = frames.reshape(n, 1, t * c * h, w)
     xs, ys = pixel_grid(flow)
-    gx = (2.0 * (xs + flow[:, 0]).clamp(0, w - 1) + 1.0) / w - 1.0
+    gx = grid_coordinate(xs + flow[:, 0], w)
     y = ys + flow[:, 1] + index[:, 0] * (c * h)
-    return torch.cat([F.grid_sample(rows, torch.stack([gx, (2.0 * (y + channel * h).clamp(0, t * c * h - 1) + 1.0)
-                                                       / (t * c * h) - 1.0], dim=-1),
+    return torch.cat([F.grid_sample(rows, torch.stack([gx, grid_coordinate(y + channel * h, t * c * h)], dim=-1),
                                     mode="bilinear", padding_mode="zeros", align_corners=False)
                       for channel in range(c)], dim=1)
 
