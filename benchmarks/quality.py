@@ -210,7 +210,6 @@ def speed_table(entries: list[tuple[str, Path]], val: ValidationSet, calls: int 
         shape = f"T={c.frames} C={c.channels} Cf={c.frame_channels} blocks={c.frame_blocks}+{c.fusion_blocks} r={c.unshuffle}"
         shape += f" U-Net {c.levels}x{c.level_blocks}" if c.levels else ""
         shape += " aligned" if c.aligned else ""
-        shape += " motion cues" if c.motion_cues else ""
         shape += f" refine {c.refine_channels}" if c.refine_channels else ""
         trained = f"{extra.get('step', '?')} steps, {extra.get('wall_time_s', extra.get('elapsed', float('nan'))) / 60:.0f} min"
         lines.append(f"| {label} | {shape} | {count_parameters(net) / 1e3:.0f}k | {gflops_per_frame(c, 360, 640):.1f} "

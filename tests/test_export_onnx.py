@@ -90,7 +90,7 @@ def test_uint8_only_at_the_edges_for_tensorrt(shipped_export):
 
 def test_the_deconvolution_flow_and_propagation_are_marked_to_stay_fp32(shipped_export):
     """deblur's matrix DFTs (every MatMul of the graph), and the flow and warps of denoise's
-    alignment (sr4's motion cues) and inpaint's propagation (every GridSample), must not run in FP16
+    alignment and inpaint's propagation (every GridSample), must not run in FP16
     (export/fp32_layers.py); the network's own layers (every node that reads a trained weight) may."""
     task, report, serving = shipped_export
     model = onnx.load(report.path)
@@ -98,10 +98,10 @@ def test_the_deconvolution_flow_and_propagation_are_marked_to_stay_fp32(shipped_
     config = serving.net.config
     if config.deconvolved:
         assert {n.name for n in model.graph.node if n.op_type == "MatMul"} <= marked
-    if config.aligned or config.motion_cues or config.propagation_frames:
+    if config.aligned or config.propagation_frames:
         warps = {n.name for n in model.graph.node if n.op_type == "GridSample"}
         assert warps and warps <= marked
-    if not (config.deconvolved or config.aligned or config.motion_cues or config.propagation_frames):
+    if not (config.deconvolved or config.aligned or config.propagation_frames):
         assert marked == set()
     weights = {f"net.{name}" for name, _ in serving.net.named_parameters()}
     reading_weights = {n.name for n in model.graph.node if weights & set(n.input)}

@@ -100,32 +100,6 @@ def test_points_off_the_frame_repeat_its_border_pixels(mode, size):
     torch.testing.assert_close(flow.sample(x, (ax, ay), mode), border, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("motion", [(2.3, -1.1), (-3.4, 0.7)])
-def test_motion_cues_move_by_whole_pixels_and_report_the_rest(motion):
-    """A low-resolution frame sampled at x + k * motion for k = -2..2: the cues of frame k are
-    its pixels at the rounded flow, unblended (each one a pixel of frame k), and the remainder
-    of k * motion, to 0.3 px (the flow's accuracy; no motion is near a half pixel, where the
-    rounding may go either way); the centre comes back with zero remainder."""
-    frame = load_clip("carphone_pristine.mp4", max_frames=1)[0][:96, :128]
-    reference = to_torch(frame[np.newaxis])[0]
-    frames = torch.stack([flow.warp(reference, -k * torch.tensor(motion).view(1, 2, 1, 1).expand(1, 2, 96, 128))[0]
-                          for k in range(-2, 3)])[None]
-    cues = flow.motion_cues(frames, stride=1)
-    assert cues.shape == (1, 5, 5, 96, 128)
-    assert torch.equal(cues[0, 2, :3], frames[0, 2]) and not cues[0, 2, 3:].any()
-    inner = (slice(16, -16), slice(16, -16))
-    for k in (0, 1, 3, 4):
-        expected = torch.tensor(motion) * (k - 2)
-        remainder = cues[0, k, 3:][(slice(None), *inner)].flatten(1).median(dim=1).values
-        # Compared around the circle: a remainder near -0.5 and one near 0.5 are one pixel apart.
-        assert (torch.remainder(remainder - expected + 0.5, 1.0) - 0.5).abs().max() < 0.3, (k, remainder)
-        assert cues[0, k, 3:].abs().max() <= 0.5 + 1e-6
-        # Whole-pixel moves: every moved pixel is one of frame k's own, not a blend.
-        moved = cues[0, k, :3][(slice(None), *inner)].reshape(3, -1)
-        source = frames[0, k].reshape(3, -1)
-        assert torch.cdist(moved.T[::97], source.T, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values.max() < 1e-6
-
-
 @pytest.mark.parametrize("size", [(1, 1), (3, 5), (17, 33), (40, 31)])
 def test_any_frame_size_and_a_single_frame_window(size):
     frames = torch.rand(2, 5, 3, *size)
@@ -134,9 +108,6 @@ def test_any_frame_size_and_a_single_frame_window(size):
     assert torch.equal(aligned[:, 2], frames[:, 2])
     single = frames[:, 2:3]
     assert flow.align_window(single) is single
-    cues = flow.motion_cues(frames, stride=1)
-    assert cues.shape == (2, 5, 5, *size) and torch.isfinite(cues).all()
-    assert flow.motion_cues(single).shape == (2, 1, 5, *size)
 
 
 def test_a_still_window_is_left_as_it_is():

@@ -37,8 +37,6 @@ VARIANTS = {
     "scale 2": tiny(NetConfig(scale=2, unshuffle=1, levels=1)),
     "scale 4, refined": tiny(NetConfig(scale=4, unshuffle=1, refine_channels=4)),
     "scale 4, aligned at every pixel": tiny(NetConfig(scale=4, unshuffle=1, aligned=True, flow_stride=1)),
-    "scale 4, motion cues at every pixel": tiny(NetConfig(scale=4, unshuffle=1, motion_cues=True, flow_stride=1)),
-    "motion cues, unshuffle 2": tiny(NetConfig(motion_cues=True, levels=1)),
     "masked, no refinement": tiny(NetConfig(masked=True, levels=1)),
     "masked, propagating from 7 frames": tiny(NetConfig(masked=True, propagation_frames=7)),
     "deconvolved, no frame blocks": tiny(NetConfig(deconvolved=True, frame_blocks=0)),
@@ -91,8 +89,7 @@ def test_uint8_edges_take_any_size_and_give_uint8_at_scale(name, size):
         assert torch.equal(out[keep], window[:, config.input_frames // 2][keep])
 
 
-@pytest.mark.parametrize("name", [n for n in VARIANTS if VARIANTS[n].aligned or VARIANTS[n].motion_cues
-                                  or VARIANTS[n].propagation_frames])
+@pytest.mark.parametrize("name", [n for n in VARIANTS if VARIANTS[n].aligned or VARIANTS[n].propagation_frames])
 def test_flow_steps_see_the_frames_own_size_and_the_body_a_padded_copy(name):
     """Propagation and alignment run before the padding (their export is much cheaper on plain
     sizes); the body, which needs multiples, gets them."""
@@ -101,7 +98,7 @@ def test_flow_steps_see_the_frames_own_size_and_the_body_a_padded_copy(name):
     h, w = 2 * config.multiple + 3, 3 * config.multiple - 1
     seen = {}
     steps = {"propagation": net.propagation if config.propagation_frames else None,
-             "alignment": net.alignment if config.aligned or config.motion_cues else None, "body": net.fuse}
+             "alignment": net.alignment if config.aligned else None, "body": net.fuse}
     def record(step: str):
         def hook(_module, args, _output) -> None:
             seen.setdefault(step, tuple(args[0].shape[-2:]))
@@ -137,7 +134,7 @@ def test_the_strided_frame_head_is_the_unshuffle_then_the_head(name):
     """The first conv runs as one stride-r convolution of the full-resolution frames (fast in ONNX
     Runtime); its weights stay the 3x3 ones over r x r blocks, so it must equal them exactly."""
     net = VideoRestorationNet(VARIANTS[name]).eval()
-    r, channels = net.config.unshuffle, net.config.head_channels
+    r, channels = net.config.unshuffle, net.config.in_channels
     x = torch.rand(2, channels, 8 * r, 12 * r)
     with torch.no_grad():
         expected = net.frame_head(torch.nn.functional.pixel_unshuffle(x, r))

@@ -321,24 +321,6 @@ def test_a_network_that_gains_the_refinement_stage_starts_exactly_where_it_was(t
                        frames[:, 2][known.expand(-1, 3, -1, -1)])
 
 
-def test_a_network_that_gains_motion_cues_starts_exactly_where_it_was(tmp_path):
-    """Warm start into motion_cues: the first conv takes 5 more channels per frame; the old weights
-    fill its first ones and the new start at zero, so the output is the original network's bit for
-    bit, and the new weights get gradients."""
-    base = VideoRestorationNet(NetConfig(scale=4, unshuffle=1, channels=8, frame_channels=4, fusion_blocks=1))
-    save_checkpoint(tmp_path / "base.pt", base)
-    grown = VideoRestorationNet(NetConfig(scale=4, unshuffle=1, channels=8, frame_channels=4, fusion_blocks=1,
-                                          motion_cues=True, flow_stride=1))
-    copied, total = warm_start(grown, tmp_path / "base.pt")
-    assert copied == total
-    assert grown.frame_head.weight.shape[1] == base.frame_head.weight.shape[1] + 5
-    frames = torch.rand(2, 5, 3, 12, 16)
-    with torch.no_grad():
-        assert torch.equal(grown(frames), base(frames))
-    grown(frames).square().mean().backward()
-    assert grown.frame_head.weight.grad[:, 3:].abs().sum() > 0
-
-
 def learns_to_denoise(tmp_path: Path, steps: int) -> tuple[float, float]:
     """(validation PSNR after `steps` of a small network, the noisy input's PSNR)."""
     result = train(parse_args(["--task", "denoise", *TINY, "--channels", "16", "--frame-channels", "8",

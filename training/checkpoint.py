@@ -41,9 +41,7 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[VideoR
 def warm_start(model: VideoRestorationNet, path: str | Path) -> tuple[int, int]:
     """Copy into `model` every parameter of the checkpoint at `path` whose name and shape match;
     the rest keep their initialisation (e.g. U-Net levels added to a trained network, which start
-    near identity). A convolution that now takes more input channels (motion cues added) gets the
-    old weights for its first ones and zeros for the new, so the network starts exactly where the
-    checkpoint was. Returns (tensors copied, tensors of `model`). A checkpoint for other inputs
+    near identity). Returns (tensors copied, tensors of `model`). A checkpoint for other inputs
     (another task's channels per frame) is refused rather than half-loaded.
     """
     data = read_checkpoint(path)
@@ -53,15 +51,5 @@ def warm_start(model: VideoRestorationNet, path: str | Path) -> tuple[int, int]:
                          f"{theirs.scale}; this one {model.config.in_channels} at scale {model.config.scale}")
     own = model.state_dict()
     matching = {k: v for k, v in data["state_dict"].items() if k in own and own[k].shape == v.shape}
-    for k, v in data["state_dict"].items():
-        if k in own and k not in matching and _widened_input(v, own[k]):
-            matching[k] = torch.zeros_like(own[k])
-            matching[k][:, : v.shape[1]] = v
     model.load_state_dict(matching, strict=False)
     return len(matching), len(own)
-
-
-def _widened_input(old: torch.Tensor, new: torch.Tensor) -> bool:
-    """Whether `new` is the convolution weight `old` taking more input channels (dim 1), all else equal."""
-    return (old.ndim == new.ndim == 4 and old.shape[1] < new.shape[1]
-            and old.shape[0] == new.shape[0] and old.shape[2:] == new.shape[2:])

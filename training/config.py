@@ -57,12 +57,8 @@ class TrainConfig:
     level_blocks: int = _f(None, "residual blocks per U-Net level")
     aligned: bool = _f(None, "warp the neighbours onto the centre frame by optical flow, inside the network's "
                        "graph (training/flow.py)")
-    flow_stride: int = _f(None, "with --aligned or --motion-cues: estimate the flow at 1/this of the input frames' size (1, 2 or 4; "
+    flow_stride: int = _f(None, "with --aligned: estimate the flow at 1/this of the input frames' size (1, 2 or 4; "
                           "sr4's low-resolution frames need every pixel)")
-    motion_cues: bool = _f(None, "keep the frames as they are and give the network each neighbour moved onto the "
-                           "centre by whole pixels along the optical flow, with the flow's sub-pixel remainder "
-                           "(training/flow.py motion_cues; for sr4, where a bilinear warp blurs away the aliasing "
-                           "other frames add)")
     refine_channels: int = _f(None, "width of a full-resolution refinement stage after the network (0 = none)")
     propagation_frames: int = _f(None, "inpaint: the network takes windows this long (odd, >= --frames) and fills "
                                  "their centre by flow-guided propagation inside its graph (training/propagation.py) "

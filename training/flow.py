@@ -215,11 +215,17 @@ def full_resolution(coarse: torch.Tensor, height: int, width: int, stride: int =
     return stride * F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
 
 
-def _neighbour_flows(frames: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """frames (N, T, 3, H, W) -> (the T - 1 neighbours of each centre, (N (T - 1), 3, H, W); the
-    flow from the centre onto each, (N (T - 1), 2, H, W) in pixels, estimated at 1/stride). No
-    gradient flows through the flow estimate (a fixed pre-step, not a learned one)."""
+def align_window(frames: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
+    """Warp each neighbour of the centre frame onto it.
+
+    frames: (N, T, 3, H, W) RGB in [0, 1]. Returns the same shape: the centre frame unchanged,
+    neighbour t sampled at x + flow_t(x), where flow_t maps the centre onto frame t, estimated at
+    1/stride of the frames' resolution (STRIDE for full-size frames; low-resolution ones, sr4's,
+    need every pixel: 1). No gradient flows through the flow estimate (it is a fixed pre-step, not
+    a learned one)."""
     n, t, c, h, w = frames.shape
+    if t == 1:
+        return frames
     centre = t // 2
     with torch.no_grad():
         greys = flow_images(frames.reshape(n * t, c, h, w), stride)
@@ -228,51 +234,5 @@ def _neighbour_flows(frames: torch.Tensor, stride: int) -> tuple[torch.Tensor, t
         reference = greys[:, centre : centre + 1].expand(-1, t - 1, -1, -1, -1).flatten(0, 1)
         flow = dense_flow(reference, others, h, w, stride)
     neighbours = torch.cat([frames[:, :centre], frames[:, centre + 1 :]], dim=1).reshape(n * (t - 1), c, h, w)
-    return neighbours, flow
-
-
-def _with_centre(neighbours: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
-    """(N, T - 1, C, H, W) neighbours and (N, 1, C, H, W) centre -> (N, T, C, H, W) in window order."""
-    half = neighbours.shape[1] // 2
-    return torch.cat([neighbours[:, :half], centre, neighbours[:, half:]], dim=1)
-
-
-def align_window(frames: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
-    """Warp each neighbour of the centre frame onto it.
-
-    frames: (N, T, 3, H, W) RGB in [0, 1]. Returns the same shape: the centre frame unchanged,
-    neighbour t sampled at x + flow_t(x), where flow_t maps the centre onto frame t, estimated at
-    1/stride of the frames' resolution (STRIDE for full-size frames; low-resolution ones, sr4's,
-    need every pixel: 1)."""
-    n, t, c, h, w = frames.shape
-    if t == 1:
-        return frames
-    neighbours, flow = _neighbour_flows(frames, stride)
     warped = warp(neighbours, flow).reshape(n, t - 1, c, h, w)
-    return _with_centre(warped, frames[:, t // 2 : t // 2 + 1])
-
-
-def motion_cues(frames: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
-    """What a network that keeps its frames as they are learns the motion from: each neighbour
-    moved onto the centre frame by whole pixels, and the sub-pixel part of the motion it was not
-    moved by.
-
-    frames: (N, T, 3, H, W) RGB in [0, 1]. Returns (N, T, 5, H, W): RGB of frame t at the pixel
-    nearest to x + flow_t(x) (the centre frame itself for the centre), then (x, y) of the flow's
-    remainder in [-0.5, 0.5] pixels (0 for the centre). Unlike a bilinear warp, moving by whole
-    pixels keeps each frame's aliasing, which is what other frames add to a low-resolution one;
-    the remainder tells the network where between the pixels those samples really lie."""
-    n, t, c, h, w = frames.shape
-    centre = frames[:, t // 2 : t // 2 + 1]
-    if t == 1:
-        return torch.cat([centre, torch.zeros_like(centre[:, :, :2])], dim=2)
-    neighbours, flow = _neighbour_flows(frames, stride)
-    x, y = landing(flow)
-    x, y = x.clamp(0, w - 1), y.clamp(0, h - 1)
-    # Sampled (nearest) at the rounded position itself: the pixel taken and the remainder reported
-    # come from one rounding, and a whole-pixel coordinate's float error cannot blend in a neighbour.
-    xr, yr = torch.round(x), torch.round(y)
-    moved = sample(neighbours, (xr, yr), mode="nearest")
-    remainder = torch.stack([x - xr, y - yr], dim=1)
-    cues = torch.cat([moved, remainder], dim=1).reshape(n, t - 1, c + 2, h, w)
-    return _with_centre(cues, torch.cat([centre, torch.zeros_like(centre[:, :, :2])], dim=2))
+    return torch.cat([warped[:, :centre], frames[:, centre : centre + 1], warped[:, centre:]], dim=1)

@@ -13,12 +13,6 @@ deconvolved), and the global
 residual starts from a per-pixel blend of the two centre frames whose weight the network predicts
 (a sigmoid gate from the tail), so trusting or ignoring the deconvolution is equally easy.
 
-A network with `motion_cues` (sr4) keeps its frames as they are and gets, per frame, five more
-channels: the frame moved onto the centre by whole pixels along the optical flow, and the flow's
-sub-pixel remainder (training/flow.py `motion_cues`). A bilinear warp by a fraction of a pixel
-averages neighbouring samples and so removes the aliasing that makes other low-resolution frames
-worth having; whole-pixel moves keep it, and the remainder says where the samples lie.
-
 An inpainting network with `propagation_frames` takes that many frames and masks: its forward
 first fills the centre frame's holes with what the other frames show there (flow-guided
 propagation, training/propagation.py; no weights), then its body takes the centre `frames`.
@@ -59,7 +53,7 @@ from torch import nn
 from training.contract import KERNEL_SIZE
 from training.deconvolution import WienerDeconvolution, matmul_flops
 from training.fill import harmonic_fill, harmonic_fill_macs, network_share
-from training.flow import align_window, motion_cues
+from training.flow import align_window
 from training.noise_bound import NoiseBound
 from training.propagation import propagate_window
 
@@ -85,9 +79,7 @@ class NetConfig:
     levels: int = 0            # U-Net levels after fusion (0 = none); H, W multiples of r*2**levels
     level_blocks: int = 2      # residual blocks per U-Net level
     aligned: bool = False      # warp the neighbours onto the centre by optical flow first (training/flow.py)
-    flow_stride: int = 4       # aligned, motion_cues: the flow is estimated at 1/flow_stride of the input frames' size
-    motion_cues: bool = False  # keep the frames as they are and give each also its whole-pixel warp onto the
-                               # centre and the flow's sub-pixel remainder (training/flow.py `motion_cues`)
+    flow_stride: int = 4       # aligned: the flow is estimated at 1/flow_stride of the input frames' size
     deconvolved: bool = False  # deblur: takes the blur kernel, deconvolves the window by it (training/deconvolution.py)
     refine_channels: int = 0   # width of the full-resolution refinement stage (0 = none)
     propagation_frames: int = 0  # inpaint: the graph takes this many frames (odd, >= frames) and
@@ -116,10 +108,8 @@ class NetConfig:
                              "(scale 1, neither masked nor deconvolved)")
         if self.flow_stride not in (1, 2, 4):
             raise ValueError(f"NetConfig.flow_stride must be 1, 2 or 4, got {self.flow_stride}")
-        if self.aligned and self.motion_cues:
-            raise ValueError("NetConfig: aligned (warped frames) and motion_cues (frames kept, warps beside) exclude each other")
-        if self.masked and (self.aligned or self.motion_cues):
-            raise ValueError("NetConfig: aligned windows and motion cues are for unmasked networks (flow on masked frames is not defined)")
+        if self.masked and self.aligned:
+            raise ValueError("NetConfig: aligned windows are for unmasked networks (flow on masked frames is not defined)")
 
     @property
     def input_frames(self) -> int:
@@ -130,11 +120,6 @@ class NetConfig:
     def in_channels(self) -> int:
         """Channels per frame at full resolution: RGB, plus its mask or its deconvolved RGB."""
         return 3 + (1 if self.masked else 0) + (3 if self.deconvolved else 0)
-
-    @property
-    def head_channels(self) -> int:
-        """Channels per frame the first convolution takes: `in_channels`, plus 5 motion cues."""
-        return self.in_channels + (5 if self.motion_cues else 0)
 
     @property
     def multiple(self) -> int:
@@ -180,15 +165,6 @@ class WindowAlignment(nn.Module):
         return align_window(frames, self.stride)
 
 
-class WindowMotionCues(WindowAlignment):
-    """`motion_cues` (training/flow.py) as a module without weights, kept FP32 in an FP16 plan as
-    WindowAlignment (whose module path, `net.alignment`, it takes)."""
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """frames (N, T, 3, H, W) RGB in [0, 1] -> (N, T, 5, H, W): whole-pixel warps, remainders."""
-        return motion_cues(frames, self.stride)
-
-
 class WindowPropagation(nn.Module):
     """`propagate_window` (training/propagation.py) as a module without weights, kept in FP32 in an
     FP16 plan for the same reason as WindowAlignment; keeps the centre `keep` frames."""
@@ -208,7 +184,7 @@ class VideoRestorationNet(nn.Module):
         super().__init__()
         self.config = config
         c, r, s = config, config.unshuffle, config.scale
-        in_per_frame = c.head_channels * r * r
+        in_per_frame = c.in_channels * r * r
         self.frame_head = nn.Conv2d(in_per_frame, c.frame_channels, 3, padding=1)
         self.frame_body = nn.Sequential(*[ResidualBlock(c.frame_channels) for _ in range(c.frame_blocks)])
         self.fuse = nn.Conv2d(c.frames * c.frame_channels, c.channels, 1)
@@ -230,8 +206,6 @@ class VideoRestorationNet(nn.Module):
             self.deconvolution = WienerDeconvolution()
         if c.aligned:
             self.alignment = WindowAlignment(c.flow_stride)
-        if c.motion_cues:
-            self.alignment = WindowMotionCues(c.flow_stride)
         if c.propagation_frames:
             self.propagation = WindowPropagation(c.frames)
         if c.noise_bound:
@@ -282,8 +256,7 @@ class VideoRestorationNet(nn.Module):
                  <= 49), estimated on its centre frame (training/blur_kernel.py); required iff
                  config.deconvolved. The window is Wiener-deconvolved by it in the graph.
         Returns float (N, 3, H*s, W*s), RGB, about [0, 1] (not clamped: the loss sees overshoot).
-        An aligned network first warps each neighbour onto the centre frame (training/flow.py), one
-        with motion cues gets those warps by whole pixels beside its frames, with the flow's remainder, and
+        An aligned network first warps each neighbour onto the centre frame (training/flow.py), and
         a propagating one fills its centre frame from all its frames and keeps the centre `frames`
         (training/propagation.py), inside the graph, so training, evaluation and serving do the same.
         A deconvolved network returns the centre frame unchanged where its kernel is a delta (no blur
@@ -300,17 +273,14 @@ class VideoRestorationNet(nn.Module):
             frames, masks = self.propagation(frames, masks)
         if c.aligned:
             frames = self.alignment(frames)
-        cues = self.alignment(frames) if c.motion_cues else None
         h, w = frames.shape[-2:]
         restored = self.restore_padded(pad_to_multiple(frames, c.multiple),
-                                       None if masks is None else pad_to_multiple(masks, c.multiple), kernel,
-                                       None if cues is None else pad_to_multiple(cues, c.multiple))
+                                       None if masks is None else pad_to_multiple(masks, c.multiple), kernel)
         return restored[:, :, : h * c.scale, : w * c.scale]
 
-    def restore_padded(self, frames: torch.Tensor, masks: torch.Tensor | None, kernel: torch.Tensor | None,
-                       cues: torch.Tensor | None = None) -> torch.Tensor:
-        """`forward` after propagation and alignment, on frames (and masks, motion cues) whose H and W
-        are multiples of `config.multiple`: (N, T, 3, H, W) -> (N, 3, H*s, W*s)."""
+    def restore_padded(self, frames: torch.Tensor, masks: torch.Tensor | None, kernel: torch.Tensor | None) -> torch.Tensor:
+        """`forward` after propagation and alignment, on frames (and masks) whose H and W are
+        multiples of `config.multiple`: (N, T, 3, H, W) -> (N, 3, H*s, W*s)."""
         c = self.config
         n, t, _, h, w = frames.shape
         centre = frames[:, t // 2]
@@ -329,9 +299,7 @@ class VideoRestorationNet(nn.Module):
                 raise ValueError("this network is deconvolved (deblur): pass the blur kernel (N, k, k)")
             deconvolved = self.deconvolution(frames.reshape(n, t * 3, h, w), kernel).reshape(n, t, 3, h, w)
             x = torch.cat([x, deconvolved - 0.5], dim=2)
-        if c.motion_cues:
-            x = torch.cat([x, cues[:, :, :3] - 0.5, cues[:, :, 3:]], dim=2)
-        x = self.frame_head_strided(x.reshape(n * t, c.head_channels, h, w))
+        x = self.frame_head_strided(x.reshape(n * t, c.in_channels, h, w))
         feats = self.frame_body(self.act(x))
         feats = feats.reshape(n, t * c.frame_channels, h // c.unshuffle, w // c.unshuffle)
         fused = self.fusion_body(self.u_net(self.act(self.fuse(feats))))
@@ -392,7 +360,7 @@ def gflops_per_frame(config: NetConfig, height: int, width: int) -> float:
     DFTs, and a masked network's harmonic fill) for one output frame of H x W input."""
     r, s = config.unshuffle, config.scale
     hw = math.ceil(height / r) * math.ceil(width / r)
-    in_per_frame = config.head_channels * r * r
+    in_per_frame = config.in_channels * r * r
     fc, cc = config.frame_channels, config.channels
     macs = config.frames * hw * 9 * (in_per_frame * fc + config.frame_blocks * 2 * fc * fc)
     macs += hw * (config.frames * fc * cc + config.fusion_blocks * 2 * 9 * cc * cc)
