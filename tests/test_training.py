@@ -20,6 +20,7 @@ from training.data import (DECONV_CONTEXT, VALIDATION_CLIP, WindowDataset, anima
 from training.blur_kernel import estimate_kernel
 from training.contract import KERNEL_SIZE
 from training.evaluate import mirrored_window, psnr, validation_set
+from training.model_card import moving_layers
 from training.network import NetConfig, VideoRestorationNet, gflops_per_frame
 from training.train import learning_rate, loss_fn, phase_bias, train
 
@@ -61,6 +62,11 @@ def test_layered_windows_are_drawn_only_when_asked():
     layered = WindowDataset("denoise", frames=5, crop=32, still_prob=1.0, seed=3, layered_prob=1.0)
     a, b = next(iter(plain)), next(iter(layered))
     assert a[0].shape == b[0].shape and not torch.equal(a[1], b[1])
+
+
+def test_the_model_card_says_when_moving_layers_were_drawn():
+    assert moving_layers({"task": "sr4"}) == ""
+    assert "50% of them with objects moving on their own" in moving_layers({"layered_prob": 0.5})
 
 
 def test_dataset_refuses_the_validation_clip():

