@@ -31,6 +31,10 @@ STRIDE = 4            # flow is estimated at 1/STRIDE resolution and upsampled (
                       # stops at 1/4): 16x cheaper, and block averaging suppresses the noise
 LEVELS = 3            # pyramid levels from 1/STRIDE: motion up to ~STRIDE * 2^LEVELS * 2 px (~60 px)
 ITERATIONS = 3        # Lucas-Kanade updates per level
+ALIGN_ITERATIONS = 1  # the same for `align_window` (denoise, deblock): with noisy frames the later updates
+                      # fit the noise more than the motion; the shipped weights gave better output on every
+                      # noisy grid cell and source with 1 than with the 3 they were trained with
+                      # (benchmarks/RESULTS.md, 2026-12-07 08:36)
 WINDOW_SIGMA = 1.5    # px at 1/STRIDE, the Gaussian window of the local least squares
 SMOOTH_SIGMA = 0.75   # px at 1/STRIDE, pre-smoothing of the block-averaged grey frames
 REGULARISER = 1e-4    # lambda, in (grey level / 255)^2 per px^2: flat areas keep the coarse flow
@@ -198,10 +202,10 @@ def flow_images(frames: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
 
 
 def dense_flow(reference: torch.Tensor, other: torch.Tensor, height: int, width: int,
-               stride: int = STRIDE) -> torch.Tensor:
+               stride: int = STRIDE, iterations: int = ITERATIONS) -> torch.Tensor:
     """Flow between flow images (`flow_images` at `stride`) at full resolution: (N, 2, height,
     width) pixels."""
-    return full_resolution(estimate_flow(reference, other), height, width, stride)
+    return full_resolution(estimate_flow(reference, other, iterations=iterations), height, width, stride)
 
 
 def full_resolution(coarse: torch.Tensor, height: int, width: int, stride: int = STRIDE) -> torch.Tensor:
@@ -232,7 +236,7 @@ def align_window(frames: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
         greys = greys.reshape(n, t, 1, greys.shape[-2], greys.shape[-1])
         others = torch.cat([greys[:, :centre], greys[:, centre + 1 :]], dim=1).flatten(0, 1)
         reference = greys[:, centre : centre + 1].expand(-1, t - 1, -1, -1, -1).flatten(0, 1)
-        flow = dense_flow(reference, others, h, w, stride)
+        flow = dense_flow(reference, others, h, w, stride, ALIGN_ITERATIONS)
     neighbours = torch.cat([frames[:, :centre], frames[:, centre + 1 :]], dim=1).reshape(n * (t - 1), c, h, w)
     warped = warp(neighbours, flow).reshape(n, t - 1, c, h, w)
     return torch.cat([warped[:, :centre], frames[:, centre : centre + 1], warped[:, centre:]], dim=1)
