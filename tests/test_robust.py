@@ -12,8 +12,9 @@ import pytest
 from benchmarks import ffmpeg_filters
 from benchmarks.robust import compare_markdown, run_grid, run_row, stripe_bias, summary_markdown, targets
 from benchmarks.robust_crops import TILE, areas, picture
-from benchmarks.robust_grid import OVERLAY_VALUE, PROBE_FRAME, Sample, grid, probe, sources
-from training.data import load_clip
+from benchmarks.robust_grid import (GRID_STILLS, HELDOUT_CLIPS, HELDOUT_STILLS, OVERLAY_VALUE, PROBE_FRAME, Sample, grid,
+                                   held_out_sources, probe, sources)
+from training.data import STILLS, TRAIN_CLIPS, load_clip
 from training.masks import OVERLAYS
 
 
@@ -57,6 +58,17 @@ def test_compression_targets_are_deblocks_and_noise_targets_denoises(denoise_row
 def test_tuned_ffmpeg_baseline_beats_noisy_input(denoise_rows):
     row = next(r for r in denoise_rows if r.cell == "Gaussian sigma 10")
     assert row.classical.psnr > row.input.psnr + 2, row.classical
+
+
+def test_held_out_sources_are_nothing_the_networks_train_on():
+    assert not set(HELDOUT_STILLS) & set(STILLS) and not set(HELDOUT_CLIPS) & set(TRAIN_CLIPS)
+    assert set(GRID_STILLS) <= set(STILLS)  # why the development grid alone can flatter a fitted network
+    srcs = held_out_sources("sr4", 1, 256)
+    assert [s.name for s in srcs] == [c.removesuffix(".mp4") for c in HELDOUT_CLIPS] + list(HELDOUT_STILLS)
+    for src in srcs:
+        assert src.windows.dtype == np.uint8 and src.windows.shape[:2] == (1, 5) and src.windows.shape[-1] == 3
+    text = next(s for s in srcs if s.name == "text").windows  # 172 px tall: never magnified, so a smaller crop
+    assert text.shape[2:4] == (144, 144) and np.array_equal(text[..., 0], text[..., 2])  # grey replicated to RGB
 
 
 def test_stripe_bias_sees_column_pattern_only_in_dark_flat_blocks():

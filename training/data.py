@@ -70,18 +70,24 @@ def load_clip(name_or_path: str, max_frames: int | None = None) -> np.ndarray:
     return np.stack(frames)
 
 
-@functools.lru_cache(maxsize=1)
-def load_stills() -> tuple[np.ndarray, ...]:
+@functools.lru_cache(maxsize=None)
+def load_still(name: str) -> np.ndarray:
+    """A still image that ships inside scikit-image (`skimage.data.<name>`) as uint8 RGB (H, W, 3):
+    grey images replicated to three channels, an alpha channel dropped."""
     import skimage.data
 
-    images = []
-    for name in STILLS:
-        image = getattr(skimage.data, name)()
-        if isinstance(image, tuple):  # stereo_motorcycle: (left, right, disparity)
-            image = image[0]
-        image = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
-        images.append(np.ascontiguousarray(image))
-    return tuple(images)
+    image = getattr(skimage.data, name)()
+    if isinstance(image, tuple):  # stereo_motorcycle: (left, right, disparity)
+        image = image[0]
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    image = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
+    return np.ascontiguousarray(image)
+
+
+def load_stills() -> tuple[np.ndarray, ...]:
+    """The training stills (`STILLS`), in that order."""
+    return tuple(load_still(name) for name in STILLS)
 
 
 def sample_clip_window(
@@ -99,13 +105,15 @@ def sample_clip_window(
     return window[::-1] if rng.random() < 0.5 else window
 
 
-def animate_still(image: np.ndarray, frames: int, crop: int, rng: np.random.Generator) -> np.ndarray:
+def animate_still(image: np.ndarray, frames: int, crop: int, rng: np.random.Generator,
+                  min_scale: float = 0.5) -> np.ndarray:
     """T crops of a still image under a smooth random camera motion: pan (up to 4 px/frame),
-    zoom (up to 2%/frame) and a little roll, so the network sees sub-pixel motion it must align."""
+    zoom (up to 2%/frame) and a little roll, so the network sees sub-pixel motion it must align.
+    `min_scale` 1 never magnifies the image (magnified, its pixels are interpolated, i.e. blurred)."""
     h, w = image.shape[:2]
     # Source pixels per output pixel: near native resolution (0.5-2), so the crops keep the
     # image's real fine detail instead of an aliased thumbnail of a large image.
-    scale0 = max(min(rng.uniform(0.5, 2.0), min(h, w) / crop / 1.5), 0.5)
+    scale0 = max(min(rng.uniform(0.5, 2.0), min(h, w) / crop / 1.5), min_scale)
     cy = rng.uniform(crop * scale0, h - crop * scale0) if h > 2 * crop * scale0 else h / 2
     cx = rng.uniform(crop * scale0, w - crop * scale0) if w > 2 * crop * scale0 else w / 2
     velocity = rng.uniform(-4, 4, 2)
