@@ -6,7 +6,8 @@ grid of the degradations users' footage has (benchmarks/robust_grid.py), PSNR an
     python -m benchmarks.robust --quick \\
         --checkpoint denoise=runs/a.pt --checkpoint denoise=runs/b.pt   # choose between two checkpoints
     python -m benchmarks.robust --out benchmarks/results_robust.md --card   # record it, model cards too
-    python -m benchmarks.robust --sources held-out                # only footage no network trained on
+    python -m benchmarks.robust --sources held-out --card         # only footage no network trained on,
+                                                                  # in the cards' own section for it
 
 Ours runs in-process through the serving path of training/evaluate.py (`restore`: the window
 model's planes, then ServingNet, the module exported to ONNX), so any checkpoint can be compared.
@@ -363,14 +364,21 @@ def checkpoint_id(path: Path) -> str:
     return f"{path} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()[:12]})"
 
 
-CARD_HEADING = "## Robustness grid"
+CARD_HEADINGS = {"development": "## Robustness grid", "held-out": "## Robustness on held-out sources"}
 
 
 def update_card(card: Path, section: str) -> None:
-    """Replace (or append) the card's robustness section, which runs to the end of the file."""
-    text = card.read_text() if card.is_file() else ""
-    text = text.split(f"\n{CARD_HEADING}")[0].rstrip("\n")
-    card.write_text(f"{text}\n\n{section}\n")
+    """Replace the card's section that starts with `section`'s first line (a "## " heading), up to
+    the next "## " heading or the end, or append `section` where the card has none."""
+    heading = section.split("\n", 1)[0]
+    lines = card.read_text().rstrip("\n").split("\n") if card.is_file() else []
+    if heading in lines:
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = section.rstrip("\n").split("\n") + ([""] if end < len(lines) else [])
+    else:
+        lines += ["", *section.rstrip("\n").split("\n")]
+    card.write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -396,10 +404,9 @@ def main(argv: list[str] | None = None) -> None:
                         "bikes are training material too); held-out: bikes and scikit-image images no network "
                         "trained on (robust_grid.HELDOUT_STILLS)")
     parser.add_argument("--card", action="store_true",
-                        help="write each task's summary into training/checkpoints/<task>.md (first checkpoint of the task)")
+                        help="write each task's summary into training/checkpoints/<task>.md (first checkpoint of the "
+                        "task), in the card's section for --sources")
     args = parser.parse_args(argv)
-    if args.card and args.sources != "development":
-        parser.error("--card records the development grid: leave out --sources")
 
     count, crop = (1, 128) if args.quick else (args.count, args.crop)
     checkpoints: dict[str, list[Path]] = {}
@@ -450,10 +457,12 @@ def main(argv: list[str] | None = None) -> None:
             out += ["\nAll rows (PSNR dB / SSIM):\n", rows_markdown(task, rows)]
         if args.card:
             label = next(iter(ours))
+            which = ("" if args.sources == "development" else
+                     "; the held-out clip and scikit-image images no network trained on, the stills never magnified")
             update_card(paths[0].with_suffix(".md"),
-                        f"{CARD_HEADING}\n\n{header}; checkpoint {label}; benchmarks/robust.py "
+                        f"{CARD_HEADINGS[args.sources]}\n\n{header}; checkpoint {label}; benchmarks/robust.py "
                         f"(inputs and degradations: benchmarks/robust_grid.py). Mean over the "
-                        f"{len(srcs)} sources ({', '.join(s.name for s in srcs)}) per cell:\n\n"
+                        f"{len(srcs)} sources ({', '.join(s.name for s in srcs)}{which}) per cell:\n\n"
                         + summary_markdown(task, rows, label, probe_row))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

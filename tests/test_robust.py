@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from benchmarks import ffmpeg_filters
-from benchmarks.robust import compare_markdown, run_grid, run_row, stripe_bias, summary_markdown, targets
+from benchmarks.robust import (CARD_HEADINGS, compare_markdown, run_grid, run_row, stripe_bias, summary_markdown, targets,
+                               update_card)
 from benchmarks.robust_crops import TILE, areas, picture
 from benchmarks.robust_grid import (GRID_STILLS, HELDOUT_CLIPS, HELDOUT_STILLS, OVERLAY_VALUE, PROBE_FRAME, Sample, grid,
                                    held_out_sources, probe, sources)
@@ -69,6 +70,17 @@ def test_held_out_sources_are_nothing_the_networks_train_on():
         assert src.windows.dtype == np.uint8 and src.windows.shape[:2] == (1, 5) and src.windows.shape[-1] == 3
     text = next(s for s in srcs if s.name == "text").windows  # 172 px tall: never magnified, so a smaller crop
     assert text.shape[2:4] == (144, 144) and np.array_equal(text[..., 0], text[..., 2])  # grey replicated to RGB
+
+
+def test_card_keeps_one_section_per_source_set(tmp_path):
+    card = tmp_path / "task.md"
+    card.write_text("# card\n\n## Validation\n\nnumbers\n")
+    dev, held = CARD_HEADINGS["development"], CARD_HEADINGS["held-out"]
+    update_card(card, f"{dev}\n\nfirst grid")
+    update_card(card, f"{held}\n\nheld-out grid")
+    update_card(card, f"{dev}\n\nsecond grid\n")  # rerun: replaced in place, the held-out section kept
+    assert card.read_text() == (f"# card\n\n## Validation\n\nnumbers\n\n{dev}\n\nsecond grid\n\n"
+                                f"{held}\n\nheld-out grid\n")
 
 
 def test_stripe_bias_sees_column_pattern_only_in_dark_flat_blocks():
