@@ -79,8 +79,6 @@ def load_still(name: str) -> np.ndarray:
     image = getattr(skimage.data, name)()
     if isinstance(image, tuple):  # stereo_motorcycle: (left, right, disparity)
         image = image[0]
-    if image.dtype == bool:
-        image = image.astype(np.uint8) * 255
     image = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
     return np.ascontiguousarray(image)
 
