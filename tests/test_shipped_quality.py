@@ -18,7 +18,8 @@ loss (20:30) 29.31, and with the downscalers drawn more evenly (22:20) 29.25; de
 with more compressed-only windows (22:50) 32.01. deblock (2026-12-07, H.264 CRF 35 on its crop,
 input 30.84 dB) measures 31.09, where denoise's weights give 30.90. sr4's weights of 2026-12-07
 08:05 (moving layers, the early weights of the run) measure 29.30; with one Lucas-Kanade update
-per level in their alignment (08:50) denoise's weights measure 32.35 and deblock's 31.13."""
+per level in their alignment (08:50) denoise's weights measure 32.35 and deblock's 31.13; sr4's
+with their residual on a bicubic upsample (10:40) 29.37."""
 from __future__ import annotations
 
 import pytest

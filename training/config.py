@@ -26,7 +26,7 @@ TASK_DEFAULTS: dict[str, dict] = {
     "deblur": {"channels": 48, "frame_channels": 64, "frame_blocks": 0, "fusion_blocks": 5, "unshuffle": 4,
                "levels": 2, "level_blocks": 2, "refine_channels": 16, "crop": 128, "ema": 0.999, "still_prob": 0.5,
                "lr": 5e-4},
-    "sr4": {"channels": 48, "fusion_blocks": 6, "unshuffle": 1, "crop": 128, "ema": 0.999},
+    "sr4": {"channels": 48, "fusion_blocks": 6, "unshuffle": 1, "upsample": "bicubic", "crop": 128, "ema": 0.999},
     "inpaint": {"fusion_blocks": 5, "levels": 2, "level_blocks": 2, "refine_channels": 16, "crop": 128, "ema": 0.999,
                 "lr": 5e-4, "propagation_frames": get_task("inpaint").net_frames},
 }
@@ -65,6 +65,8 @@ class TrainConfig:
                                  "before its body sees the centre --frames, as served; 0 = plain windows")
     noise_bound: float = _f(None, "denoise: soft-clip each pixel's change to about this many times the noise "
                             "seen in the input (training/noise_bound.py; do no harm on clean footage); 0 = unbounded")
+    upsample: str = _f(None, "scale > 1 (sr4): the upsample of the centre frame the residual is added to "
+                       "(bicubic: training/upsample.py)", choices=("bilinear", "bicubic"))
     # optimisation
     steps: int = _f(4000, "optimizer steps (the cosine schedule spans them)")
     time_limit: float = _f(0.0, "minutes; if > 0, stop when reached and let the schedule span the budget: "

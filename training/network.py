@@ -56,6 +56,7 @@ from training.fill import harmonic_fill, harmonic_fill_macs, network_share
 from training.flow import align_window
 from training.noise_bound import NoiseBound
 from training.propagation import propagate_window
+from training.upsample import CubicUpsample
 
 # training/blur_kernel.py reports a frame no blurrier than its own edges as a delta kernel (peak 1).
 # A deconvolved network returns such a window's centre frame unchanged: without that, the shipped
@@ -87,6 +88,8 @@ class NetConfig:
                                  # 0 = it takes `frames`
     noise_bound: float = 0.0   # denoise: soft-clip each pixel's change to about this many times the
                                # input's noise level (training/noise_bound.py); 0 = unbounded
+    upsample: str = "bilinear"  # scale > 1: the centre frame's upsample the residual is added to
+                                # ("bilinear" or "bicubic": training/upsample.py)
 
     def __post_init__(self) -> None:
         if self.frames < 1 or self.frames % 2 == 0:
@@ -95,6 +98,8 @@ class NetConfig:
             raise ValueError(f"NetConfig.scale must be 1, 2 or 4, got {self.scale}")
         if self.unshuffle not in (1, 2, 4):
             raise ValueError(f"NetConfig.unshuffle must be 1, 2 or 4, got {self.unshuffle}")
+        if self.upsample not in ("bilinear", "bicubic"):
+            raise ValueError(f"NetConfig.upsample must be 'bilinear' or 'bicubic', got {self.upsample!r}")
         if not 0 <= self.levels <= 4:
             raise ValueError(f"NetConfig.levels must be in 0..4, got {self.levels}")
         if self.masked and self.deconvolved:
@@ -202,6 +207,8 @@ class VideoRestorationNet(nn.Module):
         # The tail also predicts the deconvolution gate's logit per output pixel (deconvolved only).
         self.tail = nn.Conv2d(c.channels, (4 if c.deconvolved else 3) * (r * s) ** 2, 3, padding=1)
         self.shuffle = nn.PixelShuffle(r * s)
+        if s > 1 and c.upsample == "bicubic":
+            self.upsample = CubicUpsample(s)
         if c.deconvolved:
             self.deconvolution = WienerDeconvolution()
         if c.aligned:
@@ -308,7 +315,8 @@ class VideoRestorationNet(nn.Module):
             residual, gate = residual[:, :3], torch.sigmoid(residual[:, 3:])
             centre = centre + gate * (deconvolved[:, t // 2] - centre)
         if c.scale > 1:
-            centre = F.interpolate(centre, scale_factor=c.scale, mode="bilinear", align_corners=False)
+            centre = (self.upsample(centre) if c.upsample == "bicubic" else
+                      F.interpolate(centre, scale_factor=c.scale, mode="bilinear", align_corners=False))
         out = centre + residual
         if c.refine_channels:
             guide = torch.cat([out - 0.5, m], dim=1) if c.masked else out - 0.5
