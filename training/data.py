@@ -83,8 +83,9 @@ def load_still(name: str) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+@functools.lru_cache(maxsize=1)
 def load_stills() -> tuple[np.ndarray, ...]:
-    """The training stills (`STILLS`), in that order."""
+    """The training stills (`STILLS`), in that order (one tuple, reused by every sample drawn)."""
     return tuple(load_still(name) for name in STILLS)
 
 
