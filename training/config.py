@@ -12,7 +12,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from training.contract import TASKS, get_task
 from training.degradations import DOWNSCALER_PROBS, DOWNSCALERS
-from training.network import NetConfig
+from training.network import UPSAMPLE_MODES, NetConfig
 
 
 def _f(default, help: str, **kw):
@@ -66,7 +66,7 @@ class TrainConfig:
     noise_bound: float = _f(None, "denoise: soft-clip each pixel's change to about this many times the noise "
                             "seen in the input (training/noise_bound.py; do no harm on clean footage); 0 = unbounded")
     upsample: str = _f(None, "scale > 1 (sr4): the upsample of the centre frame the residual is added to "
-                       "(bicubic: training/upsample.py)", choices=("bilinear", "bicubic"))
+                       "(bicubic: training/upsample.py)", choices=UPSAMPLE_MODES)
     # optimisation
     steps: int = _f(4000, "optimizer steps (the cosine schedule spans them)")
     time_limit: float = _f(0.0, "minutes; if > 0, stop when reached and let the schedule span the budget: "

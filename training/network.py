@@ -63,6 +63,8 @@ from training.upsample import CubicUpsample
 # deblur took sharp footage with light noise from 42.0 to 41.4-41.7 dB on such windows (robustness
 # grid, "sharp + noise sigma 2"). Training sees the same: unblurred samples then teach nothing.
 SHARP_PEAK = 0.999
+# The upsamples of the centre frame a scale > 1 network adds its residual to (NetConfig.upsample).
+UPSAMPLE_MODES = ("bilinear", "bicubic")
 
 
 @dataclass
@@ -98,8 +100,8 @@ class NetConfig:
             raise ValueError(f"NetConfig.scale must be 1, 2 or 4, got {self.scale}")
         if self.unshuffle not in (1, 2, 4):
             raise ValueError(f"NetConfig.unshuffle must be 1, 2 or 4, got {self.unshuffle}")
-        if self.upsample not in ("bilinear", "bicubic"):
-            raise ValueError(f"NetConfig.upsample must be 'bilinear' or 'bicubic', got {self.upsample!r}")
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"NetConfig.upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
         if not 0 <= self.levels <= 4:
             raise ValueError(f"NetConfig.levels must be in 0..4, got {self.levels}")
         if self.masked and self.deconvolved:
