@@ -10,9 +10,12 @@ work on the machine used meanwhile (served frames/s depends on it; CPU per frame
 --size is the restored frame's size; sr4's input frames are a quarter of it each way (1080p:
 480x270, as in issue 16's table). Each task gets its own server on a copy of its entries of
 --repository (built by `make engine`; benchmarks/repository.py). One stream, 4 frames in flight:
-an untimed warm-up stream of --warmup frames (ONNX Runtime's first calls at a new shape are
-slow), then the timed stream of --frames other frames of the clip. inpaint streams a static
-corner logo mask (training/masks.py) with every frame.
+an untimed warm-up stream of --warmup frames, then the timed stream of --frames other frames of
+the clip. The warm-up takes what a server pays once, not per frame: ONNX Runtime's first calls at
+a new shape, and the first touch of the Python backend's shared-memory pool, which the windows of
+a stream's end (window // 2 of them at once) grow; so by default it is a window and 4 frames long
+(inpaint at 1080p: a 2-frame warm-up left 8 ms of page faults per timed frame of a 24-frame
+stream). inpaint streams a static corner logo mask (training/masks.py) with every frame.
 """
 from __future__ import annotations
 
@@ -88,6 +91,11 @@ def input_size(task: Task, size: tuple[int, int]) -> tuple[int, int]:
     return width // task.scale, height // task.scale
 
 
+def default_warmup(task: Task) -> int:
+    """Warm-up frames that leave the timed stream only per-frame costs: a whole window and more."""
+    return task.window + 4
+
+
 def static_masks(task: Task, size: tuple[int, int], count: int) -> list[np.ndarray] | None:
     """One (H, W, 1) mask per frame for a masked task (a watermark: the same every frame), else None."""
     if not task.masked:
@@ -142,7 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=parse_size, default=parse_size("1080p"),
                         help="restored frame size, WxH or 360p/540p/720p/1080p (default 1080p; sr4 sends a quarter each way)")
     parser.add_argument("--frames", type=int, default=12, help="timed frames per task (default 12)")
-    parser.add_argument("--warmup", type=int, default=4, help="untimed warm-up frames per task, a stream of their own (default 4)")
+    parser.add_argument("--warmup", type=int, help="untimed warm-up frames per task, a stream of their own "
+                        "(default: the task's window + 4, e.g. 9 for denoise, 25 for inpaint)")
     parser.add_argument("--repository", type=Path, default=REPOSITORY, help="built repository to copy the task's models from")
     parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                         help="extra tritonserver argument (repeatable), e.g. "
@@ -153,14 +162,15 @@ def main(argv: list[str] | None = None) -> None:
     tasks = list(TASKS) if "all" in names else names
     for name in tasks:
         get_task(name)  # an unknown name fails before any server starts
-    if args.frames < 1 or args.warmup < 0:
+    if args.frames < 1 or (args.warmup is not None and args.warmup < 0):
         parser.error("--frames must be >= 1 and --warmup >= 0")
     print(f"stub_cpu: {machine()}, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} at start")
     print(HEADER, flush=True)
     with tempfile.TemporaryDirectory(prefix="stub_cpu_") as tmp:
         workdir = args.workdir or Path(tmp)
         for name in tasks:
-            print(measure(name, args.size, args.frames, args.warmup, args.repository, workdir,
+            warmup = default_warmup(get_task(name)) if args.warmup is None else args.warmup
+            print(measure(name, args.size, args.frames, warmup, args.repository, workdir,
                           server_args=tuple(args.server_arg)).row(), flush=True)
     print(f"stub_cpu: load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} at end")
 
