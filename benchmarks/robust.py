@@ -238,6 +238,7 @@ def _cells(rows: list[Row]) -> dict[str, list[Row]]:
 GAIN_TARGETS = {
     "denoise": [("Gaussian sigma 5 >= input + 1 dB", ("Gaussian sigma 5",), 1.0)],
     "deblock": [("H.264 CRF 33-38 >= input + 0.4 dB", ("H.264 CRF 33", "H.264 CRF 38"), 0.4),
+                ("H.264 CRF 33-38 mid-stream >= input + 0.4 dB", ("H.264 CRF 33, mid-stream", "H.264 CRF 38, mid-stream"), 0.4),
                 ("JPEG 20 >= input + 1 dB", ("JPEG 20",), 1.0)],
 }
 

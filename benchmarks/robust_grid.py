@@ -11,6 +11,11 @@ Cells (`grid(task)`), the degradations of issue 17 built from training/degradati
 training/masks.py:
   denoise  clean; Gaussian sigma 2..50; Poisson-Gaussian; H.264 CRF 28/33/38; JPEG 10/20/40;
            noise then H.264
+  deblock  clean; light noise; H.264 CRF 23..38, and CRF 33/38 mid-stream; JPEG 10..70; noise then
+           H.264. Each window is encoded as a stream of its own, which starts at its one intra
+           frame; "mid-stream" encodes MIDSTREAM_PREROLL frames before it (the window mirrored back
+           in time, training/degradations.py h264_compress), so every frame of the window is a
+           predicted one, as nearly every frame of a real stream is
   sr4      x4 by every DOWNSCALERS kernel (Gaussian at sigma 0.8 and 1.6), each also then H.264 CRF 28
   deblur   straight motion 5..21 px at several angles, defocus radius 1..4, Gaussian, camera shake,
            already sharp (with and without light noise), motion + light noise
@@ -105,11 +110,17 @@ def denoise_cells() -> list[Cell]:
     return c
 
 
+MIDSTREAM_PREROLL = 8  # frames encoded before a "mid-stream" H.264 window
+
+
 def deblock_cells() -> list[Cell]:
     c = [Cell("deblock", "clean", "clean", _degraded(lambda w, rng: w.copy())),
          Cell("deblock", "Gaussian sigma 2", "noise", _degraded(lambda w, rng: gaussian_noise(w, 2, rng)))]
     for crf in (23, 28, 33, 38):
         c.append(Cell("deblock", f"H.264 CRF {crf}", "compression", _degraded(lambda w, rng, q=crf: h264_compress(w, q))))
+    for crf in (33, 38):
+        c.append(Cell("deblock", f"H.264 CRF {crf}, mid-stream", "compression",
+                      _degraded(lambda w, rng, q=crf: h264_compress(w, q, preroll=MIDSTREAM_PREROLL))))
     for q in (10, 20, 40, 70):
         c.append(Cell("deblock", f"JPEG {q}", "compression", _degraded(lambda w, rng, q=q: jpeg_compress(w, q))))
     c.append(Cell("deblock", "Gaussian sigma 3 then H.264 CRF 33", "noise+compression",

@@ -79,3 +79,34 @@ def test_h264_is_deterministic(window):
     """The same seed must give the same training window (x264 is not bit-exact across threads)."""
     first = d.h264_compress(window, 30)
     assert all(np.array_equal(first, d.h264_compress(window, 30)) for _ in range(4))
+
+
+def test_h264_preroll_is_the_window_mirrored_back_in_time():
+    assert list(d.preroll_indices(5, 3)) == [3, 2, 1]  # played before frame 0, ending next to it
+    assert list(d.preroll_indices(5, 10)) == [2, 1, 0, 1, 2, 3, 4, 3, 2, 1]  # ping-pong past the ends
+    assert list(d.preroll_indices(1, 2)) == [0, 0]
+    assert list(d.preroll_indices(5, 0)) == []
+
+
+def test_h264_preroll_encodes_the_window_mid_stream(window):
+    out = d.h264_compress(window, 30, preroll=6)
+    assert out.shape == window.shape
+    assert np.array_equal(out, d.h264_compress(window, 30, preroll=6))  # deterministic too
+    # The same frames, coded as the last five of an 11-frame stream: other bits, the same quality range.
+    assert not np.array_equal(out, d.h264_compress(window, 30))
+    assert abs(psnr(out, window) - psnr(d.h264_compress(window, 30), window)) < 3
+    with pytest.raises(ValueError, match="preroll"):
+        d.h264_compress(window, 30, preroll=-1)
+
+
+@pytest.mark.parametrize("task", ["denoise", "deblock"])
+def test_h264_preroll_changes_only_the_h264_windows_of_a_mixture(task, window):
+    same = changed = 0
+    for seed in range(16):
+        plain = d.degrade_window(task, window, np.random.default_rng(seed))
+        assert np.array_equal(plain, d.degrade_window(task, window, np.random.default_rng(seed), h264_preroll=0))
+        if np.array_equal(plain, d.degrade_window(task, window, np.random.default_rng(seed), h264_preroll=8)):
+            same += 1  # clean, noisy or JPEG windows: the same draws as without pre-roll
+        else:
+            changed += 1
+    assert same and changed, (same, changed)

@@ -127,6 +127,11 @@ def test_task_specific_data_flags_are_refused_for_other_tasks():
     for wrong in ("0.5,0.5", "0.3,0.15,0.15,0.15,0.35", "a,b,c,d,e", "1.2,-0.2,0,0,0"):
         with pytest.raises(ValueError, match="give 5 probabilities"):
             parse_args(["--task", "sr4", "--downscaler-probs", wrong])
+    # pre-roll applies to every task's H.264 windows
+    assert parse_args(["--task", "deblock", "--h264-preroll", "8"]).h264_preroll == 8
+    assert parse_args(["--task", "sr4"]).h264_preroll == 0
+    with pytest.raises(ValueError, match="--h264-preroll must be >= 0"):
+        parse_args(["--task", "deblock", "--h264-preroll", "-1"])
 
 
 def test_mirrored_window_edges():

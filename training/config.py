@@ -117,6 +117,9 @@ class TrainConfig:
                    "with --resume it is not applied again: the run continues from its last.pt)")
     out: str = _f("training/checkpoints/{task}.pt", "write the final model checkpoint here ({task} is filled in; "
                   "'' = do not write one)")
+    h264_preroll: int = _f(0, "H.264-compressed windows are encoded after 0 to N frames of pre-roll (drawn per "
+                           "window; training/degradations.py h264_compress), so they sit mid-GOP, every frame "
+                           "predicted, as in real streams; 0 = every window starts at the stream's intra frame")
     device: str = _f("auto", "auto (cuda if available), cpu or cuda")
 
     def __post_init__(self) -> None:
@@ -126,6 +129,8 @@ class TrainConfig:
         for name, task in (("kernel_error_prob", "deblur"), ("compressed_prob", "denoise"), ("downscaler_probs", "sr4")):
             if getattr(self, name) and self.task != task:
                 raise ValueError(f"--{name.replace('_', '-')} is for --task {task}, not {self.task}")
+        if self.h264_preroll < 0:
+            raise ValueError(f"--h264-preroll must be >= 0, got {self.h264_preroll}")
         self.downscaler_weights()  # fail at parse time, not in a data worker
 
     def downscaler_weights(self) -> tuple[float, ...]:

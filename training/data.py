@@ -195,6 +195,7 @@ class WindowDataset(IterableDataset):
         compressed_prob: float = 0.0,
         downscaler_probs: tuple[float, ...] = DOWNSCALER_PROBS,
         layered_prob: float = 0.0,
+        h264_preroll: int = 0,
     ) -> None:
         super().__init__()
         if VALIDATION_CLIP in clips:
@@ -206,6 +207,7 @@ class WindowDataset(IterableDataset):
         self.kernel_error_prob = kernel_error_prob
         self.compressed_prob, self.downscaler_probs = compressed_prob, downscaler_probs
         self.layered_prob = layered_prob
+        self.h264_preroll = h264_preroll
 
     def _still(self, crop: int, rng: np.random.Generator) -> np.ndarray:
         """A still image: with `synthetic_prob` a fresh dead-leaves one (3 crop wide), else a
@@ -229,7 +231,7 @@ class WindowDataset(IterableDataset):
             window = sample_clip_window(clip, self.frames, crop, rng)
         window = random_flip(window, rng)
         if self.deconvolved:
-            degraded = degrade_window(self.task, window, rng)
+            degraded = degrade_window(self.task, window, rng, h264_preroll=self.h264_preroll)
             kernel = estimate_kernel(degraded[self.frames // 2])
             if self.kernel_error_prob and kernel.max() > SHARP_PEAK and rng.random() < self.kernel_error_prob:
                 kernel = mistaken_kernel(rng)  # "no blur" read as a small one: the frames must decide
@@ -245,7 +247,7 @@ class WindowDataset(IterableDataset):
             # propagating network fills its centre from all T frames itself (training/propagation.py).
             masks = random_mask_window(self.frames, self.crop, self.crop, rng)[..., None]
             return torch.from_numpy(window).permute(0, 3, 1, 2), target, torch.from_numpy(masks).permute(0, 3, 1, 2)
-        degraded = degrade_window(self.task, window, rng, self.compressed_prob, self.downscaler_probs)
+        degraded = degrade_window(self.task, window, rng, self.compressed_prob, self.downscaler_probs, self.h264_preroll)
         return torch.from_numpy(degraded).permute(0, 3, 1, 2), target
 
     def __iter__(self):

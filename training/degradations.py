@@ -164,11 +164,24 @@ def _from_yuv420(planes: np.ndarray) -> np.ndarray:
     return _quantise(ycc @ np.linalg.inv(_YCBCR).T)
 
 
-def h264_compress(frames: np.ndarray, crf: float, preset: str = "veryfast") -> np.ndarray:
+def preroll_indices(frames: int, preroll: int) -> np.ndarray:
+    """Indices into a window of `frames` frames for `preroll` frames played before it: the window
+    mirrored back in time (ping-pong when preroll >= frames), ending next to its first frame."""
+    period = 2 * (frames - 1)
+    m = np.abs(np.arange(-preroll, 0)) % period if period else np.zeros(preroll, int)
+    return np.where(m <= frames - 1, m, period - m)
+
+
+def h264_compress(frames: np.ndarray, crf: float, preset: str = "veryfast", preroll: int = 0) -> np.ndarray:
     """Encode the frames as one H.264 stream (libx264 through PyAV, yuv420p, first frame intra, the
     rest predicted) at constant rate factor `crf` (0..51) and decode them again: the blocking,
     ringing and smeared texture of compressed video, and chroma subsampling. H and W must be even
     (multiples of 4 here, for the chroma planes' layout).
+
+    preroll: frames encoded before the window and dropped (`preroll_indices`), so that the window
+    sits in the middle of a group of pictures, every frame predicted, as nearly all frames of a
+    real stream do (one intra frame per 250 by default), rather than starting at the stream's
+    intra frame, which is coded unlike the predicted frames after it (often sharper).
 
     Bit-exact for the same input: the colour conversion is done here in NumPy (swscale's SIMD
     paths depend on the buffer's memory alignment), and x264 runs on one thread without its
@@ -176,6 +189,10 @@ def h264_compress(frames: np.ndarray, crf: float, preset: str = "veryfast") -> n
     t, h, w, _ = frames.shape
     if h % 4 or w % 4:
         raise ValueError(f"h264_compress: frame size {h}x{w} must be a multiple of 4 (yuv420p)")
+    if preroll < 0:
+        raise ValueError(f"h264_compress: preroll must be >= 0, got {preroll}")
+    if preroll:
+        return h264_compress(np.concatenate([frames[preroll_indices(t, preroll)], frames]), crf, preset)[preroll:]
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="h264") as container:
         stream = container.add_stream("libx264", rate=25)
@@ -264,11 +281,15 @@ def downscale(frames: np.ndarray, factor: int, kernel: str, sigma: float = 1.2) 
     raise ValueError(f"downscale: unknown kernel {kernel!r}; known: {', '.join(DOWNSCALERS)}")
 
 
-def _compress(frames: np.ndarray, rng: np.random.Generator, jpeg: tuple[int, int], crf: tuple[float, float]) -> np.ndarray:
-    """JPEG (quality drawn from `jpeg`) or H.264 (CRF drawn from `crf`), 50/50."""
+def _compress(frames: np.ndarray, rng: np.random.Generator, jpeg: tuple[int, int], crf: tuple[float, float],
+              h264_preroll: int = 0) -> np.ndarray:
+    """JPEG (quality drawn from `jpeg`) or H.264 (CRF drawn from `crf`), 50/50; H.264 with 0 to
+    `h264_preroll` frames of pre-roll (drawn only when it is not 0, so other draws stay as they were)."""
     if rng.random() < 0.5:
         return jpeg_compress(frames, int(rng.integers(jpeg[0], jpeg[1] + 1)))
-    return h264_compress(frames, float(rng.uniform(*crf)))
+    crf_value = float(rng.uniform(*crf))
+    preroll = int(rng.integers(0, h264_preroll + 1)) if h264_preroll else 0
+    return h264_compress(frames, crf_value, preroll=preroll)
 
 
 def _noise(frames: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -280,24 +301,25 @@ def _noise(frames: np.ndarray, sigma: float, rng: np.random.Generator) -> np.nda
 
 def degrade_window(
     task: str, frames: np.ndarray, rng: np.random.Generator, compressed_prob: float = 0.0,
-    downscaler_probs: tuple[float, ...] = DOWNSCALER_PROBS,
+    downscaler_probs: tuple[float, ...] = DOWNSCALER_PROBS, h264_preroll: int = 0,
 ) -> np.ndarray:
     """Sample `task`'s degradation mixture (in the module docstring) for one window. denoise: with
     `compressed_prob`, before the mixture, the window is only compressed (JPEG or H.264, no noise),
     the case the mixture alone draws for about one window in ten. sr4: `downscaler_probs` weighs
-    the DOWNSCALERS, in their order."""
+    the DOWNSCALERS, in their order. Every task: H.264 windows get 0 to `h264_preroll` frames of
+    pre-roll (`h264_compress`), i.e. sit mid-GOP as in real streams; 0 keeps them at the intra frame."""
     if task == "denoise":
         if compressed_prob and rng.random() < compressed_prob:
-            return _compress(frames, rng, DENOISE_JPEG, DENOISE_CRF)
+            return _compress(frames, rng, DENOISE_JPEG, DENOISE_CRF, h264_preroll)
         if rng.random() < 0.15:
             return frames.copy()
         out = _noise(frames, SIGMA_MAX * rng.random() ** 1.5, rng) if rng.random() < 0.8 else frames
-        return _compress(out, rng, DENOISE_JPEG, DENOISE_CRF) if rng.random() < 0.6 else out.copy()
+        return _compress(out, rng, DENOISE_JPEG, DENOISE_CRF, h264_preroll) if rng.random() < 0.6 else out.copy()
     if task == "deblock":
         if rng.random() < 0.1:
             return frames.copy()
         out = _noise(frames, DEBLOCK_SIGMA_MAX * rng.random(), rng) if rng.random() < 0.3 else frames
-        return _compress(out, rng, DENOISE_JPEG, DENOISE_CRF) if rng.random() < 0.9 else out.copy()
+        return _compress(out, rng, DENOISE_JPEG, DENOISE_CRF, h264_preroll) if rng.random() < 0.9 else out.copy()
     if task == "deblur":
         kind = rng.random()
         if kind < 0.15:
@@ -312,11 +334,11 @@ def degrade_window(
             out = blur(frames, gaussian_kernel(rng.uniform(0.5, 3.0)))
         if rng.random() < 0.6:
             out = gaussian_noise(out, rng.uniform(0.0, 3.0), rng)
-        return _compress(out, rng, (50, 95), (18, 30)) if rng.random() < 0.3 else out.copy()
+        return _compress(out, rng, (50, 95), (18, 30), h264_preroll) if rng.random() < 0.3 else out.copy()
     if task == "sr4":
         kernel = str(rng.choice(list(DOWNSCALERS), p=downscaler_probs))
         out = downscale(frames, 4, kernel, sigma=rng.uniform(0.8, 1.6))
         if rng.random() < 0.2:
             out = gaussian_noise(out, rng.uniform(0.0, 3.0), rng)
-        return _compress(out, rng, (40, 95), (18, 32)) if rng.random() < 0.4 else out
+        return _compress(out, rng, (40, 95), (18, 32), h264_preroll) if rng.random() < 0.4 else out
     raise ValueError(f"degrade_window: no degradation defined for task {task!r} (denoise, deblock, deblur, sr4)")
