@@ -28,6 +28,9 @@ Mixtures (sampled by `degrade_window`; every choice is independent):
            then decimation; p = 0.3, 0.15, 0.15, 0.15, 0.25, or training's --downscaler-probs);
            then Gaussian noise sigma ~ U[0, 3] with p=0.2; then with p=0.4 compression (JPEG
            40..95 or H.264 CRF 18..32).
+Every H.264 window is one stream of its own, starting at its intra frame; training's
+--h264-preroll N (any task) encodes 0..N frames before it (`h264_compress`), so that the window's
+frames are predicted ones, as in the middle of a real stream.
 """
 from __future__ import annotations
 
