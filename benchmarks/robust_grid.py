@@ -9,8 +9,8 @@ HELDOUT_STILLS) replace them where a result must not depend on what the networks
 
 Cells (`grid(task)`), the degradations of issue 17 built from training/degradations.py and
 training/masks.py:
-  denoise  clean; Gaussian sigma 2..50; Poisson-Gaussian; H.264 CRF 28/33/38; JPEG 10/20/40;
-           noise then H.264
+  denoise  clean; Gaussian sigma 2..50; Poisson-Gaussian; H.264 CRF 28/33/38, and CRF 33/38
+           mid-stream (as deblock's); JPEG 10/20/40; noise then H.264
   deblock  clean; light noise; H.264 CRF 23..38, and CRF 33/38 mid-stream; JPEG 10..70; noise then
            H.264. Each window is encoded as a stream of its own, which starts at its one intra
            frame; "mid-stream" encodes MIDSTREAM_PREROLL frames before it (the window mirrored back
@@ -94,6 +94,16 @@ def _degraded(fn: Callable[[np.ndarray, np.random.Generator], np.ndarray]) -> Ca
     return lambda w, rng: Sample(fn(w, rng), _centre(w))
 
 
+MIDSTREAM_PREROLL = 8  # frames encoded before a "mid-stream" H.264 window
+
+
+def midstream_cells(task: str) -> list[Cell]:
+    """H.264 CRF 33 and 38 with the window in the middle of its stream (every frame predicted)."""
+    return [Cell(task, f"H.264 CRF {crf}, mid-stream", "compression",
+                 _degraded(lambda w, rng, q=crf: h264_compress(w, q, preroll=MIDSTREAM_PREROLL)))
+            for crf in (33, 38)]
+
+
 def denoise_cells() -> list[Cell]:
     c = [Cell("denoise", "clean", "clean", _degraded(lambda w, rng: w.copy()))]
     for s in (2, 5, 10, 15, 25, 50):
@@ -103,6 +113,7 @@ def denoise_cells() -> list[Cell]:
                       _degraded(lambda w, rng, s=s: poisson_gaussian_noise(w, s, 0.8, rng))))
     for crf in (28, 33, 38):
         c.append(Cell("denoise", f"H.264 CRF {crf}", "compression", _degraded(lambda w, rng, q=crf: h264_compress(w, q))))
+    c += midstream_cells("denoise")
     for q in (10, 20, 40):
         c.append(Cell("denoise", f"JPEG {q}", "compression", _degraded(lambda w, rng, q=q: jpeg_compress(w, q))))
     c.append(Cell("denoise", "Gaussian sigma 10 then H.264 CRF 28", "noise+compression",
@@ -110,17 +121,12 @@ def denoise_cells() -> list[Cell]:
     return c
 
 
-MIDSTREAM_PREROLL = 8  # frames encoded before a "mid-stream" H.264 window
-
-
 def deblock_cells() -> list[Cell]:
     c = [Cell("deblock", "clean", "clean", _degraded(lambda w, rng: w.copy())),
          Cell("deblock", "Gaussian sigma 2", "noise", _degraded(lambda w, rng: gaussian_noise(w, 2, rng)))]
     for crf in (23, 28, 33, 38):
         c.append(Cell("deblock", f"H.264 CRF {crf}", "compression", _degraded(lambda w, rng, q=crf: h264_compress(w, q))))
-    for crf in (33, 38):
-        c.append(Cell("deblock", f"H.264 CRF {crf}, mid-stream", "compression",
-                      _degraded(lambda w, rng, q=crf: h264_compress(w, q, preroll=MIDSTREAM_PREROLL))))
+    c += midstream_cells("deblock")
     for q in (10, 20, 40, 70):
         c.append(Cell("deblock", f"JPEG {q}", "compression", _degraded(lambda w, rng, q=q: jpeg_compress(w, q))))
     c.append(Cell("deblock", "Gaussian sigma 3 then H.264 CRF 33", "noise+compression",
