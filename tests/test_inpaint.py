@@ -99,6 +99,35 @@ def test_network_share_keeps_thin_holes_smooth_over_flat_surroundings_only():
     assert torch.equal(network_share(scribbled, hole), network_share(flat, hole))
 
 
+class _CopiesIntoTheCentre(torch.nn.Module):
+    """Stands in for propagation: fills the centre's hole with 0.9 ("copied from other frames") and
+    keeps the centre 5 of 7 frames, its mask cleared, as training/propagation.py's module does."""
+
+    def forward(self, frames: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        frames, masks = frames[:, 1:6].clone(), masks[:, 1:6].clone()
+        frames[:, 2] = torch.where(masks[:, 2] > 0, torch.full_like(frames[:, 2], 0.9), frames[:, 2])
+        masks[:, 2] = 0
+        return frames, masks
+
+
+@torch.no_grad()
+def test_propagated_thin_strokes_over_flat_surroundings_keep_the_smooth_fill():
+    net = _net(NetConfig(masked=True, propagation_frames=7))
+    net.propagation = _CopiesIntoTheCentre()
+    masks = torch.zeros(1, 7, 1, 32, 48)
+    masks[..., 16, 8:40] = 1  # a 1-px stroke of burnt-in text, in every frame
+    flat = torch.full((1, 7, 3, 32, 48), 0.5)
+    out = net(flat, masks)
+    # Over a flat frame the stroke gets the smooth fill of its hole (0.5), not the copied 0.9.
+    assert out[..., 16, 8:40].sub(0.5).abs().max() < 1e-4
+    assert torch.equal(out * (1 - masks[:, 3]), flat[:, 3] * (1 - masks[:, 3]))
+    # Over texture the copied pixels stay (the network's output on them, not the smooth fill).
+    textured = torch.rand(1, 7, 3, 32, 48, generator=torch.Generator().manual_seed(0))
+    out = net(textured, masks)
+    smooth = harmonic_fill(textured[:, 3] * (1 - masks[:, 3]), 1 - masks[:, 3])
+    assert (out - smooth)[..., 16, 8:40].abs().mean() > 0.1
+
+
 def test_dataset_yields_clean_window_target_and_masks():
     window, target, masks = WindowDataset("inpaint", frames=5, crop=48, still_prob=0.5, seed=1).sample(
         np.random.default_rng(0))

@@ -110,3 +110,11 @@ def network_share(filled: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     pairs = F.pad(pair_x, (0, 1)) + F.pad(pair_y, (0, 0, 0, 1))
     detail = box_mean(steps, DETAIL_WINDOW // 2) / box_mean(pairs, DETAIL_WINDOW // 2).clamp_min(1e-3)
     return torch.maximum(thick, detail / (detail + DETAIL_KNEE))
+
+
+def keep_smooth_fill(restored: torch.Tensor, smooth: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """The known pixels from `smooth` (a smooth fill of the hole, whose known pixels are the
+    frame's own) and, in the hole, `restored` pulled back to `smooth` by `network_share`: thin
+    strokes over flat surroundings keep the smooth fill. All (N, C, H, W) but hidden (N, 1, H, W)
+    in {0, 1}."""
+    return smooth * (1 - hidden) + (smooth + network_share(smooth, hidden) * (restored - smooth)) * hidden

@@ -52,7 +52,7 @@ from torch import nn
 
 from training.contract import KERNEL_SIZE
 from training.deconvolution import WienerDeconvolution, matmul_flops
-from training.fill import harmonic_fill, harmonic_fill_macs, network_share
+from training.fill import harmonic_fill, harmonic_fill_macs, keep_smooth_fill
 from training.flow import align_window
 from training.noise_bound import NoiseBound
 from training.propagation import propagate_window
@@ -279,13 +279,21 @@ class VideoRestorationNet(nn.Module):
         if c.propagation_frames:
             if masks is None:
                 raise ValueError("this network is masked (inpainting): pass masks (N, T, 1, H, W)")
+            frame, hidden = frames[:, t // 2], masks[:, t // 2]
             frames, masks = self.propagation(frames, masks)
         if c.aligned:
             frames = self.alignment(frames)
         h, w = frames.shape[-2:]
         restored = self.restore_padded(pad_to_multiple(frames, c.multiple),
                                        None if masks is None else pad_to_multiple(masks, c.multiple), kernel)
-        return restored[:, :, : h * c.scale, : w * c.scale]
+        restored = restored[:, :, : h * c.scale, : w * c.scale]
+        if c.propagation_frames:
+            # Propagated pixels too: on thin strokes over flat surroundings (a timestamp over sky or a
+            # dashboard) pixels copied from other frames by a flow that cannot see under the stroke
+            # err more than the stroke's smooth fill (carphone's timestamp: 3.1 dB under OpenCV's
+            # Navier-Stokes; benchmarks/RESULTS.md, 2026-12-07 12:45-12:55).
+            restored = keep_smooth_fill(restored, harmonic_fill(frame * (1 - hidden), 1 - hidden), hidden)
+        return restored
 
     def restore_padded(self, frames: torch.Tensor, masks: torch.Tensor | None, kernel: torch.Tensor | None) -> torch.Tensor:
         """`forward` after propagation and alignment, on frames (and masks) whose H and W are
@@ -326,8 +334,7 @@ class VideoRestorationNet(nn.Module):
         if c.masked:
             # Thin holes over flat surroundings keep the smooth fill (training/fill.py); known
             # pixels pass through unchanged, so the loss only sees (and trains) the hidden ones.
-            out = centre + network_share(centre, m) * (out - centre)
-            return centre * (1 - m) + out * m
+            return keep_smooth_fill(out, centre, m)
         if c.deconvolved:
             # Do no harm: a window whose kernel is a delta (the estimate's "no blur") comes back as it
             # came in, rather than sharpened anyway.
@@ -383,8 +390,8 @@ def gflops_per_frame(config: NetConfig, height: int, width: int) -> float:
     rc = config.refine_channels
     if rc:
         macs += height * width * s * s * 9 * ((3 + (1 if config.masked else 0)) * rc + 2 * rc * rc + rc * 3)
-    if config.masked:
-        macs += harmonic_fill_macs(height, width)
+    if config.masked:  # a propagating network fills its centre's hole twice (before and after propagation)
+        macs += harmonic_fill_macs(height, width) * (2 if config.propagation_frames else 1)
     if config.noise_bound:
         macs += height * width * 3 * 9  # the noise estimate's 3x3 convolution
     flops = 2 * macs
