@@ -170,9 +170,7 @@ def _from_yuv420(planes: np.ndarray) -> np.ndarray:
 def preroll_indices(frames: int, preroll: int) -> np.ndarray:
     """Indices into a window of `frames` frames for `preroll` frames played before it: the window
     mirrored back in time (ping-pong when preroll >= frames), ending next to its first frame."""
-    period = 2 * (frames - 1)
-    m = np.abs(np.arange(-preroll, 0)) % period if period else np.zeros(preroll, int)
-    return np.where(m <= frames - 1, m, period - m)
+    return np.pad(np.arange(frames), (preroll, 0), mode="reflect")[:preroll]
 
 
 def h264_compress(frames: np.ndarray, crf: float, preset: str = "veryfast", preroll: int = 0) -> np.ndarray:
