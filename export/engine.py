@@ -29,7 +29,7 @@ from export.tensorrt_build import (DEFAULT_WORKSPACE_MIB, GpuStackMissing, Profi
                                    import_torch_cuda)
 from export.triton_config import (ONNX_FILE, PLAN_FILE, NetOptions, WindowOptions,
                                   ensemble_config, net_config, window_config, write)
-from training.contract import TASKS, Task, get_task
+from training.contract import CPU_BATCH, TASKS, Task, get_task
 
 EXIT_BACKEND_UNAVAILABLE = 2
 ADAPTER_HOME = "denoise_net"  # holds the one copy of the Python-backend adapter
@@ -192,12 +192,13 @@ def install(args: argparse.Namespace) -> int:
               f"(batch <= {spec.max_batch}, sides <= {spec.max_side})")
         options = NetOptions(backend="tensorrt", max_side=spec.max_side, max_batch=spec.max_batch,
                              queue_timeout_s=args.queue_timeout_s)
-        max_batch = min(spec.max_batch, task.cpu_batch)  # nor may it exceed the window model's (window_config)
+        max_batch = min(spec.max_batch, CPU_BATCH)  # nor may it exceed the window model's (window_config)
     else:
         for link in link_adapter(args.repository, task):
             print(f"engine: linked {link} -> {link.readlink()}")
-        options = NetOptions(cpu_memory_arena=args.cpu_memory_arena == "true", queue_timeout_s=args.queue_timeout_s)
-        max_batch = task.cpu_batch
+        options = NetOptions(cpu_memory_arena=args.cpu_memory_arena == "true", queue_timeout_s=args.queue_timeout_s,
+                             cpu_instances=args.cpu_instances)
+        max_batch = CPU_BATCH
     config = write(args.repository / task.net_model / "config.pbtxt", net_config(task, options))
     if (args.repository / task.name).is_dir():
         ensemble = write(args.repository / task.name / "config.pbtxt", ensemble_config(task, max_batch))
@@ -245,6 +246,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="true (default): keep the peak memory of the largest window run and reuse it; "
                           "false: give it back after every call (measured at 1080p: 1.7 GB less held, "
                           "5-17%% more time per window)")
+    ort.add_argument("--cpu-instances", type=int, default=NetOptions.cpu_instances, metavar="N",
+                     help="net instances, each a process with its own session, one window per call and an "
+                          f"equal share of the cores (default {NetOptions.cpu_instances}: one instance on both "
+                          "of 2 cores left one idle in its serial steps; see benchmarks/RESULTS.md); each "
+                          "holds its own memory, so 1 halves the net's peak")
     trt = parser.add_argument_group("TensorRT (used only when the backend is tensorrt)")
     trt.add_argument("--precision", default="auto", choices=["auto", "fp16", "fp32"],
                      help="plan precision; auto = FP16 where the GPU has fast FP16 (default)")
@@ -260,7 +266,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     trt.add_argument("--timing-cache", type=Path, default=Path("build/tensorrt.timing_cache"),
                      help="TensorRT timing cache, loaded and saved across builds "
                           "(default build/tensorrt.timing_cache)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.cpu_instances < 1:
+        parser.error(f"--cpu-instances must be at least 1, got {args.cpu_instances}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

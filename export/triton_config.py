@@ -25,7 +25,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from export.files import atomic_write
-from training.contract import (FRAME, FRAME_INDEX, MASK, MAX_BATCH_SIZE, MAX_SIDE, RESTORED, TASKS,
+from training.contract import (CPU_BATCH, FRAME, FRAME_INDEX, MASK, MAX_BATCH_SIZE, MAX_SIDE, RESTORED, TASKS,
                                Task)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +75,10 @@ class NetOptions:
     backend: str = "onnxruntime"  # or "tensorrt"
     max_side: int = MAX_SIDE      # the TensorRT profile's maximum; clients tile larger frames
     max_batch: int = MAX_BATCH_SIZE  # the TensorRT profile's maximum (the backend refuses more)
-    intra_op_threads: int = 0     # ONNX Runtime: 0 = every core the server process may use
+    cpu_instances: int = 2        # ONNX Runtime: net instances, each a process with its own session
+                                  # taking one window per call
+    intra_op_threads: int = 0     # ONNX Runtime, per instance: 0 = the cores the server process may use,
+                                  # shared among the instances
     cpu_memory_arena: bool = True  # ONNX Runtime keeps its peak memory for reuse (faster on large frames)
     queue_timeout_s: float = 0    # > 0: a request still queued after this is rejected (see DESCRIPTIONS["net"])
 
@@ -84,6 +87,8 @@ class NetOptions:
             raise ValueError(f"backend must be onnxruntime or tensorrt, got {self.backend!r}")
         if self.queue_timeout_s < 0:
             raise ValueError(f"queue_timeout_s must be >= 0 (0 = no queue policy), got {self.queue_timeout_s}")
+        if self.cpu_instances < 1:
+            raise ValueError(f"cpu_instances must be >= 1, got {self.cpu_instances}")
 
 
 def _dtype(name: str) -> int:
@@ -113,8 +118,8 @@ def _set_parameters(config: mc.ModelConfig, values: dict[str, object]) -> None:
 def ensemble_config(task: Task, max_batch: int | None = None) -> mc.ModelConfig:
     """`<task>`: the window model's outputs wired into the net's inputs. Triton refuses an
     ensemble whose max_batch_size exceeds a step's: `max_batch` is at most the net's and the
-    window model's (default: the ONNX Runtime net's, `task.cpu_batch`)."""
-    max_batch = task.cpu_batch if max_batch is None else max_batch
+    window model's (default: CPU_BATCH, the ONNX Runtime net's)."""
+    max_batch = CPU_BATCH if max_batch is None else max_batch
     config = mc.ModelConfig(name=task.name, platform="ensemble", max_batch_size=max_batch)
     config.input.extend(_tensor(p, mc.TYPE_UINT8, [-1, -1, PLANE_CHANNELS[p]]) for p in _frame_planes(task))
     config.output.extend([_output(RESTORED, mc.TYPE_UINT8, [-1, -1, 3]), _output(FRAME_INDEX, mc.TYPE_INT64, [1])])
@@ -133,8 +138,8 @@ def window_config(task: Task, options: WindowOptions = WindowOptions()) -> mc.Mo
     """`<task>_window`: holds `task.window` frames per stream, sends the net's `net_frames`.
     On GPU hosts its ring buffers live on the GPU (KIND_GPU, device cuda, inputs left where Triton
     put them) so a frame crosses PCIe once and windows reach the plan by DLPack."""
-    # As many streams per call as the task's CPU net takes (inpaint fewer: each window holds 21 frames).
-    config = mc.ModelConfig(name=task.window_model, backend="python", max_batch_size=task.cpu_batch)
+    # One stream's frame per call: the ensemble's batch may not exceed a step's (CPU_BATCH on CPU).
+    config = mc.ModelConfig(name=task.window_model, backend="python", max_batch_size=CPU_BATCH)
     config.input.extend(_tensor(p, mc.TYPE_UINT8, [-1, -1, PLANE_CHANNELS[p]]) for p in _frame_planes(task))
     config.output.extend(_output(name, _dtype(spec.dtype), list(spec.dims)) for name, spec in task.net_inputs.items())
     config.output.append(_output(FRAME_INDEX, mc.TYPE_INT64, [1]))
@@ -160,7 +165,7 @@ def window_config(task: Task, options: WindowOptions = WindowOptions()) -> mc.Mo
 def net_config(task: Task, options: NetOptions = NetOptions()) -> mc.ModelConfig:
     """`<task>_net`: the Python backend running 1/model.onnx with ONNX Runtime (CPU), or Triton's
     TensorRT backend loading 1/model.plan (GPU)."""
-    max_batch = options.max_batch if options.backend == "tensorrt" else min(options.max_batch, task.cpu_batch)
+    max_batch = options.max_batch if options.backend == "tensorrt" else CPU_BATCH
     config = mc.ModelConfig(name=task.net_model, max_batch_size=max_batch)
     config.input.extend(_tensor(name, _dtype(spec.dtype), list(spec.dims)) for name, spec in task.net_inputs.items())
     config.output.append(_output(RESTORED, mc.TYPE_UINT8, [-1, -1, 3]))
@@ -178,7 +183,10 @@ def net_config(task: Task, options: NetOptions = NetOptions()) -> mc.ModelConfig
         config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_GPU)
     else:
         config.backend = "python"
-        config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)
+        config.instance_group.add(count=options.cpu_instances, kind=mc.ModelInstanceGroup.KIND_CPU)
+        # Instances finish out of order; the ensemble pairs each RESTORED with the window model's
+        # FRAME_INDEX in order, so without this, restored frames came back under other indices.
+        batching.preserve_ordering = True
         parameters.update(onnx_file=ONNX_FILE, intra_op_threads=options.intra_op_threads,
                           cpu_memory_arena=options.cpu_memory_arena)
     _set_parameters(config, parameters)

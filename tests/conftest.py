@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import tritonclient.grpc as grpcclient
 
+from benchmarks.procstat import cpu_seconds_each
+from benchmarks.stub_cpu import stub_pids
 from client.local_server import ADMIN_HEADER, TritonServer
 from export.repository import CHECKPOINTS, build_repository, served_tasks
 from export.triton_config import WindowOptions, update_parameters
@@ -125,9 +127,21 @@ def task_server(folder: Path, tasks: list[str], max_side: int | None = None,
                         folder / "tritonserver.log")
 
 
+def instance_cpu_seconds(server: TritonServer, model: str) -> dict[int, float]:
+    """CPU seconds used so far by each instance (Python-backend stub process) of `model`."""
+    return cpu_seconds_each(stub_pids(server.process.pid, model))
+
+
+def instances_that_ran(before: dict[int, float], after: dict[int, float], min_s: float = 0.03) -> int:
+    """How many instances used more than `min_s` of CPU between two `instance_cpu_seconds`
+    readings: an idle stub uses none (ONNX Runtime's threads do not spin)."""
+    return sum(after[pid] - before.get(pid, 0.0) > min_s for pid in after)
+
+
 def inference_counts(server: TritonServer, model: str, at_least: int = 0, timeout_s: float = 10.0,
                      settle_s: float = 0.5) -> tuple[int, int]:
-    """(inferences, executions) of `model` so far: executions < inferences when batches formed.
+    """(inferences, executions) of `model` so far: executions < inferences when batches formed
+    (never on CPU, where a net takes one window per call in each of its instances).
     Waits up to `timeout_s` for the inference count to reach `at_least` and then to stay unchanged
     for `settle_s`: a network model's statistics are recorded after its response has gone back to
     the window model, so a client can hold its frames before they are counted (seen once under

@@ -21,7 +21,7 @@ import export.onnx_cache
 import export.onnx_export
 import export.shipped as shipped
 from export.triton_config import NetOptions, WindowOptions, ensemble_config, net_config, render, window_config
-from training.contract import BLUR_KERNEL, MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
+from training.contract import BLUR_KERNEL, CPU_BATCH, MASK_WINDOW, MAX_BATCH_SIZE, RESTORED, TASKS, WINDOW
 from test_export_onnx import tiny_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,18 +54,17 @@ def test_tensorrt_demanded_without_it_exits_2(monkeypatch, capsys, tmp_path):
 
 def test_ensemble_batch_follows_its_net():
     """Triton refuses an ensemble whose max_batch_size exceeds a step's: a plan with a smaller
-    batch brings the ensemble down with it, and the CPU default keeps the contract's (inpaint's
-    ONNX Runtime net takes fewer windows per call than the others: memory)."""
+    batch brings the ensemble down with it. On CPU every step takes one window per call
+    (CPU_BATCH; the net runs in several instances instead), while a TensorRT net keeps its
+    profile's batch, gathered from different streams by its dynamic batcher."""
     task = TASKS["sr4"]
     assert parse(render(ensemble_config(task, 2))).max_batch_size == 2
     assert parse(render(net_config(task, NetOptions(backend="tensorrt", max_batch=2)))).max_batch_size == 2
-    assert parse(render(ensemble_config(task))).max_batch_size == task.cpu_batch == MAX_BATCH_SIZE
     assert render(ensemble_config(task)) == (ROOT / "model_repository" / task.name / "config.pbtxt").read_text()
-    inpaint = TASKS["inpaint"]
-    assert inpaint.cpu_batch < MAX_BATCH_SIZE
-    for config in (ensemble_config(inpaint), net_config(inpaint)):
-        assert parse(render(config)).max_batch_size == inpaint.cpu_batch
-    assert parse(render(net_config(inpaint, NetOptions(backend="tensorrt", max_batch=4)))).max_batch_size == 4
+    for task in TASKS.values():
+        for config in (ensemble_config(task), window_config(task), net_config(task)):
+            assert parse(render(config)).max_batch_size == CPU_BATCH
+        assert parse(render(net_config(task, NetOptions(backend="tensorrt", max_batch=4)))).max_batch_size == 4
 
 
 def committed_adapter(repo: Path) -> Path:
@@ -97,10 +96,15 @@ def test_installs_onnx_then_skips_until_the_checkpoint_changes(cpu_only, monkeyp
 
     monkeypatch.setattr(export.onnx_export, "export_checkpoint", no_export)
     start = time.perf_counter()
-    assert engine.main(args + ["--cpu-memory-arena", "false"]) == 0
+    assert engine.main(args + ["--cpu-memory-arena", "false", "--cpu-instances", "1"]) == 0
     assert time.perf_counter() - start < 5
     assert "not re-exported" in capsys.readouterr().out
-    assert parse((repo / "denoise_net" / "config.pbtxt").read_text()).parameters["cpu_memory_arena"].string_value == "false"
+    config = parse((repo / "denoise_net" / "config.pbtxt").read_text())
+    assert config.parameters["cpu_memory_arena"].string_value == "false"
+    assert [g.count for g in config.instance_group] == [1]
+    with pytest.raises(SystemExit):
+        engine.main(args + ["--cpu-instances", "0"])
+    assert "--cpu-instances must be at least 1, got 0" in capsys.readouterr().err
     monkeypatch.undo()
     monkeypatch.setattr(engine, "tensorrt_problem", lambda: NO_TRT)
 
@@ -242,7 +246,7 @@ def test_configs_for_both_backends(task):
         assert list(inputs) == [WINDOW, BLUR_KERNEL]
     cpu = parse(render(net_config(task)))
     gpu = parse(render(net_config(task, NetOptions(backend="tensorrt"))))
-    for config, kind, batch in ((cpu, mc.ModelInstanceGroup.KIND_CPU, task.cpu_batch),
+    for config, kind, batch in ((cpu, mc.ModelInstanceGroup.KIND_CPU, CPU_BATCH),
                                 (gpu, mc.ModelInstanceGroup.KIND_GPU, MAX_BATCH_SIZE)):
         assert config.name == task.net_model and config.max_batch_size == batch
         assert {i.name: list(i.dims) for i in config.input} == inputs
@@ -252,6 +256,8 @@ def test_configs_for_both_backends(task):
         assert config.HasField("dynamic_batching") and [g.kind for g in config.instance_group] == [kind]
     assert cpu.backend == "python" and cpu.parameters["onnx_file"].string_value == "model.onnx"
     assert cpu.parameters["intra_op_threads"].string_value == "0"
+    assert [g.count for g in cpu.instance_group] == [NetOptions.cpu_instances] and [g.count for g in gpu.instance_group] == [1]
+    assert cpu.dynamic_batching.preserve_ordering  # instances finish out of order; the ensemble must not see it
     assert cpu.parameters["cpu_memory_arena"].string_value == "true"
     assert gpu.platform == "tensorrt_plan" and gpu.default_model_filename == "model.plan"
 

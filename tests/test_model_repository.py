@@ -112,7 +112,9 @@ def test_net_model_matches_contract(task):
     inputs = {name: (f"TYPE_{spec.dtype}", list(spec.dims)) for name, spec in task.net_inputs.items()}
     assert dims(config, "input") == inputs
     assert dims(config, "output") == {contract.RESTORED: ("TYPE_UINT8", [-1, -1, 3])}
-    assert config.max_batch_size == task.cpu_batch <= contract.MAX_BATCH_SIZE
+    assert config.max_batch_size == contract.CPU_BATCH <= contract.MAX_BATCH_SIZE
+    assert [group.count for group in config.instance_group] == [triton_config.NetOptions.cpu_instances]
+    assert config.dynamic_batching.preserve_ordering
     assert config.HasField("dynamic_batching")
 
 

@@ -106,6 +106,10 @@ def test_threads_parameter():
     assert ort_runner.resolve_threads("0") == len(os.sched_getaffinity(0))
     assert ort_runner.resolve_threads("") == len(os.sched_getaffinity(0))
     assert ort_runner.resolve_threads("3") == 3
+    cores = len(os.sched_getaffinity(0))
+    assert ort_runner.resolve_threads("0", instances=2) == max(1, cores // 2)
+    assert ort_runner.resolve_threads("0", instances=cores + 1) == 1  # never zero threads
+    assert ort_runner.resolve_threads("3", instances=2) == 3  # an explicit count is per instance
     for bad in ("-1", "two"):
         with pytest.raises(ValueError, match="intra_op_threads"):
             ort_runner.resolve_threads(bad)

@@ -9,6 +9,7 @@ import pytest
 from benchmarks.procstat import CLOCK_TICKS
 from benchmarks.stub_cpu import measure, stub_pids
 from conftest import task_repository
+from export.triton_config import NetOptions
 
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.shipped_exports("denoise")]
 
@@ -23,6 +24,7 @@ def test_stub_pids_names_each_models_own_stub(triton_server) -> None:
             argv = Path(f"/proc/{stub}/cmdline").read_bytes().split(b"\0")
             assert argv[1].endswith(f"/{model}/1/model.py".encode()), argv
     assert not set(window) & set(net)
+    assert len(window) == 1 and len(net) == NetOptions.cpu_instances  # one stub process per net instance
     assert stub_pids(pid, "denoise") == []  # the ensemble has no stub
 
 
@@ -34,6 +36,7 @@ def test_per_frame_cpu_of_window_and_net_stubs(tmp_path: Path) -> None:
     result = measure("denoise", (480, 270), frames=32, warmup=3, repository=repository, workdir=tmp_path)
     print(result.row())
     assert result.frame_size == (480, 270) and result.frames == 32
+    assert result.in_flight == 2 * 5 + 8  # what the client keeps in flight for a 5-frame window
     assert result.frames_per_s > 0
     # The window stub holds every frame and sends every window: it spends CPU of its own, and the
     # network (a U-Net with flow alignment) spends far more per frame than windowing does.

@@ -26,7 +26,12 @@ CHANNEL_ORDER = "RGB"
 WIRE_DTYPE = "UINT8"         # uint8 at the network's edges; the graph converts to float itself
 VALUE_MAX = 255.0            # network-side values are wire values / VALUE_MAX, in [0, 1]
 ONNX_OPSET = 17
-MAX_BATCH_SIZE = 8           # dynamic batching across streams in <task>_net
+MAX_BATCH_SIZE = 8           # a TensorRT plan's default profile: dynamic batching across streams in <task>_net
+# max_batch_size of the ensembles, window models and ONNX Runtime nets: one window per call, in each
+# of the net's instances (export/triton_config.py NetOptions.cpu_instances), served more frames/s
+# than one instance batching up to 8 (benchmarks/RESULTS.md, 2026-12-07), and a 21-frame 1080p
+# inpaint window alone takes ~4 GB in ONNX Runtime.
+CPU_BATCH = 1
 # Inpainting looks this far (odd, centred) for pixels its mask hides in the centre frame but another
 # frame shows: 24.69 dB in the mask on held-out bikes at 21 frames vs 23.58 without, with the same
 # network (24.49 at 13, 24.60 at 17; chosen on bigbuckbunny with the OpenCV propagation that
@@ -83,8 +88,6 @@ class Task:
     window: int = 5
     masked: bool = False        # the client streams a MASK beside each FRAME
     deconvolved: bool = False   # the window model adds the BLUR_KERNEL of each window for the net
-    cpu_batch: int = MAX_BATCH_SIZE  # most windows one ONNX Runtime call of <task>_net takes (dynamic
-                                     # batching on CPU; a TensorRT plan's profile sets its own)
     propagate: bool = False     # inpaint: the net's graph fills the centre's hidden pixels from all
                                 # `net_frames` frames by optical flow (training/propagation.py;
                                 # NetConfig.propagation_frames = net_frames) before its body sees
@@ -116,7 +119,7 @@ TASKS: dict[str, Task] = {
         Task("deblur", scale=1, deconvolved=True),
         Task("sr4", scale=4),
         Task("inpaint", scale=1, masked=True, net_frames=PROPAGATION_FRAMES, window=PROPAGATION_FRAMES,
-             propagate=True, cpu_batch=2),  # a 21-frame 1080p window: ~4.1 GB peak in ONNX Runtime
+             propagate=True),
     )
 }
 

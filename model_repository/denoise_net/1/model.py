@@ -4,7 +4,8 @@ Thin on purpose: reading tensors out of requests and building responses is all t
 here; validation, shape grouping, batching and splitting are in ort_runner.py (unit-tested
 without Triton). The python backend puts this version directory on sys.path.
 
-Config parameters: onnx_file (default model.onnx), intra_op_threads (default 0 = all cores),
+Config parameters: onnx_file (default model.onnx), intra_op_threads (default 0 = the cores shared
+among the config's instances, each a process with its own session),
 cpu_memory_arena (default true: ONNX Runtime keeps its peak memory for reuse; false gives it back
 after every call, slower on large frames).
 """
@@ -26,7 +27,8 @@ class TritonPythonModel:
         onnx_path = version_dir / params.get("onnx_file", "model.onnx")
         self.model_name = args["model_name"]
         arena = resolve_flag("cpu_memory_arena", params.get("cpu_memory_arena", "true"))
-        self.runner = OrtRunner(onnx_path, resolve_threads(params.get("intra_op_threads", "0")), arena)
+        instances = sum(group.get("count", 1) for group in config.get("instance_group", [])) or 1
+        self.runner = OrtRunner(onnx_path, resolve_threads(params.get("intra_op_threads", "0"), instances), arena)
         print(f"{self.model_name}: ONNX Runtime on {onnx_path}, inputs {self.runner.input_names}, "
               f"{self.runner.session.get_session_options().intra_op_num_threads} intra-op threads, "
               f"memory arena {'on' if arena else 'off'}", flush=True)

@@ -104,16 +104,17 @@ def _run_group(run: Callable[[dict[str, np.ndarray]], np.ndarray], requests: Seq
     return list(np.split(outputs, sizes))
 
 
-def resolve_threads(value: str) -> int:
-    """intra_op_threads config parameter -> thread count; "0" or "" = every core this process
-    may run on (affinity-aware, so a CPU-limited container is respected)."""
+def resolve_threads(value: str, instances: int = 1) -> int:
+    """intra_op_threads config parameter -> thread count; "0" or "" = the cores this process may
+    run on (affinity-aware, so a CPU-limited container is respected) shared among the model's
+    `instances`, at least one each."""
     try:
         threads = int(value or 0)
     except ValueError:
         raise ValueError(f"intra_op_threads must be an integer, got {value!r}") from None
     if threads < 0:
         raise ValueError(f"intra_op_threads must be >= 0, got {threads}")
-    return threads or len(os.sched_getaffinity(0))
+    return threads or max(1, len(os.sched_getaffinity(0)) // instances)
 
 
 def resolve_flag(name: str, value: str) -> bool:
