@@ -192,17 +192,16 @@ def install(args: argparse.Namespace) -> int:
               f"(batch <= {spec.max_batch}, sides <= {spec.max_side})")
         options = NetOptions(backend="tensorrt", max_side=spec.max_side, max_batch=spec.max_batch,
                              queue_timeout_s=args.queue_timeout_s)
-        max_batch = min(spec.max_batch, CPU_BATCH)  # nor may it exceed the window model's (window_config)
     else:
         for link in link_adapter(args.repository, task):
             print(f"engine: linked {link} -> {link.readlink()}")
         options = NetOptions(cpu_memory_arena=args.cpu_memory_arena == "true", queue_timeout_s=args.queue_timeout_s,
                              cpu_instances=args.cpu_instances)
-        max_batch = CPU_BATCH
     config = write(args.repository / task.net_model / "config.pbtxt", net_config(task, options))
     if (args.repository / task.name).is_dir():
-        ensemble = write(args.repository / task.name / "config.pbtxt", ensemble_config(task, max_batch))
-        print(f"engine: wrote {ensemble} (max_batch_size {max_batch}: Triton wants an ensemble's "
+        # The ensemble takes the window model's batch (CPU_BATCH on either backend), which no net's exceeds.
+        ensemble = write(args.repository / task.name / "config.pbtxt", ensemble_config(task))
+        print(f"engine: wrote {ensemble} (max_batch_size {CPU_BATCH}: Triton wants an ensemble's "
               "at most its steps')")
     print(f"engine: wrote {config} ({'platform tensorrt_plan, KIND_GPU' if backend == 'tensorrt' else 'python backend + ONNX Runtime, KIND_CPU'})")
     window_dir = args.repository / task.window_model
