@@ -48,10 +48,12 @@ def estimate_noise_sigma(frame: torch.Tensor) -> torch.Tensor:
     44.6 dB) and changes nothing on noise alone (the two filters' responses to it are unrelated)."""
     n, c, h, w = frame.shape
     flat = frame.reshape(n * c, 1, h, w)
-    kernel = torch.tensor(_KERNEL, dtype=frame.dtype, device=frame.device).view(1, 1, 3, 3)
-    response = F.conv2d(flat, kernel).abs()
+    # One convolution with the three filters: ONNX Runtime pads a one-filter convolution's output
+    # to its channel block, so three of them cost three times one (640x360: 12-13 ms -> 6 ms).
     sobel = torch.tensor(_SOBEL, dtype=frame.dtype, device=frame.device)
-    gradient = F.conv2d(flat, sobel.view(1, 1, 3, 3)).abs() + F.conv2d(flat, sobel.t().reshape(1, 1, 3, 3)).abs()
+    filters = torch.stack([torch.tensor(_KERNEL, dtype=frame.dtype, device=frame.device), sobel, sobel.t()])
+    responses = F.conv2d(flat, filters.unsqueeze(1)).abs()
+    response, gradient = responses[:, :1], responses[:, 1:2] + responses[:, 2:]
     keep = (gradient <= gradient.mean(dim=(1, 2, 3), keepdim=True)).to(frame.dtype)
     mean = (response * keep).sum(dim=(1, 2, 3)) / keep.sum(dim=(1, 2, 3)).clamp_min(1)
     return (mean.reshape(n, c).mean(dim=1) * _SCALE).view(n, 1, 1, 1)
