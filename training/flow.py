@@ -213,10 +213,12 @@ def full_resolution(coarse: torch.Tensor, height: int, width: int, stride: int =
     pixels (h = ceil(height / stride); exact stride x upsampling where height and width are
     multiples of it; the networks call it at the frames' own size, any size). Resized to
     (height, width) directly rather than upsampled and cropped: the exporter then knows the result
-    has the frame's own size, which keeps its symbolic shape checks cheap."""
+    has the frame's own size, which keeps its symbolic shape checks cheap. Scaled before the resize,
+    on 1/stride^2 of the pixels: bilinear interpolation is linear and stride a power of two, so
+    the result is the same to the bit."""
     if stride == 1:
         return coarse
-    return stride * F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+    return F.interpolate(stride * coarse, size=(height, width), mode="bilinear", align_corners=False)
 
 
 def align_window(frames: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
