@@ -56,6 +56,7 @@ from training.fill import harmonic_fill, harmonic_fill_macs, keep_smooth_fill
 from training.flow import align_window
 from training.noise_bound import NoiseBound
 from training.propagation import propagate_window
+from training.scene_cut import same_scene
 from training.upsample import CubicUpsample
 
 # training/blur_kernel.py reports a frame no blurrier than its own edges as a delta kernel (peak 1).
@@ -265,7 +266,8 @@ class VideoRestorationNet(nn.Module):
                  <= 49), estimated on its centre frame (training/blur_kernel.py); required iff
                  config.deconvolved. The window is Wiener-deconvolved by it in the graph.
         Returns float (N, 3, H*s, W*s), RGB, about [0, 1] (not clamped: the loss sees overshoot).
-        An aligned network first warps each neighbour onto the centre frame (training/flow.py), and
+        An aligned network first replaces frames of another scene than the centre's
+        (training/scene_cut.py), then warps each neighbour onto the centre frame (training/flow.py), and
         a propagating one fills its centre frame from all its frames and keeps the centre `frames`
         (training/propagation.py), inside the graph, so training, evaluation and serving do the same.
         A deconvolved network returns the centre frame unchanged where its kernel is a delta (no blur
@@ -276,6 +278,13 @@ class VideoRestorationNet(nn.Module):
         c = self.config
         if t != c.input_frames:
             raise ValueError(f"expected a window of {c.input_frames} frames, got {t} (shape {tuple(frames.shape)})")
+        if c.aligned and t > 1:
+            # Frames of another scene out (training/scene_cut.py): an aligned network fuses its warped
+            # neighbours as views of the centre, and across a cut no flow makes them one. Measured on
+            # bikes' first frame after a cut: denoise +2.3 dB, deblock +0.3; deblur and sr4, which do
+            # not align, came out 0.06-0.15 dB lower with it (benchmarks/RESULTS.md, 2026-12-07 17:14).
+            frames, *rest = same_scene(frames, *(() if masks is None else (masks,)))
+            masks = rest[0] if rest else masks
         if c.propagation_frames:
             if masks is None:
                 raise ValueError("this network is masked (inpainting): pass masks (N, T, 1, H, W)")
