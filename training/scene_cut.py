@@ -20,7 +20,7 @@ STRIDE = 4     # thumbnails start from every STRIDE-th pixel (cheap; the halving
 HALVINGS = 3   # ... and are halved this many times: 1/32 of the frame's size
 # Mean absolute difference of the thumbnails (in [0, 1] units) above which a frame counts as
 # another scene. On the development and held-out sources, frames 1-2 apart differed by at most
-# 26 grey levels (fast motion on bikes); two clips spliced 39, bikes' own cut 77.
+# 26 grey levels (fast motion on bikes); across bikes' five cuts 40-77, two clips spliced 40-41.
 CUT_LEVEL = 32 / 255
 
 
