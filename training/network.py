@@ -283,8 +283,7 @@ class VideoRestorationNet(nn.Module):
             # neighbours as views of the centre, and across a cut no flow makes them one. Measured on
             # bikes' first frame after a cut: denoise +2.3 dB, deblock +0.3; deblur and sr4, which do
             # not align, came out 0.06-0.15 dB lower with it (benchmarks/RESULTS.md, 2026-12-07 17:01-17:20).
-            frames, *rest = same_scene(frames, *(() if masks is None else (masks,)))
-            masks = rest[0] if rest else masks
+            frames = same_scene(frames)[0]  # aligned networks take no masks (NetConfig)
         if c.propagation_frames:
             if masks is None:
                 raise ValueError("this network is masked (inpainting): pass masks (N, T, 1, H, W)")
