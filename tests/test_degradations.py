@@ -47,6 +47,15 @@ def test_denoise_compressed_prob_draws_compression_without_noise():
     assert sum(c > 2 for c in changed) >= 8, changed  # the mixture alone adds noise to about two windows in three
 
 
+def test_denoise_noisy_compressed_prob_sets_how_often_the_mixture_compresses(window):
+    def compressed(seed: int, p: float) -> bool:  # the draws before compression are the same: equal noise, then the codec or not
+        plain = d.degrade_window("denoise", window, np.random.default_rng(seed), noisy_compressed_prob=0.0)
+        return not np.array_equal(d.degrade_window("denoise", window, np.random.default_rng(seed), noisy_compressed_prob=p), plain)
+    assert not any(compressed(s, 0.0) for s in range(20))
+    assert sum(compressed(s, 1.0) for s in range(20)) >= 14  # all but the 15% left clean (and noise-free ones the codec keeps)
+    assert 0 < sum(compressed(s, 0.3) for s in range(40)) < sum(compressed(s, 0.9) for s in range(40))
+
+
 def test_deblock_adds_only_light_noise_under_its_compression():
     flat = grey(128, (5, 32, 32, 3))
     spread = [d.degrade_window("deblock", flat, np.random.default_rng(s)).astype(float).std() for s in range(40)]

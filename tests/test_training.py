@@ -20,7 +20,7 @@ from training.data import (DECONV_CONTEXT, VALIDATION_CLIP, WindowDataset, anima
 from training.blur_kernel import estimate_kernel
 from training.contract import KERNEL_SIZE
 from training.evaluate import mirrored_window, psnr, validation_set
-from training.model_card import moving_layers
+from training.model_card import cut_windows, moving_layers
 from training.network import NetConfig, VideoRestorationNet, gflops_per_frame
 from training.train import learning_rate, loss_fn, phase_bias, train
 
@@ -64,9 +64,24 @@ def test_layered_windows_are_drawn_only_when_asked():
     assert a[0].shape == b[0].shape and not torch.equal(a[1], b[1])
 
 
+def test_windows_across_a_cut_keep_the_centre_and_replace_one_end():
+    ds = WindowDataset("denoise", frames=5, crop=32, still_prob=0.5, seed=3, cut_prob=1.0)
+    window, source = np.zeros((5, 32, 32, 3), np.uint8), np.full((96, 96, 3), 200, np.uint8)
+    ends = set()
+    for seed in range(24):
+        changed = tuple(bool(f.any()) for f in ds._across_cut(window, source, True, np.random.default_rng(seed)))
+        assert changed in {(True, False, False, False, False), (True, True, False, False, False),
+                           (False, False, False, False, True), (False, False, False, True, True)}, changed
+        ends.add(changed)
+    assert len(ends) == 4  # either end, one or two frames
+    degraded, target = next(iter(ds))
+    assert degraded.shape == (5, 3, 32, 32) and target.shape == (3, 32, 32)
+
+
 def test_the_model_card_says_when_moving_layers_were_drawn():
     assert moving_layers({"task": "sr4"}) == ""
     assert "50% of them with objects moving on their own" in moving_layers({"layered_prob": 0.5})
+    assert cut_windows({"task": "denoise"}) == "" and "20% of windows across a scene cut" in cut_windows({"cut_prob": 0.2})
 
 
 def test_dataset_refuses_the_validation_clip():
@@ -120,6 +135,14 @@ def test_task_specific_data_flags_are_refused_for_other_tasks():
     assert parse_args(["--task", "denoise", "--compressed-prob", "0.25"]).compressed_prob == 0.25
     with pytest.raises(ValueError, match="--compressed-prob is for --task denoise"):
         parse_args(["--task", "sr4", "--compressed-prob", "0.25"])
+    assert parse_args(["--task", "denoise", "--noisy-compressed-prob", "0.3"]).noisy_compressed_prob == 0.3
+    with pytest.raises(ValueError, match="--noisy-compressed-prob is for --task denoise"):
+        parse_args(["--task", "deblock", "--noisy-compressed-prob", "0.3"])
+    with pytest.raises(ValueError, match=r"--noisy-compressed-prob must be in \[0, 1\], got 1.5"):
+        parse_args(["--task", "denoise", "--noisy-compressed-prob", "1.5"])
+    assert parse_args(["--task", "deblock", "--cut-prob", "0.2"]).cut_prob == 0.2
+    with pytest.raises(ValueError, match="--cut-prob is for --task denoise or deblock"):
+        parse_args(["--task", "sr4", "--cut-prob", "0.2"])
     with pytest.raises(ValueError, match="--kernel-error-prob is for --task deblur"):
         parse_args(["--task", "denoise", "--kernel-error-prob", "0.5"])
     assert parse_args(["--task", "sr4", "--downscaler-probs", "0.2,0.15,0.2,0.2,0.25"]).downscaler_weights() == (

@@ -11,7 +11,7 @@ import argparse
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from training.contract import TASKS, get_task
-from training.degradations import DOWNSCALER_PROBS, DOWNSCALERS
+from training.degradations import DENOISE_COMPRESS_PROB, DOWNSCALER_PROBS, DOWNSCALERS
 from training.network import UPSAMPLE_MODES, NetConfig
 
 
@@ -99,6 +99,9 @@ class TrainConfig:
     compressed_prob: float = _f(0.0, "denoise: probability that a window is only compressed (JPEG quality 10-95 or "
                                 "H.264 CRF 18-40, no noise) instead of drawn from the mixture "
                                 "(training/degradations.py), which draws that case about one time in ten (0 = off)")
+    noisy_compressed_prob: float = _f(DENOISE_COMPRESS_PROB, "denoise: probability that the mixture compresses a "
+                                      "window after its noise (JPEG or H.264, as above); lower gives more of the "
+                                      "network to noise, where --task deblock is the one for compression artifacts")
     downscaler_probs: str = _f("", "sr4: how often each downscaler is drawn, comma-separated in the order "
                                f"{','.join(DOWNSCALERS)} (training/degradations.py DOWNSCALERS; '' = the "
                                f"mixture's {','.join(map(str, DOWNSCALER_PROBS))})")
@@ -117,6 +120,10 @@ class TrainConfig:
                    "with --resume it is not applied again: the run continues from its last.pt)")
     out: str = _f("training/checkpoints/{task}.pt", "write the final model checkpoint here ({task} is filled in; "
                   "'' = do not write one)")
+    cut_prob: float = _f(0.0, "denoise, deblock: probability that a window's first or last 1-2 frames come from "
+                         "another shot (training/data.py WindowDataset._across_cut; half the time another view of "
+                         "the same still or clip, which the graph's scene-cut guard can miss): the network learns "
+                         "to check the frames it fuses (0 = off)")
     h264_preroll: int = _f(0, "H.264-compressed windows are encoded after 0 to N frames of pre-roll (drawn per "
                            "window; training/degradations.py h264_compress), so they sit mid-GOP, every frame "
                            "predicted, as in real streams; 0 = every window starts at the stream's intra frame")
@@ -129,6 +136,14 @@ class TrainConfig:
         for name, task in (("kernel_error_prob", "deblur"), ("compressed_prob", "denoise"), ("downscaler_probs", "sr4")):
             if getattr(self, name) and self.task != task:
                 raise ValueError(f"--{name.replace('_', '-')} is for --task {task}, not {self.task}")
+        if self.task != "denoise" and self.noisy_compressed_prob != DENOISE_COMPRESS_PROB:
+            raise ValueError(f"--noisy-compressed-prob is for --task denoise, not {self.task}")
+        if not 0.0 <= self.noisy_compressed_prob <= 1.0:
+            raise ValueError(f"--noisy-compressed-prob must be in [0, 1], got {self.noisy_compressed_prob}")
+        if self.cut_prob and self.task not in ("denoise", "deblock"):
+            raise ValueError(f"--cut-prob is for --task denoise or deblock (the aligned networks), not {self.task}")
+        if not 0.0 <= self.cut_prob <= 1.0:
+            raise ValueError(f"--cut-prob must be in [0, 1], got {self.cut_prob}")
         if self.h264_preroll < 0:
             raise ValueError(f"--h264-preroll must be >= 0, got {self.h264_preroll}")
         self.downscaler_weights()  # fail at parse time, not in a data worker

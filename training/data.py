@@ -29,7 +29,9 @@ from training.blur_kernel import estimate_kernel
 from training.clips import clip_dir
 from training.contract import KERNEL_SIZE
 from training.dead_leaves import dead_leaves
-from training.degradations import DOWNSCALER_PROBS, defocus_kernel, degrade_window, gaussian_kernel, padded_kernel
+from training.degradations import (
+    DENOISE_COMPRESS_PROB, DOWNSCALER_PROBS, defocus_kernel, degrade_window, gaussian_kernel, padded_kernel,
+)
 from training.masks import random_mask_window
 from training.network import SHARP_PEAK
 
@@ -193,9 +195,11 @@ class WindowDataset(IterableDataset):
         synthetic_prob: float = 0.0,
         kernel_error_prob: float = 0.0,
         compressed_prob: float = 0.0,
+        noisy_compressed_prob: float = DENOISE_COMPRESS_PROB,
         downscaler_probs: tuple[float, ...] = DOWNSCALER_PROBS,
         layered_prob: float = 0.0,
         h264_preroll: int = 0,
+        cut_prob: float = 0.0,
     ) -> None:
         super().__init__()
         if VALIDATION_CLIP in clips:
@@ -205,9 +209,11 @@ class WindowDataset(IterableDataset):
         self.batch_size, self.start_batch = batch_size, start_batch
         self.synthetic_prob = synthetic_prob
         self.kernel_error_prob = kernel_error_prob
-        self.compressed_prob, self.downscaler_probs = compressed_prob, downscaler_probs
+        self.compressed_prob, self.noisy_compressed_prob = compressed_prob, noisy_compressed_prob
+        self.downscaler_probs = downscaler_probs
         self.layered_prob = layered_prob
         self.h264_preroll = h264_preroll
+        self.cut_prob = cut_prob
 
     def _still(self, crop: int, rng: np.random.Generator) -> np.ndarray:
         """A still image: with `synthetic_prob` a fresh dead-leaves one (3 crop wide), else a
@@ -217,18 +223,38 @@ class WindowDataset(IterableDataset):
         stills = load_stills()
         return stills[int(rng.integers(len(stills)))]
 
+    def _shot(self, frames: int, context: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
+        """A clean window of `frames` frames (an animated still or a clip's frames), the still or clip
+        it came from, and whether that was a still."""
+        if rng.random() < self.still_prob:
+            image = self._still(context, rng)
+            return animate_still(image, frames, context, rng), image, True
+        clip = load_clip(self.clips[int(rng.integers(len(self.clips)))])
+        crop = max(self.crop, min(context, *clip.shape[1:3]))  # carphone is 176x144
+        return sample_clip_window(clip, frames, crop, rng), clip, False
+
+    def _across_cut(self, window: np.ndarray, source: np.ndarray, still: bool, rng: np.random.Generator) -> np.ndarray:
+        """`window` with its first or last 1-2 frames from another shot: half the time another view
+        of the same still or clip (two shots of one place, which the graph's scene-cut guard,
+        training/scene_cut.py, can miss), else any source, so the network learns to check the
+        frames it fuses."""
+        k, crop = int(rng.integers(1, 3)), window.shape[1]
+        if rng.random() < 0.5:
+            other = animate_still(source, k, crop, rng) if still else sample_clip_window(source, k, crop, rng)
+        else:
+            other = self._shot(k, crop, rng)[0]
+        out = window.copy()
+        out[slice(0, k) if rng.random() < 0.5 else slice(-k, None)] = other
+        return out
+
     def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         context = max(self.crop, DECONV_CONTEXT) if self.deconvolved else self.crop
-        if rng.random() < self.still_prob:
-            crop = context
-            image = self._still(crop, rng)
-            window = animate_still(image, self.frames, crop, rng)
-            if self.layered_prob and rng.random() < self.layered_prob:
-                window = moving_layer(window, self._still(-(-crop // 3), rng), rng)
-        else:
-            clip = load_clip(self.clips[int(rng.integers(len(self.clips)))])
-            crop = max(self.crop, min(context, *clip.shape[1:3]))  # carphone is 176x144
-            window = sample_clip_window(clip, self.frames, crop, rng)
+        window, source, still = self._shot(self.frames, context, rng)
+        crop = window.shape[1]
+        if still and self.layered_prob and rng.random() < self.layered_prob:
+            window = moving_layer(window, self._still(-(-crop // 3), rng), rng)
+        if self.cut_prob and rng.random() < self.cut_prob:
+            window = self._across_cut(window, source, still, rng)
         window = random_flip(window, rng)
         if self.deconvolved:
             degraded = degrade_window(self.task, window, rng, h264_preroll=self.h264_preroll)
@@ -247,7 +273,8 @@ class WindowDataset(IterableDataset):
             # propagating network fills its centre from all T frames itself (training/propagation.py).
             masks = random_mask_window(self.frames, self.crop, self.crop, rng)[..., None]
             return torch.from_numpy(window).permute(0, 3, 1, 2), target, torch.from_numpy(masks).permute(0, 3, 1, 2)
-        degraded = degrade_window(self.task, window, rng, self.compressed_prob, self.downscaler_probs, self.h264_preroll)
+        degraded = degrade_window(self.task, window, rng, self.compressed_prob, self.downscaler_probs, self.h264_preroll,
+                                  self.noisy_compressed_prob)
         return torch.from_numpy(degraded).permute(0, 3, 1, 2), target
 
     def __iter__(self):

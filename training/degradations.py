@@ -13,7 +13,8 @@ Mixtures (sampled by `degrade_window`; every choice is independent):
   denoise  nothing at all with p=0.15; otherwise noise with p=0.8: sigma = 50 u^1.5 (u ~ U[0, 1]:
            light noise is common), Gaussian or Poisson-Gaussian (50/50); then compression with p=0.6:
            JPEG quality ~ U[10, 95] or H.264 (libx264) CRF ~ U[18, 40] (50/50). Training's
-           --compressed-prob p first draws compression alone (same ranges, no noise) with p.
+           --compressed-prob p first draws compression alone (same ranges, no noise) with p;
+           --noisy-compressed-prob sets the 0.6.
   deblock  nothing at all with p=0.1; otherwise light noise with p=0.3: sigma = 5 u (u ~ U[0, 1]),
            Gaussian or Poisson-Gaussian (50/50), as a camera leaves it before the encoder; then
            compression with p=0.9: JPEG quality ~ U[10, 95] or H.264 (libx264) CRF ~ U[18, 40]
@@ -44,6 +45,7 @@ import torch.nn.functional as F
 
 SIGMA_MAX = 50.0
 DENOISE_JPEG, DENOISE_CRF = (10, 95), (18.0, 40.0)  # denoise's and deblock's compression: JPEG quality, H.264 CRF
+DENOISE_COMPRESS_PROB = 0.6  # denoise's mixture: how often a window is compressed after its noise
 DEBLOCK_SIGMA_MAX = 5.0  # deblock: the light noise a camera leaves under the encoder's artifacts
 
 
@@ -303,10 +305,13 @@ def _noise(frames: np.ndarray, sigma: float, rng: np.random.Generator) -> np.nda
 def degrade_window(
     task: str, frames: np.ndarray, rng: np.random.Generator, compressed_prob: float = 0.0,
     downscaler_probs: tuple[float, ...] = DOWNSCALER_PROBS, h264_preroll: int = 0,
+    noisy_compressed_prob: float = DENOISE_COMPRESS_PROB,
 ) -> np.ndarray:
     """Sample `task`'s degradation mixture (in the module docstring) for one window. denoise: with
     `compressed_prob`, before the mixture, the window is only compressed (JPEG or H.264, no noise),
-    the case the mixture alone draws for about one window in ten. sr4: `downscaler_probs` weighs
+    the case the mixture alone draws for about one window in ten; `noisy_compressed_prob`: how often
+    the mixture compresses a window after its noise (deblock's windows, not denoise's, are where
+    compression artifacts are the point). sr4: `downscaler_probs` weighs
     the DOWNSCALERS, in their order. Every task: H.264 windows get 0 to `h264_preroll` frames of
     pre-roll (`h264_compress`), i.e. sit mid-GOP as in real streams; 0 keeps them at the intra frame."""
     if task == "denoise":
@@ -315,7 +320,8 @@ def degrade_window(
         if rng.random() < 0.15:
             return frames.copy()
         out = _noise(frames, SIGMA_MAX * rng.random() ** 1.5, rng) if rng.random() < 0.8 else frames
-        return _compress(out, rng, DENOISE_JPEG, DENOISE_CRF, h264_preroll) if rng.random() < 0.6 else out.copy()
+        compress = rng.random() < noisy_compressed_prob
+        return _compress(out, rng, DENOISE_JPEG, DENOISE_CRF, h264_preroll) if compress else out.copy()
     if task == "deblock":
         if rng.random() < 0.1:
             return frames.copy()

