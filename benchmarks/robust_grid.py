@@ -10,15 +10,18 @@ HELDOUT_STILLS) replace them where a result must not depend on what the networks
 Cells (`grid(task)`), the degradations of issue 17 built from training/degradations.py and
 training/masks.py:
   denoise  clean; Gaussian sigma 2..50; Poisson-Gaussian; H.264 CRF 28/33/38, and CRF 33/38
-           mid-stream (as deblock's); JPEG 10/20/40; noise then H.264
+           mid-stream (as deblock's); JPEG 10/20/40; noise then H.264; sigma 2 and 25 across a
+           scene cut
   deblock  clean; light noise; H.264 CRF 23..38, and CRF 33/38 mid-stream; JPEG 10..70; noise then
-           H.264. Each window is encoded as a stream of its own, which starts at its one intra
-           frame; "mid-stream" encodes MIDSTREAM_PREROLL frames before it (the window mirrored back
-           in time, training/degradations.py h264_compress), so every frame of the window is a
-           predicted one, as nearly every frame of a real stream is
-  sr4      x4 by every DOWNSCALERS kernel (Gaussian at sigma 0.8 and 1.6), each also then H.264 CRF 28
+           H.264; CRF 33 across a scene cut. Each window is encoded as a stream of its own, which
+           starts at its one intra frame; "mid-stream" encodes MIDSTREAM_PREROLL frames before it
+           (the window mirrored back in time, training/degradations.py h264_compress), so every
+           frame of the window is a predicted one, as nearly every frame of a real stream is
+  sr4      x4 by every DOWNSCALERS kernel (Gaussian at sigma 0.8 and 1.6), each also then H.264
+           CRF 28; bicubic across a scene cut
   deblur   straight motion 5..21 px at several angles, defocus radius 1..4, Gaussian, camera shake,
-           already sharp (with and without light noise), motion + light noise
+           already sharp (with and without light noise), motion + light noise; motion across a
+           scene cut
   inpaint  static masks (corner logo, subtitles, timestamp) and moving objects, 1%..10% of the
            frame, on the camera as shot and on a static camera (the centre frame held still)
 """
@@ -96,6 +99,26 @@ def _degraded(fn: Callable[[np.ndarray, np.random.Generator], np.ndarray]) -> Ca
 
 MIDSTREAM_PREROLL = 8  # frames encoded before a "mid-stream" H.264 window
 
+# Scene cuts: every edited video has them, and the frames of another scene in a window are no
+# evidence about its centre (training/scene_cut.py). A "scene cut" cell shows the window's first
+# CUT_FRAMES frames from another scene, a still under a slow camera (never scored), so the cut falls
+# just before the centre frame, where it harmed lightly noisy frames most before the guard.
+CUT_STILL, CUT_FRAMES = "astronaut", 2
+
+
+def scene_cut(window: np.ndarray) -> np.ndarray:
+    """`window` (T, H, W, 3) with its first CUT_FRAMES frames replaced by another scene's."""
+    t, h, w = window.shape[:3]
+    other = animate_still(load_still(CUT_STILL), CUT_FRAMES, 256, np.random.default_rng(0))
+    cut = window.copy()
+    cut[:CUT_FRAMES] = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in other]
+    return cut
+
+
+def scene_cut_cell(task: str, name: str, fn: Callable[[np.ndarray, np.random.Generator], np.ndarray]) -> Cell:
+    """The degradation `fn` of a window across a scene cut (`scene_cut`), scored on the centre."""
+    return Cell(task, f"{name}, scene cut", "scene cut", lambda w, rng: Sample(fn(scene_cut(w), rng), _centre(w)))
+
 
 def midstream_cells(task: str) -> list[Cell]:
     """H.264 CRF 33 and 38 with the window in the middle of its stream (every frame predicted)."""
@@ -118,6 +141,7 @@ def denoise_cells() -> list[Cell]:
         c.append(Cell("denoise", f"JPEG {q}", "compression", _degraded(lambda w, rng, q=q: jpeg_compress(w, q))))
     c.append(Cell("denoise", "Gaussian sigma 10 then H.264 CRF 28", "noise+compression",
                   _degraded(lambda w, rng: h264_compress(gaussian_noise(w, 10, rng), 28))))
+    c += [scene_cut_cell("denoise", f"Gaussian sigma {s}", lambda w, rng, s=s: gaussian_noise(w, s, rng)) for s in (2, 25)]
     return c
 
 
@@ -131,6 +155,7 @@ def deblock_cells() -> list[Cell]:
         c.append(Cell("deblock", f"JPEG {q}", "compression", _degraded(lambda w, rng, q=q: jpeg_compress(w, q))))
     c.append(Cell("deblock", "Gaussian sigma 3 then H.264 CRF 33", "noise+compression",
                   _degraded(lambda w, rng: h264_compress(gaussian_noise(w, 3, rng), 33))))
+    c.append(scene_cut_cell("deblock", "H.264 CRF 33", lambda w, rng: h264_compress(w, 33)))
     return c
 
 
@@ -145,6 +170,7 @@ def sr4_cells() -> list[Cell]:
                 return h264_compress(low, q) if q is not None else low
             c.append(Cell("sr4", name + (f" + H.264 CRF {crf}" if crf else ""), "downscale" if crf is None else
                           "downscale+compression", _degraded(make)))
+    c.append(scene_cut_cell("sr4", "bicubic", lambda w, rng: downscale(w, 4, "bicubic")))
     return c
 
 
@@ -164,6 +190,7 @@ def deblur_cells() -> list[Cell]:
                   _degraded(lambda w, rng: gaussian_noise(blur(w, linear_motion_kernel(9, 20)), 2, rng))))
     c.append(Cell("deblur", "sharp", "sharp", _degraded(lambda w, rng: w.copy())))
     c.append(Cell("deblur", "sharp + noise sigma 2", "sharp", _degraded(lambda w, rng: gaussian_noise(w, 2, rng))))
+    c.append(scene_cut_cell("deblur", "linear motion 9 px at 30 deg", lambda w, rng: blur(w, linear_motion_kernel(9, 30))))
     return c
 
 

@@ -13,8 +13,8 @@ from benchmarks import ffmpeg_filters
 from benchmarks.robust import (CARD_HEADINGS, compare_markdown, run_grid, run_row, stripe_bias, summary_markdown, targets,
                                update_card)
 from benchmarks.robust_crops import TILE, areas, picture
-from benchmarks.robust_grid import (GRID_STILLS, HELDOUT_CLIPS, HELDOUT_STILLS, OVERLAY_VALUE, PROBE_FRAME, Sample, grid,
-                                   held_out_sources, probe, sources)
+from benchmarks.robust_grid import (CUT_FRAMES, GRID_STILLS, HELDOUT_CLIPS, HELDOUT_STILLS, OVERLAY_VALUE, PROBE_FRAME,
+                                   Sample, grid, held_out_sources, probe, scene_cut, sources)
 from training.data import STILLS, TRAIN_CLIPS, load_clip
 from training.masks import OVERLAYS
 
@@ -121,6 +121,24 @@ def test_inpaint_cells_hide_the_pixels_and_keep_the_clean_target():
         assert (sample.window[hidden] == OVERLAY_VALUE).all()
         assert sample.masks.shape == (*sample.window.shape[:3], 1)
         assert np.array_equal(sample.target, window[len(window) // 2])
+
+
+def test_scene_cut_cells_splice_another_scene_that_the_guard_sees_as_one():
+    import torch
+
+    from training.scene_cut import other_scene
+    for src in sources("denoise", 1, 128, clips=("bikes.mp4",), stills=("gravel",)):
+        window = src.windows[0]
+        cut = scene_cut(window)
+        assert np.array_equal(cut[CUT_FRAMES:], window[CUT_FRAMES:]) and not np.array_equal(cut[0], window[0])
+        flagged = other_scene(torch.from_numpy(cut).permute(0, 3, 1, 2)[None].float() / 255)[0].tolist()
+        assert flagged == [True] * CUT_FRAMES + [False] * (5 - CUT_FRAMES), (src.name, flagged)
+        for task in ("denoise", "deblock", "sr4", "deblur"):
+            cells = [c for c in grid(task) if c.family == "scene cut"]
+            assert cells, task
+            for cell in cells:
+                sample = cell.apply(window, src.name, 0)
+                assert np.array_equal(sample.target, window[2]), (task, cell.name)
 
 
 def test_crops_find_the_dark_flat_and_textured_areas():
