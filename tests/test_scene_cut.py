@@ -1,5 +1,5 @@
 """Windows across a scene cut (training/scene_cut.py): which frames count as another scene, what
-replaces them, and that an aligned network restores such a window as it restores the mirrored one."""
+replaces them, and that a network restores such a window as it restores the mirrored one."""
 from __future__ import annotations
 
 import numpy as np
@@ -40,21 +40,23 @@ def test_other_scene_frames_become_their_mirror_or_the_centre():
     frames = torch.arange(5, dtype=torch.float32).view(1, 5, 1, 1, 1).expand(2, 5, 3, 64, 64) / 100  # 2.5 grey levels apart
     scene = torch.tensor([[0.9, 0.9, 0.0, 0.0, 0.0], [0.9, 0.0, 0.0, 0.0, 0.9]]).view(2, 5, 1, 1, 1)
     window = frames + scene  # window 0: frames 0-1 of another scene; window 1: frames 0 and 4
-    masks = torch.arange(5, dtype=torch.float32).view(1, 5, 1, 1, 1).expand(2, 5, 1, 8, 8).clone()
-    fixed, fixed_masks = same_scene(window, masks)
+    fixed = same_scene(window)
     picked = (fixed[:, :, 0, 0, 0] - scene[:, 2, 0, 0, 0].view(2, 1)) * 100
     assert picked.round().tolist() == [[4, 3, 2, 3, 4], [2, 1, 2, 3, 2]]
-    assert fixed_masks[:, :, 0, 0, 0].tolist() == [[4, 3, 2, 3, 4], [2, 1, 2, 3, 2]]
+    # frames downscaled 4x look the same at stride 1 as full-size ones at the default stride
+    small = torch.nn.functional.avg_pool2d(window.flatten(0, 1), 4).unflatten(0, (2, 5))
+    assert torch.equal(other_scene(small, stride=1), other_scene(window))
 
 
-def test_an_aligned_network_restores_a_window_across_a_cut_as_its_mirror(two_clips):
+def test_networks_restore_a_window_across_a_cut_as_its_mirror(two_clips):
     a, b = two_clips
     torch.manual_seed(0)
-    aligned = VideoRestorationNet(NetConfig(channels=8, frame_channels=4, fusion_blocks=1, aligned=True)).eval()
-    plain = VideoRestorationNet(NetConfig(channels=8, frame_channels=4, fusion_blocks=1)).eval()
+    small = dict(channels=8, frame_channels=4, fusion_blocks=1)
     spliced = as_float(np.concatenate([a[:2], b[2:]]))
-    mirrored = spliced[:, [4, 3, 2, 3, 4]]
-    with torch.no_grad():
-        assert torch.equal(aligned(spliced), aligned(mirrored))
-        assert not torch.equal(aligned(spliced), aligned(spliced[:, [2, 2, 2, 2, 2]]))  # same-scene frames kept
-        assert not torch.equal(plain(spliced), plain(mirrored))  # networks that do not align see the window as it is
+    low = torch.nn.functional.avg_pool2d(spliced.flatten(0, 1), 4).unflatten(0, (1, 5))  # sr4's input
+    for config, window in ((NetConfig(**small, aligned=True), spliced), (NetConfig(**small), spliced),
+                           (NetConfig(**small, scale=4, unshuffle=1), low)):
+        net = VideoRestorationNet(config).eval()
+        with torch.no_grad():
+            assert torch.equal(net(window), net(window[:, [4, 3, 2, 3, 4]])), config
+            assert not torch.equal(net(window), net(window[:, [2, 2, 2, 2, 2]])), config  # same-scene frames kept

@@ -56,7 +56,7 @@ from training.fill import harmonic_fill, harmonic_fill_macs, keep_smooth_fill
 from training.flow import align_window
 from training.noise_bound import NoiseBound
 from training.propagation import propagate_window
-from training.scene_cut import same_scene
+from training.scene_cut import STRIDE, same_scene
 from training.upsample import CubicUpsample
 
 # training/blur_kernel.py reports a frame no blurrier than its own edges as a delta kernel (peak 1).
@@ -266,8 +266,9 @@ class VideoRestorationNet(nn.Module):
                  <= 49), estimated on its centre frame (training/blur_kernel.py); required iff
                  config.deconvolved. The window is Wiener-deconvolved by it in the graph.
         Returns float (N, 3, H*s, W*s), RGB, about [0, 1] (not clamped: the loss sees overshoot).
-        An aligned network first replaces frames of another scene than the centre's
-        (training/scene_cut.py), then warps each neighbour onto the centre frame (training/flow.py), and
+        Every network but a propagating one first replaces frames of another scene than the centre's
+        (training/scene_cut.py); an aligned one then warps each neighbour onto the centre frame
+        (training/flow.py), and
         a propagating one fills its centre frame from all its frames and keeps the centre `frames`
         (training/propagation.py), inside the graph, so training, evaluation and serving do the same.
         A deconvolved network returns the centre frame unchanged where its kernel is a delta (no blur
@@ -278,12 +279,13 @@ class VideoRestorationNet(nn.Module):
         c = self.config
         if t != c.input_frames:
             raise ValueError(f"expected a window of {c.input_frames} frames, got {t} (shape {tuple(frames.shape)})")
-        if c.aligned and t > 1:
-            # Frames of another scene out (training/scene_cut.py): an aligned network fuses its warped
-            # neighbours as views of the centre, and across a cut no flow makes them one. Measured on
-            # bikes' first frame after a cut: denoise +2.3 dB, deblock +0.3; deblur and sr4, which do
-            # not align, came out 0.06-0.15 dB lower with it (benchmarks/RESULTS.md, 2026-12-07 17:01-17:20).
-            frames = same_scene(frames)[0]  # aligned networks take no masks (NetConfig)
+        if t > 1 and not c.propagation_frames:
+            # Frames of another scene out (training/scene_cut.py): a network fuses its neighbours as
+            # views of the centre, and across a cut they are not. Measured on bikes' first frame after
+            # a cut: denoise +2.3 dB, deblock +0.3 (benchmarks/RESULTS.md, 2026-12-07 17:01-17:20); on
+            # the grid's cut windows sr4 +0.2 to +3.8, deblur up to +1.5 (18:10-18:50). Inpaint's
+            # propagation checks every pixel it copies from another frame instead.
+            frames = same_scene(frames, stride=max(1, STRIDE // c.scale))
         if c.propagation_frames:
             if masks is None:
                 raise ValueError("this network is masked (inpainting): pass masks (N, T, 1, H, W)")

@@ -7,8 +7,10 @@ back worse than their input (denoise, sigma 2: up to -3.4 dB; benchmarks/RESULTS
 of the frame's size), where motion between neighbouring frames moves little and a cut changes
 nearly everything; a frame of another scene is replaced by its mirror image about the centre
 (as the window model mirrors a stream's first and last frames), or by the centre frame itself if
-that one is of another scene too. Inside the exported graph of the aligned networks (denoise,
-deblock; training/network.py says why only those), a few cheap nodes and one gather per window.
+that one is of another scene too. Inside the exported graph of every network whose window is
+fused as one (denoise, deblock, deblur, sr4; not inpaint, whose propagation checks each pixel it
+copies), a few cheap nodes and one gather per window. sr4's frames are 4x smaller: it starts
+from every pixel (`stride`) so that its thumbnails, and the threshold, are at the same scale.
 """
 from __future__ import annotations
 
@@ -24,11 +26,12 @@ HALVINGS = 3   # ... and are halved this many times: 1/32 of the frame's size
 CUT_LEVEL = 32 / 255
 
 
-def other_scene(frames: torch.Tensor) -> torch.Tensor:
+def other_scene(frames: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
     """frames (N, T, 3, H, W) in [0, 1] -> (N, T) bool: True where a frame is not of the centre
-    frame's scene (never for the centre itself)."""
+    frame's scene (never for the centre itself). `stride`: STRIDE for full-size frames, STRIDE /
+    the factor for frames that were downscaled by it."""
     n, t = frames.shape[:2]
-    thumbs = grey(frames[..., ::STRIDE, ::STRIDE].flatten(0, 1))
+    thumbs = grey(frames[..., ::stride, ::stride].flatten(0, 1))
     for _ in range(HALVINGS):
         thumbs = half(thumbs)
     thumbs = thumbs.unflatten(0, (n, t))
@@ -36,16 +39,16 @@ def other_scene(frames: torch.Tensor) -> torch.Tensor:
     return change > CUT_LEVEL
 
 
-def same_scene(frames: torch.Tensor, *planes: torch.Tensor) -> list[torch.Tensor]:
-    """frames (N, T, 3, H, W) in [0, 1], and any planes (N, T, ...) that go with them (masks) ->
-    the same tensors with every frame of another scene than the centre's replaced by its mirror
-    about the centre, or by the centre if that is of another scene too."""
+def same_scene(frames: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
+    """frames (N, T, 3, H, W) in [0, 1] -> the same with every frame of another scene than the
+    centre's replaced by its mirror about the centre, or by the centre if that is of another scene
+    too (`stride`: `other_scene`)."""
     n, t = frames.shape[:2]
     centre = t // 2
-    other = other_scene(frames)
+    other = other_scene(frames, stride)
     position = torch.arange(t, device=frames.device).expand(n, t)
     mirror = 2 * centre - position
     source = torch.where(~other, position, torch.where(~other.flip(1), mirror, torch.full_like(position, centre)))
     # One gather of whole frames, cheaper in ONNX Runtime than choosing each pixel with Where.
     rows = (source + t * torch.arange(n, device=frames.device).view(n, 1)).flatten()
-    return [x.flatten(0, 1).index_select(0, rows).unflatten(0, (n, t)) for x in (frames, *planes)]
+    return frames.flatten(0, 1).index_select(0, rows).unflatten(0, (n, t))
