@@ -311,8 +311,8 @@ def degrade_window(
     `compressed_prob`, before the mixture, the window is only compressed (JPEG or H.264, no noise),
     the case the mixture alone draws for about one window in ten; `noisy_compressed_prob`: how often
     the mixture compresses a window after its noise (deblock's windows, not denoise's, are where
-    compression artifacts are the point). sr4: `downscaler_probs` weighs
-    the DOWNSCALERS, in their order. Every task: H.264 windows get 0 to `h264_preroll` frames of
+    compression artifacts are the point). sr4: `downscaler_probs` weighs the DOWNSCALERS, in their
+    order. Every task: H.264 windows get 0 to `h264_preroll` frames of
     pre-roll (`h264_compress`), i.e. sit mid-GOP as in real streams; 0 keeps them at the intra frame."""
     if task == "denoise":
         if compressed_prob and rng.random() < compressed_prob:

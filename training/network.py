@@ -268,9 +268,9 @@ class VideoRestorationNet(nn.Module):
         Returns float (N, 3, H*s, W*s), RGB, about [0, 1] (not clamped: the loss sees overshoot).
         Every network but a propagating one first replaces frames of another scene than the centre's
         (training/scene_cut.py); an aligned one then warps each neighbour onto the centre frame
-        (training/flow.py), and
-        a propagating one fills its centre frame from all its frames and keeps the centre `frames`
-        (training/propagation.py), inside the graph, so training, evaluation and serving do the same.
+        (training/flow.py), and a propagating one fills its centre frame from all its frames and keeps
+        the centre `frames` (training/propagation.py), inside the graph, so training, evaluation and
+        serving do the same.
         A deconvolved network returns the centre frame unchanged where its kernel is a delta (no blur
         found: `SHARP_PEAK`); a noise-bounded one changes each pixel of it by about `noise_bound`
         times the noise seen in it at most (training/noise_bound.py).
@@ -283,7 +283,7 @@ class VideoRestorationNet(nn.Module):
             # Frames of another scene out (training/scene_cut.py): a network fuses its neighbours as
             # views of the centre, and across a cut they are not. Measured on bikes' first frame after
             # a cut: denoise +2.3 dB, deblock +0.3 (benchmarks/RESULTS.md, 2026-12-07 17:01-17:20); on
-            # the grid's cut windows sr4 +0.2 to +3.8, deblur up to +1.5 (18:10-18:50). Inpaint's
+            # the grid's cut windows sr4 +0.2 to +3.8, deblur up to +1.5 (18:10-18:40). Inpaint's
             # propagation checks every pixel it copies from another frame instead.
             frames = same_scene(frames, stride=max(1, STRIDE // c.scale))
         if c.propagation_frames:
