@@ -27,6 +27,7 @@ training/masks.py:
 """
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,12 +107,17 @@ MIDSTREAM_PREROLL = 8  # frames encoded before a "mid-stream" H.264 window
 CUT_STILL, CUT_FRAMES = "astronaut", 2
 
 
+@functools.lru_cache(maxsize=8)
+def _other_shot(h: int, w: int) -> np.ndarray:
+    """CUT_FRAMES frames of CUT_STILL under a slow camera, h x w."""
+    other = animate_still(load_still(CUT_STILL), CUT_FRAMES, 256, np.random.default_rng(0))
+    return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in other])
+
+
 def scene_cut(window: np.ndarray) -> np.ndarray:
     """`window` (T, H, W, 3) with its first CUT_FRAMES frames replaced by another scene's."""
-    t, h, w = window.shape[:3]
-    other = animate_still(load_still(CUT_STILL), CUT_FRAMES, 256, np.random.default_rng(0))
     cut = window.copy()
-    cut[:CUT_FRAMES] = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in other]
+    cut[:CUT_FRAMES] = _other_shot(*window.shape[1:3])
     return cut
 
 

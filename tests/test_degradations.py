@@ -51,7 +51,9 @@ def test_denoise_noisy_compressed_prob_sets_how_often_the_mixture_compresses(win
     def compressed(seed: int, p: float) -> bool:  # the draws before compression are the same: equal noise, then the codec or not
         plain = d.degrade_window("denoise", window, np.random.default_rng(seed), noisy_compressed_prob=0.0)
         return not np.array_equal(d.degrade_window("denoise", window, np.random.default_rng(seed), noisy_compressed_prob=p), plain)
-    assert not any(compressed(s, 0.0) for s in range(20))
+    default = [d.degrade_window("denoise", window, np.random.default_rng(s)) for s in range(12)]
+    assert all(np.array_equal(a, d.degrade_window("denoise", window, np.random.default_rng(s), noisy_compressed_prob=0.6))
+               for s, a in enumerate(default))  # the flag's default is the mixture's 0.6
     assert sum(compressed(s, 1.0) for s in range(20)) >= 14  # all but the 15% left clean (and noise-free ones the codec keeps)
     assert 0 < sum(compressed(s, 0.3) for s in range(40)) < sum(compressed(s, 0.9) for s in range(40))
 

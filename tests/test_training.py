@@ -20,7 +20,7 @@ from training.data import (DECONV_CONTEXT, VALIDATION_CLIP, WindowDataset, anima
 from training.blur_kernel import estimate_kernel
 from training.contract import KERNEL_SIZE
 from training.evaluate import mirrored_window, psnr, validation_set
-from training.model_card import cut_windows, moving_layers
+from training.model_card import cut_windows, degradation_lines, mixture_overrides, moving_layers
 from training.network import NetConfig, VideoRestorationNet, gflops_per_frame
 from training.train import learning_rate, loss_fn, phase_bias, train
 
@@ -74,6 +74,12 @@ def test_windows_across_a_cut_keep_the_centre_and_replace_one_end():
                            (False, False, False, False, True), (False, False, False, True, True)}, changed
         ends.add(changed)
     assert len(ends) == 4  # either end, one or two frames
+    three = WindowDataset("denoise", frames=3, crop=32, still_prob=0.5, seed=3, cut_prob=1.0)
+    for seed in range(12):  # a 3-frame window loses one frame at most: never its centre
+        cut = three._across_cut(window[:3], source, True, np.random.default_rng(seed))
+        assert not cut[1].any() and sum(bool(f.any()) for f in cut) == 1
+    with pytest.raises(ValueError, match="cut_prob 0.2: windows across a cut need 3 or more frames"):
+        WindowDataset("deblur", frames=5, crop=32, deconvolved=True, cut_prob=0.2)
     degraded, target = next(iter(ds))
     assert degraded.shape == (5, 3, 32, 32) and target.shape == (3, 32, 32)
 
@@ -81,6 +87,10 @@ def test_windows_across_a_cut_keep_the_centre_and_replace_one_end():
 def test_the_model_card_says_when_moving_layers_were_drawn():
     assert moving_layers({"task": "sr4"}) == ""
     assert "50% of them with objects moving on their own" in moving_layers({"layered_prob": 0.5})
+    assert degradation_lines("sr4")[0].startswith("  sr4 ") and degradation_lines("sr4")[-1].endswith("18..32).")
+    assert mixture_overrides({"task": "denoise", "noisy_compressed_prob": 0.6, "cut_prob": 0.0}) == []
+    assert mixture_overrides({"task": "denoise", "noisy_compressed_prob": 0.3, "cut_prob": 0.2}) == [
+        "  this checkpoint's last training run: --noisy-compressed-prob 0.3 --cut-prob 0.2"]
     assert cut_windows({"task": "denoise"}) == "" and "20% of windows across a scene cut" in cut_windows({"cut_prob": 0.2})
 
 
@@ -143,6 +153,8 @@ def test_task_specific_data_flags_are_refused_for_other_tasks():
     assert parse_args(["--task", "deblock", "--cut-prob", "0.2"]).cut_prob == 0.2
     with pytest.raises(ValueError, match="--cut-prob is for --task denoise or deblock"):
         parse_args(["--task", "sr4", "--cut-prob", "0.2"])
+    with pytest.raises(ValueError, match="--cut-prob needs --frames 3 or more"):
+        parse_args(["--task", "denoise", "--frames", "1", "--cut-prob", "0.2"])
     with pytest.raises(ValueError, match="--kernel-error-prob is for --task deblur"):
         parse_args(["--task", "denoise", "--kernel-error-prob", "0.5"])
     assert parse_args(["--task", "sr4", "--downscaler-probs", "0.2,0.15,0.2,0.2,0.25"]).downscaler_weights() == (

@@ -141,7 +141,9 @@ class TrainConfig:
         if not 0.0 <= self.noisy_compressed_prob <= 1.0:
             raise ValueError(f"--noisy-compressed-prob must be in [0, 1], got {self.noisy_compressed_prob}")
         if self.cut_prob and self.task not in ("denoise", "deblock"):
-            raise ValueError(f"--cut-prob is for --task denoise or deblock (the aligned networks), not {self.task}")
+            raise ValueError(f"--cut-prob is for --task denoise or deblock, not {self.task}")
+        if self.cut_prob and self.frames < 3:
+            raise ValueError(f"--cut-prob needs --frames 3 or more (a cut beside the centre frame), got {self.frames}")
         if not 0.0 <= self.cut_prob <= 1.0:
             raise ValueError(f"--cut-prob must be in [0, 1], got {self.cut_prob}")
         if self.h264_preroll < 0:

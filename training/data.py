@@ -204,6 +204,9 @@ class WindowDataset(IterableDataset):
         super().__init__()
         if VALIDATION_CLIP in clips:
             raise ValueError(f"{VALIDATION_CLIP} is the held-out validation clip; do not train on it")
+        if cut_prob and (deconvolved or frames < 3):
+            raise ValueError(f"cut_prob {cut_prob}: windows across a cut need 3 or more frames and no deconvolution "
+                             f"context (frames {frames}, deconvolved {deconvolved})")
         self.task, self.frames, self.crop, self.still_prob, self.seed, self.clips = task, frames, crop, still_prob, seed, clips
         self.deconvolved = deconvolved
         self.batch_size, self.start_batch = batch_size, start_batch
@@ -238,7 +241,7 @@ class WindowDataset(IterableDataset):
         of the same still or clip (two shots of one place, which the graph's scene-cut guard,
         training/scene_cut.py, can miss), else any source, so the network learns to check the
         frames it fuses."""
-        k, crop = int(rng.integers(1, 3)), window.shape[1]
+        k, crop = int(rng.integers(1, min(2, self.frames // 2) + 1)), window.shape[1]  # never the centre
         if rng.random() < 0.5:
             other = animate_still(source, k, crop, rng) if still else sample_clip_window(source, k, crop, rng)
         else:

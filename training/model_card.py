@@ -39,6 +39,8 @@ def degradation_lines(task: str) -> list[str]:
     for line in DEGRADATIONS_DOC.splitlines():
         if line.startswith("  ") and not line.startswith("   "):
             inside = line.split()[0] == task
+        elif not line.startswith(" "):
+            inside = False  # the paragraph after the table
         if inside:
             lines.append(line)
     return lines
@@ -65,6 +67,19 @@ def cut_windows(train_config: dict) -> str:
             "half the time another view of the same still or clip)" if share else "")
 
 
+MIXTURE_FLAGS = ("compressed_prob", "noisy_compressed_prob", "downscaler_probs", "kernel_error_prob", "cut_prob",
+                 "h264_preroll")
+
+
+def mixture_overrides(train_config: dict) -> list[str]:
+    """The card's degradation-block line for the data flags this checkpoint was trained with where
+    they differ from the defaults the block describes (none: no line)."""
+    defaults = TrainConfig(task=train_config.get("task", "denoise"))
+    changed = [f"--{name.replace('_', '-')} {train_config[name]}" for name in MIXTURE_FLAGS
+               if name in train_config and train_config[name] != getattr(defaults, name)]
+    return [f"  this checkpoint's last training run: {' '.join(changed)}"] if changed else []
+
+
 def write_card(task: str, checkpoint: Path, out: Path, count: int = 6) -> str:
     net, extra = load_checkpoint(checkpoint)
     c = net.config
@@ -80,7 +95,7 @@ def write_card(task: str, checkpoint: Path, out: Path, count: int = 6) -> str:
                  "sr4": "antialiased bicubic x4 downscale",
                  "deblur": "motion blur (15 px kernel) or defocus (radius 3), alternating, + sigma=1 noise"}[task]
         rows.append(f"| {label} | {degraded} | {ours[0]:.2f} / {ours[1]:.4f} |")
-    task_lines = degradation_lines(task)
+    task_lines = degradation_lines(task) + mixture_overrides(extra.get("train_config", {}))
     wall = extra.get("wall_time_s", extra.get("elapsed", float("nan")))
     train_config = extra.get("train_config", {})
     text = f"""# `{task}` checkpoint ({checkpoint.name})

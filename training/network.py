@@ -266,7 +266,7 @@ class VideoRestorationNet(nn.Module):
                  <= 49), estimated on its centre frame (training/blur_kernel.py); required iff
                  config.deconvolved. The window is Wiener-deconvolved by it in the graph.
         Returns float (N, 3, H*s, W*s), RGB, about [0, 1] (not clamped: the loss sees overshoot).
-        Every network but a propagating one first replaces frames of another scene than the centre's
+        Every network but a masked one first replaces frames of another scene than the centre's
         (training/scene_cut.py); an aligned one then warps each neighbour onto the centre frame
         (training/flow.py), and a propagating one fills its centre frame from all its frames and keeps
         the centre `frames` (training/propagation.py), inside the graph, so training, evaluation and
@@ -279,12 +279,13 @@ class VideoRestorationNet(nn.Module):
         c = self.config
         if t != c.input_frames:
             raise ValueError(f"expected a window of {c.input_frames} frames, got {t} (shape {tuple(frames.shape)})")
-        if t > 1 and not c.propagation_frames:
+        if t > 1 and not c.masked:
             # Frames of another scene out (training/scene_cut.py): a network fuses its neighbours as
             # views of the centre, and across a cut they are not. Measured on bikes' first frame after
             # a cut: denoise +2.3 dB, deblock +0.3 (benchmarks/RESULTS.md, 2026-12-07 17:01-17:20); on
-            # the grid's cut windows sr4 +0.2 to +3.8, deblur up to +1.5 (18:10-18:40). Inpaint's
-            # propagation checks every pixel it copies from another frame instead.
+            # the grid's cut windows sr4 +0.2 to +3.8, deblur up to +1.5 (18:10-18:40). Not for masked
+            # (inpainting) networks: each frame's mask would have to move with it, and inpaint's
+            # propagation checks every pixel it copies from another frame anyway.
             frames = same_scene(frames, stride=max(1, STRIDE // c.scale))
         if c.propagation_frames:
             if masks is None:

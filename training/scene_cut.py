@@ -8,8 +8,8 @@ of the frame's size), where motion between neighbouring frames moves little and 
 nearly everything; a frame of another scene is replaced by its mirror image about the centre
 (as the window model mirrors a stream's first and last frames), or by the centre frame itself if
 that one is of another scene too. Inside the exported graph of every network whose window is
-fused as one (denoise, deblock, deblur, sr4; not inpaint, whose propagation checks each pixel it
-copies), a few cheap nodes and one gather per window. sr4's frames are 4x smaller: it starts
+fused as one (denoise, deblock, deblur, sr4; not the masked inpaint, whose propagation checks each
+pixel it copies), a few cheap nodes and one gather per window. sr4's frames are 4x smaller: it starts
 from every pixel (`stride`) so that its thumbnails, and the threshold, are at the same scale.
 """
 from __future__ import annotations
