@@ -123,7 +123,7 @@ def scene_cut(window: np.ndarray) -> np.ndarray:
 
 def scene_cut_cell(task: str, name: str, fn: Callable[[np.ndarray, np.random.Generator], np.ndarray]) -> Cell:
     """The degradation `fn` of a window across a scene cut (`scene_cut`), scored on the centre."""
-    return Cell(task, f"{name}, scene cut", "scene cut", lambda w, rng: Sample(fn(scene_cut(w), rng), _centre(w)))
+    return Cell(task, f"{name}, scene cut", "scene cut", _degraded(lambda w, rng: fn(scene_cut(w), rng)))
 
 
 def midstream_cells(task: str) -> list[Cell]:

@@ -33,6 +33,11 @@ TASK_DEFAULTS: dict[str, dict] = {
 # deblock is denoise's network with its own weights, without the noise bound (it would cap the
 # changes compression artifacts need).
 TASK_DEFAULTS["deblock"] = {**TASK_DEFAULTS["denoise"], "noise_bound": 0.0}
+# Data flags that only some tasks' mixtures read (training/data.py, training/degradations.py).
+DATA_FLAG_TASKS: dict[str, tuple[str, ...]] = {
+    "kernel_error_prob": ("deblur",), "compressed_prob": ("denoise",), "noisy_compressed_prob": ("denoise",),
+    "downscaler_probs": ("sr4",), "cut_prob": ("denoise", "deblock"),
+}
 # NetConfig fields that are flags; scale, masked and deconvolved follow from the task (training/contract.py).
 NETWORK_FIELDS = tuple(f.name for f in fields(NetConfig) if f.name not in ("scale", "masked", "deconvolved"))
 # General defaults of the fields that some task overrides (None in the dataclass = "task default"):
@@ -133,19 +138,16 @@ class TrainConfig:
         for name, value in {**GENERAL_DEFAULTS, **TASK_DEFAULTS.get(self.task, {})}.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
-        for name, task in (("kernel_error_prob", "deblur"), ("compressed_prob", "denoise"), ("downscaler_probs", "sr4")):
-            if getattr(self, name) and self.task != task:
-                raise ValueError(f"--{name.replace('_', '-')} is for --task {task}, not {self.task}")
-        if self.task != "denoise" and self.noisy_compressed_prob != DENOISE_COMPRESS_PROB:
-            raise ValueError(f"--noisy-compressed-prob is for --task denoise, not {self.task}")
-        if not 0.0 <= self.noisy_compressed_prob <= 1.0:
-            raise ValueError(f"--noisy-compressed-prob must be in [0, 1], got {self.noisy_compressed_prob}")
-        if self.cut_prob and self.task not in ("denoise", "deblock"):
-            raise ValueError(f"--cut-prob is for --task denoise or deblock, not {self.task}")
+        # A data flag that this task's mixture does not read: any value but its default is refused.
+        defaults = {f.name: f.default for f in fields(self)}
+        for name, tasks in DATA_FLAG_TASKS.items():
+            if getattr(self, name) != defaults[name] and self.task not in tasks:
+                raise ValueError(f"--{name.replace('_', '-')} is for --task {' or '.join(tasks)}, not {self.task}")
+        for name in ("noisy_compressed_prob", "cut_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
         if self.cut_prob and self.frames < 3:
             raise ValueError(f"--cut-prob needs --frames 3 or more (a cut beside the centre frame), got {self.frames}")
-        if not 0.0 <= self.cut_prob <= 1.0:
-            raise ValueError(f"--cut-prob must be in [0, 1], got {self.cut_prob}")
         if self.h264_preroll < 0:
             raise ValueError(f"--h264-preroll must be >= 0, got {self.h264_preroll}")
         self.downscaler_weights()  # fail at parse time, not in a data worker

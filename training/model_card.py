@@ -22,15 +22,21 @@ from training.evaluate import FIXED_DEGRADATION_TASKS, evaluate, psnr, ssim, val
 from training.network import count_parameters, gflops_per_frame
 
 
-def train_command(config: dict) -> str:
-    """The `python -m training.train` command line that reproduces `config` (non-default flags)."""
+def non_default_flags(config: dict, names: tuple[str, ...]) -> list[str]:
+    """`--flag value` for each of `names` whose value in `config` differs from TrainConfig's default."""
     defaults = TrainConfig(task=config.get("task", "denoise"))
     flags = []
-    for f in fields(TrainConfig):
-        value = config.get(f.name, getattr(defaults, f.name))
-        if f.name == "task" or value != getattr(defaults, f.name):
-            flags.append(f"--{f.name.replace('_', '-')}" + ("" if value is True else f" {shlex.quote(str(value))}"))
-    return "python -m training.train " + " ".join(flags)
+    for name in names:
+        value = config.get(name, getattr(defaults, name))
+        if value != getattr(defaults, name):
+            flags.append(f"--{name.replace('_', '-')}" + ("" if value is True else f" {shlex.quote(str(value))}"))
+    return flags
+
+
+def train_command(config: dict) -> str:
+    """The `python -m training.train` command line that reproduces `config` (non-default flags)."""
+    names = tuple(f.name for f in fields(TrainConfig) if f.name != "task")
+    return " ".join(["python -m training.train --task", config.get("task", "denoise"), *non_default_flags(config, names)])
 
 
 def degradation_lines(task: str) -> list[str]:
@@ -74,9 +80,7 @@ MIXTURE_FLAGS = ("compressed_prob", "noisy_compressed_prob", "downscaler_probs",
 def mixture_overrides(train_config: dict) -> list[str]:
     """The card's degradation-block line for the data flags this checkpoint was trained with where
     they differ from the defaults the block describes (none: no line)."""
-    defaults = TrainConfig(task=train_config.get("task", "denoise"))
-    changed = [f"--{name.replace('_', '-')} {train_config[name]}" for name in MIXTURE_FLAGS
-               if name in train_config and train_config[name] != getattr(defaults, name)]
+    changed = non_default_flags(train_config, MIXTURE_FLAGS)
     return [f"  this checkpoint's last training run: {' '.join(changed)}"] if changed else []
 
 
@@ -95,9 +99,9 @@ def write_card(task: str, checkpoint: Path, out: Path, count: int = 6) -> str:
                  "sr4": "antialiased bicubic x4 downscale",
                  "deblur": "motion blur (15 px kernel) or defocus (radius 3), alternating, + sigma=1 noise"}[task]
         rows.append(f"| {label} | {degraded} | {ours[0]:.2f} / {ours[1]:.4f} |")
-    task_lines = degradation_lines(task) + mixture_overrides(extra.get("train_config", {}))
-    wall = extra.get("wall_time_s", extra.get("elapsed", float("nan")))
     train_config = extra.get("train_config", {})
+    task_lines = degradation_lines(task) + mixture_overrides(train_config)
+    wall = extra.get("wall_time_s", extra.get("elapsed", float("nan")))
     text = f"""# `{task}` checkpoint ({checkpoint.name})
 
 - **Network**: VideoRestorationNet {c.to_dict()}; {count_parameters(net) / 1e3:.0f}k parameters,
