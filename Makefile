@@ -24,8 +24,9 @@ TEST_WORKERS ?= 2
 # PYTHONDONTWRITEBYTECODE set, every later start would compile torch again (1-2 s each).
 unexport PYTHONDONTWRITEBYTECODE
 ROBUST_ARGS ?=
+SERVED_ARGS ?=
 
-.PHONY: help setup shipped-exports engine serve demo pictures test test-long train bench bench-quality bench-robust bench-smoke clean
+.PHONY: help setup shipped-exports engine serve demo pictures test test-long train bench bench-quality bench-robust bench-served bench-smoke clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -72,6 +73,9 @@ bench-quality: setup  ## quality tables vs classical baselines on the validation
 
 bench-robust: setup  ## robustness grid: every task x clip x degradation vs input and FFmpeg/OpenCV (ROBUST_ARGS=--quick: checkpoint choice)
 	$(PY) -m benchmarks.robust $(ROBUST_ARGS)
+
+bench-served: engine  ## the robustness grid's main cells on whole clips, restored by the client through tritonserver (SERVED_ARGS)
+	$(PY) -m benchmarks.served_grid --repository $(REPOSITORY) $(SERVED_ARGS)
 
 bench-smoke: setup  ## a few-second run of the benchmark code (part of make test)
 	$(PY) -m benchmarks.run --task $(TASK) --smoke

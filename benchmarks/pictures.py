@@ -12,6 +12,7 @@ tritonserver, and the middle frame is drawn by benchmarks/before_after.py into O
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,18 +55,30 @@ def degrade(task: str, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray | None
     return degrade_fixed(task, clean, seed=0), None
 
 
+def write_mask(mask: np.ndarray, stem: Path) -> str:
+    """The client's --mask for `mask`: one PNG for a mask (H, W, 1) or masks (T, H, W, 1) that
+    never change, else one PNG per frame and their pattern."""
+    if mask.ndim == 4 and (mask == mask[:1]).all():
+        mask = mask[0]
+    if mask.ndim == 3:
+        return str(write_png(stem.with_suffix(".png"), np.repeat(mask, 3, axis=2)))
+    shutil.rmtree(stem, ignore_errors=True)  # a longer earlier run's files would join the pattern
+    for i, m in enumerate(mask):
+        write_png(stem / f"{i:05d}.png", np.repeat(m, 3, axis=2))
+    return str(stem / "%05d.png")
+
+
 def restore_file(url: str, task: str, frames: np.ndarray, rate: float, workdir: Path,
                  mask: np.ndarray | None = None) -> np.ndarray:
-    """Restore `frames` as a user would: a lossless file, the client command, the file it writes."""
+    """Restore `frames` as a user would: a lossless file, the client command, the file it writes.
+    `mask` (inpaint): (H, W, 1) for every frame, or (T, H, W, 1) one per frame."""
     workdir.mkdir(parents=True, exist_ok=True)
     source, output = workdir / f"{task}_input.mkv", workdir / f"{task}_restored.mkv"
     write_lossless(source, list(frames), rate)
     output.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "client.restore", str(source), "-o", str(output), "--task", task, "--url", url, "-q"]
     if mask is not None:
-        mask_path = workdir / f"{task}_mask.png"
-        write_png(mask_path, np.repeat(mask, 3, axis=2))
-        cmd += ["--mask", str(mask_path)]
+        cmd += ["--mask", write_mask(mask, workdir / f"{task}_mask")]
     subprocess.run(cmd, check=True, cwd=ROOT)
     restored, _ = read_frames(output)
     if len(restored) != len(frames):
