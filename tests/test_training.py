@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import subprocess
 import sys
@@ -11,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from skimage import data
 from torch.utils.flop_counter import FlopCounterMode
 
 from training.checkpoint import load_checkpoint, save_checkpoint, warm_start
 from training.config import TrainConfig, parse_args
 from training.data import (DECONV_CONTEXT, VALIDATION_CLIP, WindowDataset, animate_still, load_clip,
-                           moving_layer, sample_clip_window)
+                           moving_layer, sample_clip_window, soften)
 from training.blur_kernel import estimate_kernel
 from training.contract import KERNEL_SIZE
 from training.evaluate import mirrored_window, psnr, validation_set
@@ -82,6 +84,21 @@ def test_windows_across_a_cut_keep_the_centre_and_replace_one_end():
         WindowDataset("deblur", frames=5, crop=32, deconvolved=True, cut_prob=0.2)
     degraded, target = next(iter(ds))
     assert degraded.shape == (5, 3, 32, 32) and target.shape == (3, 32, 32)
+
+
+def test_soft_windows_blur_the_same_clean_window_before_the_downscale():
+    plain = WindowDataset("sr4", frames=5, crop=32, still_prob=0.5, seed=5)
+    soft = WindowDataset("sr4", frames=5, crop=32, still_prob=0.5, seed=5, soft_prob=1.0)
+    detail = lambda img: float(np.abs(np.diff(img.float().numpy(), axis=-1)).mean())  # noqa: E731
+    for (_, sharp), (low, target) in itertools.islice(zip(plain, soft), 6):
+        assert low.shape == (5, 3, 8, 8) and target.shape == (3, 32, 32)
+        # The same clean window (drawn before the soft draw), blurred: less detail, same brightness.
+        assert detail(target) < 0.9 * detail(sharp)
+        assert abs(float(target.float().mean() - sharp.float().mean())) < 1.0
+    image = np.stack([data.astronaut()[:64, :64]] * 3)
+    blurred = soften(image, np.random.default_rng(0))
+    assert blurred.dtype == np.uint8 and blurred.shape == image.shape
+    assert np.abs(np.diff(blurred.astype(float), axis=2)).mean() < np.abs(np.diff(image.astype(float), axis=2)).mean()
 
 
 def test_the_model_card_says_when_moving_layers_were_drawn():
@@ -155,6 +172,11 @@ def test_task_specific_data_flags_are_refused_for_other_tasks():
         parse_args(["--task", "sr4", "--cut-prob", "0.2"])
     with pytest.raises(ValueError, match="--cut-prob needs --frames 3 or more"):
         parse_args(["--task", "denoise", "--frames", "1", "--cut-prob", "0.2"])
+    assert parse_args(["--task", "sr4", "--soft-prob", "0.3"]).soft_prob == 0.3
+    with pytest.raises(ValueError, match="--soft-prob is for --task sr4"):
+        parse_args(["--task", "denoise", "--soft-prob", "0.3"])
+    with pytest.raises(ValueError, match=r"--soft-prob must be in \[0, 1\], got -0.1"):
+        parse_args(["--task", "sr4", "--soft-prob", "-0.1"])
     with pytest.raises(ValueError, match="--kernel-error-prob is for --task deblur"):
         parse_args(["--task", "denoise", "--kernel-error-prob", "0.5"])
     assert parse_args(["--task", "sr4", "--downscaler-probs", "0.2,0.15,0.2,0.2,0.25"]).downscaler_weights() == (

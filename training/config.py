@@ -36,7 +36,7 @@ TASK_DEFAULTS["deblock"] = {**TASK_DEFAULTS["denoise"], "noise_bound": 0.0}
 # Data flags that only some tasks' mixtures read (training/data.py, training/degradations.py).
 DATA_FLAG_TASKS: dict[str, tuple[str, ...]] = {
     "kernel_error_prob": ("deblur",), "compressed_prob": ("denoise",), "noisy_compressed_prob": ("denoise",),
-    "downscaler_probs": ("sr4",), "cut_prob": ("denoise", "deblock"),
+    "downscaler_probs": ("sr4",), "cut_prob": ("denoise", "deblock"), "soft_prob": ("sr4",),
 }
 # NetConfig fields that are flags; scale, masked and deconvolved follow from the task (training/contract.py).
 NETWORK_FIELDS = tuple(f.name for f in fields(NetConfig) if f.name not in ("scale", "masked", "deconvolved"))
@@ -129,6 +129,9 @@ class TrainConfig:
                          "another shot (training/data.py WindowDataset._across_cut; half the time another view of "
                          "the same still or clip, which the graph's scene-cut guard can miss): the network learns "
                          "to check the frames it fuses (0 = off)")
+    soft_prob: float = _f(0.0, "sr4: probability that a window's clean frames are softened first (training/data.py "
+                          "soften: Gaussian blur sigma 0.5-1.5 px, a source out of focus or scaled before), so "
+                          "the network learns that soft low-res input may come from a soft original (0 = off)")
     h264_preroll: int = _f(0, "H.264-compressed windows are encoded after 0 to N frames of pre-roll (drawn per "
                            "window; training/degradations.py h264_compress), so they sit mid-GOP, every frame "
                            "predicted, as in real streams; 0 = every window starts at the stream's intra frame")
@@ -143,7 +146,7 @@ class TrainConfig:
         for name, tasks in DATA_FLAG_TASKS.items():
             if getattr(self, name) != defaults[name] and self.task not in tasks:
                 raise ValueError(f"--{name.replace('_', '-')} is for --task {' or '.join(tasks)}, not {self.task}")
-        for name in ("noisy_compressed_prob", "cut_prob"):
+        for name in ("noisy_compressed_prob", "cut_prob", "soft_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
         if self.cut_prob and self.frames < 3:

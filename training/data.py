@@ -30,7 +30,7 @@ from training.clips import clip_dir
 from training.contract import KERNEL_SIZE
 from training.dead_leaves import dead_leaves
 from training.degradations import (
-    DENOISE_COMPRESS_PROB, DOWNSCALER_PROBS, defocus_kernel, degrade_window, gaussian_kernel, padded_kernel,
+    DENOISE_COMPRESS_PROB, DOWNSCALER_PROBS, blur, defocus_kernel, degrade_window, gaussian_kernel, padded_kernel,
 )
 from training.masks import random_mask_window
 from training.network import SHARP_PEAK
@@ -174,6 +174,16 @@ def random_flip(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(window)
 
 
+SOFT_SIGMA = (0.5, 1.5)  # px: a source slightly out of focus, or scaled before it reached the user
+
+
+def soften(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The clean window blurred by a Gaussian of sigma ~ U[SOFT_SIGMA]: a soft original. sr4's
+    low-res copies of it look like those of sharper frames that a scaler with antialiasing made,
+    and its target then asks for no more detail than the soft original has."""
+    return blur(window, gaussian_kernel(rng.uniform(*SOFT_SIGMA)))
+
+
 class WindowDataset(IterableDataset):
     """An endless stream of (degraded window, clean centre) pairs for `task`, as uint8 tensors
     (T, 3, h, w) and (3, H, W), plus masks (T, 1, h, w) for inpaint (training/masks.py) or the
@@ -200,6 +210,7 @@ class WindowDataset(IterableDataset):
         layered_prob: float = 0.0,
         h264_preroll: int = 0,
         cut_prob: float = 0.0,
+        soft_prob: float = 0.0,
     ) -> None:
         super().__init__()
         if VALIDATION_CLIP in clips:
@@ -217,6 +228,7 @@ class WindowDataset(IterableDataset):
         self.layered_prob = layered_prob
         self.h264_preroll = h264_preroll
         self.cut_prob = cut_prob
+        self.soft_prob = soft_prob
 
     def _still(self, crop: int, rng: np.random.Generator) -> np.ndarray:
         """A still image: with `synthetic_prob` a fresh dead-leaves one (3 crop wide), else a
@@ -259,6 +271,8 @@ class WindowDataset(IterableDataset):
         if self.cut_prob and rng.random() < self.cut_prob:
             window = self._across_cut(window, source, still, rng)
         window = random_flip(window, rng)
+        if self.soft_prob and rng.random() < self.soft_prob:
+            window = soften(window, rng)
         if self.deconvolved:
             degraded = degrade_window(self.task, window, rng, h264_preroll=self.h264_preroll)
             kernel = estimate_kernel(degraded[self.frames // 2])

@@ -74,7 +74,7 @@ def cut_windows(train_config: dict) -> str:
 
 
 MIXTURE_FLAGS = ("compressed_prob", "noisy_compressed_prob", "downscaler_probs", "kernel_error_prob", "cut_prob",
-                 "h264_preroll")
+                 "soft_prob", "h264_preroll")
 
 
 def mixture_overrides(train_config: dict) -> list[str]:
