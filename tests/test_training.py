@@ -22,7 +22,7 @@ from training.data import (DECONV_CONTEXT, VALIDATION_CLIP, WindowDataset, anima
 from training.blur_kernel import estimate_kernel
 from training.contract import KERNEL_SIZE
 from training.evaluate import mirrored_window, psnr, validation_set
-from training.model_card import cut_windows, degradation_lines, mixture_overrides, moving_layers
+from training.model_card import cut_windows, degradation_lines, mixture_overrides, moving_layers, soft_windows
 from training.network import NetConfig, VideoRestorationNet, gflops_per_frame
 from training.train import learning_rate, loss_fn, phase_bias, train
 
@@ -109,6 +109,7 @@ def test_the_model_card_says_when_moving_layers_were_drawn():
     assert mixture_overrides({"task": "denoise", "noisy_compressed_prob": 0.3, "cut_prob": 0.2}) == [
         "  this checkpoint's last training run: --noisy-compressed-prob 0.3 --cut-prob 0.2"]
     assert cut_windows({"task": "denoise"}) == "" and "20% of windows across a scene cut" in cut_windows({"cut_prob": 0.2})
+    assert soft_windows({"task": "sr4"}) == "" and "25% of windows softened first" in soft_windows({"soft_prob": 0.25})
 
 
 def test_dataset_refuses_the_validation_clip():

