@@ -77,9 +77,8 @@ def soft_windows(train_config: dict) -> str:
     """The training-data clause for windows softened before their degradation (training/data.py
     soften), if the run drew any."""
     share = train_config.get("soft_prob", 0.0)
-    return (f"; {share:.0%} of windows softened first (Gaussian blur sigma {SOFT_SIGMA[0]:g}-{SOFT_SIGMA[1]:g} px: "
-            "soft originals)"
-            if share else "")
+    sigma = f"{SOFT_SIGMA[0]:g}-{SOFT_SIGMA[1]:g}"
+    return f"; {share:.0%} of windows softened first (Gaussian blur sigma {sigma} px: soft originals)" if share else ""
 
 
 MIXTURE_FLAGS = ("compressed_prob", "noisy_compressed_prob", "downscaler_probs", "kernel_error_prob", "cut_prob",
