@@ -161,6 +161,13 @@ def network_restorer(path: Path) -> Restorer:
     return lambda windows, masks: restore(net, windows, masks=masks)
 
 
+def changed_outside(restored: np.ndarray, shown: np.ndarray, masks: np.ndarray) -> int:
+    """inpaint: values of the restored frames (K, H, W, 3) that differ from the shown ones outside
+    their masks (K, H, W, 1); 0 = bit-exact."""
+    outside = (masks == 0) & np.ones_like(restored, bool)
+    return int(np.count_nonzero(restored[outside] != shown[outside]))
+
+
 def run_row(task: str, cell: Cell, src: Source, ours: dict[str, Restorer],
             classical: bool = True) -> tuple[Row, list[Sample], dict[str, np.ndarray]]:
     """One cell on one source: its Row, the degraded samples and every method's restored centre
@@ -180,8 +187,8 @@ def run_row(task: str, cell: Cell, src: Source, ours: dict[str, Restorer],
         out = outputs[label] = run(windows, masks)
         note = ""
         if masks is not None:
-            outside = (masks[:, masks.shape[1] // 2] == 0) & np.ones_like(out, bool)
-            changed = int(np.count_nonzero(out[outside] != windows[:, windows.shape[1] // 2][outside]))
+            centre = windows.shape[1] // 2
+            changed = changed_outside(out, windows[:, centre], masks[:, centre])
             note = "outside bit-exact" if changed == 0 else f"{changed} values changed outside"
         row.ours[label] = score(task, out, samples, note)
     return row, samples, outputs

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import platform
 import sys
 import time
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.pictures import restore_file
-from benchmarks.robust import Score, input_frames, network_restorer, score
+from benchmarks.robust import Score, changed_outside, input_frames, network_restorer, score
 from benchmarks.robust_grid import CLIPS, Sample, clip_source, grid
 from client.local_server import TritonServer
 from export.repository import load_model_code
@@ -59,22 +60,19 @@ def frame_samples(task: str, whole: Sample, clean: np.ndarray) -> list[Sample]:
     return samples
 
 
+# One load per checkpoint for the whole run, not one per row.
+_restorer = functools.lru_cache(maxsize=None)(network_restorer)
+
+
 def in_process(task: str, checkpoint: Path, samples: list[Sample]) -> np.ndarray:
     """The checkpoint's restored frames through the grid's in-process serving path."""
-    run = network_restorer(checkpoint)
+    run = _restorer(checkpoint)
     out = []
     for i in range(0, len(samples), CHUNK):
         part = samples[i : i + CHUNK]
         masks = np.stack([s.masks for s in part]) if task == "inpaint" else None
         out.append(run(np.stack([s.window for s in part]), masks))
     return np.concatenate(out)
-
-
-def outside_changed(served: np.ndarray, samples: list[Sample]) -> int:
-    """inpaint: values the server changed outside the centre frames' masks (should be none)."""
-    keep = np.stack([s.masks[len(s.masks) // 2] == 0 for s in samples]) & np.ones_like(served, bool)
-    shown = np.stack([s.window[len(s.window) // 2] for s in samples])
-    return int(np.count_nonzero(served[keep] != shown[keep]))
 
 
 def run_clip(url: str, task: str, cell_name: str, clip: str, frames: int, checkpoint: Path,
@@ -99,7 +97,9 @@ def run_clip(url: str, task: str, cell_name: str, clip: str, frames: int, checkp
            "served": score(task, served, samples), "in-process": score(task, local, samples),
            "max_diff": int(np.abs(served.astype(np.int16) - local).max()), "fps": len(clean) / seconds}
     if task == "inpaint":
-        row["outside_changed"] = outside_changed(served, samples)
+        centre = get_task(task).window // 2
+        row["outside_changed"] = changed_outside(served, np.stack([s.window[centre] for s in samples]),
+                                                 np.stack([s.masks[centre] for s in samples]))
     return row
 
 

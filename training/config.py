@@ -11,7 +11,7 @@ import argparse
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from training.contract import TASKS, get_task
-from training.degradations import DENOISE_COMPRESS_PROB, DOWNSCALER_PROBS, DOWNSCALERS
+from training.degradations import DENOISE_COMPRESS_PROB, DOWNSCALER_PROBS, DOWNSCALERS, SOFT_SIGMA
 from training.network import UPSAMPLE_MODES, NetConfig
 
 
@@ -130,8 +130,9 @@ class TrainConfig:
                          "the same still or clip, which the graph's scene-cut guard can miss): the network learns "
                          "to check the frames it fuses (0 = off)")
     soft_prob: float = _f(0.0, "sr4: probability that a window's clean frames are softened first (training/data.py "
-                          "soften: Gaussian blur sigma 0.5-1.5 px, a source out of focus or scaled before), so "
-                          "the network learns that soft low-res input may come from a soft original (0 = off)")
+                          f"soften: Gaussian blur sigma {SOFT_SIGMA[0]:g}-{SOFT_SIGMA[1]:g} px, a source out of focus "
+                          "or scaled before), so the network learns that soft low-res input may come from a soft "
+                          "original (0 = off)")
     h264_preroll: int = _f(0, "H.264-compressed windows are encoded after 0 to N frames of pre-roll (drawn per "
                            "window; training/degradations.py h264_compress), so they sit mid-GOP, every frame "
                            "predicted, as in real streams; 0 = every window starts at the stream's intra frame")

@@ -30,7 +30,8 @@ from training.clips import clip_dir
 from training.contract import KERNEL_SIZE
 from training.dead_leaves import dead_leaves
 from training.degradations import (
-    DENOISE_COMPRESS_PROB, DOWNSCALER_PROBS, blur, defocus_kernel, degrade_window, gaussian_kernel, padded_kernel,
+    DENOISE_COMPRESS_PROB, DOWNSCALER_PROBS, SOFT_SIGMA, blur, defocus_kernel, degrade_window, gaussian_kernel,
+    padded_kernel,
 )
 from training.masks import random_mask_window
 from training.network import SHARP_PEAK
@@ -172,9 +173,6 @@ def random_flip(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.5:
         window = window[:, ::-1]
     return np.ascontiguousarray(window)
-
-
-SOFT_SIGMA = (0.5, 1.5)  # px: a source slightly out of focus, or scaled before it reached the user
 
 
 def soften(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:

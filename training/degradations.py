@@ -262,6 +262,7 @@ DOWNSCALERS = {
     "gaussian": "Gaussian blur (sigma 0.8..1.6) then decimation",
 }
 DOWNSCALER_PROBS = (0.3, 0.15, 0.15, 0.15, 0.25)  # sr4's mixture, in DOWNSCALERS' order
+SOFT_SIGMA = (0.5, 1.5)  # px: training's soft originals (training/data.py soften), out of focus or scaled before
 
 
 def downscale(frames: np.ndarray, factor: int, kernel: str, sigma: float = 1.2) -> np.ndarray:

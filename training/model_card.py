@@ -16,8 +16,8 @@ from pathlib import Path
 
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig
-from training.data import SOFT_SIGMA, STILLS, TRAIN_CLIPS, VALIDATION_CLIP
-from training.degradations import __doc__ as DEGRADATIONS_DOC
+from training.data import STILLS, TRAIN_CLIPS, VALIDATION_CLIP
+from training.degradations import SOFT_SIGMA, __doc__ as DEGRADATIONS_DOC
 from training.evaluate import FIXED_DEGRADATION_TASKS, evaluate, psnr, ssim, validation_set
 from training.network import count_parameters, gflops_per_frame
 
