@@ -18,7 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from training.checkpoint import load_checkpoint, save_checkpoint, warm_start
 from training.config import TrainConfig, parse_args
 from training.data import (DECONV_CONTEXT, VALIDATION_CLIP, WindowDataset, animate_still, load_clip,
-                           moving_layer, sample_clip_window, soften)
+                           hold_still, moving_layer, sample_clip_window, soften)
 from training.blur_kernel import estimate_kernel
 from training.contract import KERNEL_SIZE
 from training.evaluate import mirrored_window, psnr, validation_set
@@ -101,6 +101,18 @@ def test_soft_windows_blur_the_same_clean_window_before_the_downscale():
     assert np.abs(np.diff(blurred.astype(float), axis=2)).mean() < np.abs(np.diff(image.astype(float), axis=2)).mean()
 
 
+def test_static_camera_windows_hold_the_same_clean_centre_frame_still():
+    plain = WindowDataset("inpaint", frames=5, crop=32, still_prob=0.5, seed=7)
+    held = WindowDataset("inpaint", frames=5, crop=32, still_prob=0.5, seed=7, static_camera_prob=1.0)
+    for (moving, target, _), (window, held_target, masks) in itertools.islice(zip(plain, held), 4):
+        assert window.shape == (5, 3, 32, 32) and masks.shape == (5, 1, 32, 32)
+        # The same clean window (drawn before the static-camera draw), its centre frame in every frame.
+        assert torch.equal(held_target, target) and all(torch.equal(frame, moving[2]) for frame in window)
+    assert any(not torch.equal(moving[0], moving[2]) for moving, _, _ in itertools.islice(plain, 4))
+    image = np.arange(5 * 2 * 2 * 3, dtype=np.uint8).reshape(5, 2, 2, 3)
+    assert np.array_equal(hold_still(image), np.stack([image[2]] * 5))
+
+
 def test_the_model_card_says_when_moving_layers_were_drawn():
     assert moving_layers({"task": "sr4"}) == ""
     assert "50% of them with objects moving on their own" in moving_layers({"layered_prob": 0.5})
@@ -178,6 +190,9 @@ def test_task_specific_data_flags_are_refused_for_other_tasks():
         parse_args(["--task", "denoise", "--soft-prob", "0.3"])
     with pytest.raises(ValueError, match=r"--soft-prob must be in \[0, 1\], got -0.1"):
         parse_args(["--task", "sr4", "--soft-prob", "-0.1"])
+    assert parse_args(["--task", "inpaint", "--static-camera-prob", "0.3"]).static_camera_prob == 0.3
+    with pytest.raises(ValueError, match="--static-camera-prob is for --task inpaint"):
+        parse_args(["--task", "deblock", "--static-camera-prob", "0.3"])
     with pytest.raises(ValueError, match="--kernel-error-prob is for --task deblur"):
         parse_args(["--task", "denoise", "--kernel-error-prob", "0.5"])
     assert parse_args(["--task", "sr4", "--downscaler-probs", "0.2,0.15,0.2,0.2,0.25"]).downscaler_weights() == (

@@ -37,6 +37,7 @@ TASK_DEFAULTS["deblock"] = {**TASK_DEFAULTS["denoise"], "noise_bound": 0.0}
 DATA_FLAG_TASKS: dict[str, tuple[str, ...]] = {
     "kernel_error_prob": ("deblur",), "compressed_prob": ("denoise",), "noisy_compressed_prob": ("denoise",),
     "downscaler_probs": ("sr4",), "cut_prob": ("denoise", "deblock"), "soft_prob": ("sr4",),
+    "static_camera_prob": ("inpaint",),
 }
 # NetConfig fields that are flags; scale, masked and deconvolved follow from the task (training/contract.py).
 NETWORK_FIELDS = tuple(f.name for f in fields(NetConfig) if f.name not in ("scale", "masked", "deconvolved"))
@@ -133,6 +134,10 @@ class TrainConfig:
                           f"soften: Gaussian blur sigma {SOFT_SIGMA[0]:g}-{SOFT_SIGMA[1]:g} px, a source out of focus "
                           "or scaled before), so the network learns that soft low-res input may come from a soft "
                           "original (0 = off)")
+    static_camera_prob: float = _f(0.0, "inpaint: probability that a window is its centre frame held still (a "
+                                   "static camera, as for a watermark on surveillance footage: nothing a static mask "
+                                   "hides is seen in any frame, so the network fills it from the frame alone; "
+                                   "training/data.py hold_still; 0 = off)")
     h264_preroll: int = _f(0, "H.264-compressed windows are encoded after 0 to N frames of pre-roll (drawn per "
                            "window; training/degradations.py h264_compress), so they sit mid-GOP, every frame "
                            "predicted, as in real streams; 0 = every window starts at the stream's intra frame")
@@ -147,7 +152,7 @@ class TrainConfig:
         for name, tasks in DATA_FLAG_TASKS.items():
             if getattr(self, name) != defaults[name] and self.task not in tasks:
                 raise ValueError(f"--{name.replace('_', '-')} is for --task {' or '.join(tasks)}, not {self.task}")
-        for name in ("noisy_compressed_prob", "cut_prob", "soft_prob"):
+        for name in ("noisy_compressed_prob", "cut_prob", "soft_prob", "static_camera_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
         if self.cut_prob and self.frames < 3:

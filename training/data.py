@@ -182,6 +182,11 @@ def soften(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return blur(window, gaussian_kernel(rng.uniform(*SOFT_SIGMA)))
 
 
+def hold_still(window: np.ndarray) -> np.ndarray:
+    """The window's centre frame repeated over all its frames: a static camera on a still scene."""
+    return np.repeat(window[len(window) // 2][None], len(window), axis=0)
+
+
 class WindowDataset(IterableDataset):
     """An endless stream of (degraded window, clean centre) pairs for `task`, as uint8 tensors
     (T, 3, h, w) and (3, H, W), plus masks (T, 1, h, w) for inpaint (training/masks.py) or the
@@ -209,6 +214,7 @@ class WindowDataset(IterableDataset):
         h264_preroll: int = 0,
         cut_prob: float = 0.0,
         soft_prob: float = 0.0,
+        static_camera_prob: float = 0.0,
     ) -> None:
         super().__init__()
         if VALIDATION_CLIP in clips:
@@ -227,6 +233,7 @@ class WindowDataset(IterableDataset):
         self.h264_preroll = h264_preroll
         self.cut_prob = cut_prob
         self.soft_prob = soft_prob
+        self.static_camera_prob = static_camera_prob
 
     def _still(self, crop: int, rng: np.random.Generator) -> np.ndarray:
         """A still image: with `synthetic_prob` a fresh dead-leaves one (3 crop wide), else a
@@ -271,6 +278,8 @@ class WindowDataset(IterableDataset):
         window = random_flip(window, rng)
         if self.soft_prob and rng.random() < self.soft_prob:
             window = soften(window, rng)
+        if self.static_camera_prob and rng.random() < self.static_camera_prob:
+            window = hold_still(window)
         if self.deconvolved:
             degraded = degrade_window(self.task, window, rng, h264_preroll=self.h264_preroll)
             kernel = estimate_kernel(degraded[self.frames // 2])

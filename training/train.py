@@ -160,7 +160,7 @@ def train(cfg: TrainConfig) -> dict:
                             noisy_compressed_prob=cfg.noisy_compressed_prob,
                             downscaler_probs=cfg.downscaler_weights(), layered_prob=cfg.layered_prob,
                             h264_preroll=cfg.h264_preroll, cut_prob=cfg.cut_prob,
-                            soft_prob=cfg.soft_prob)
+                            soft_prob=cfg.soft_prob, static_camera_prob=cfg.static_camera_prob)
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
