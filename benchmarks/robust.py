@@ -164,7 +164,7 @@ def network_restorer(path: Path) -> Restorer:
 def changed_outside(restored: np.ndarray, shown: np.ndarray, masks: np.ndarray) -> int:
     """inpaint: values of the restored frames (K, H, W, 3) that differ from the shown ones outside
     their masks (K, H, W, 1); 0 = bit-exact."""
-    outside = (masks == 0) & np.ones_like(restored, bool)
+    outside = np.broadcast_to(masks == 0, restored.shape)
     return int(np.count_nonzero(restored[outside] != shown[outside]))
 
 

@@ -125,8 +125,9 @@ def table(task: str, rows: list[dict]) -> str:
     lines = [head, "|" + "---|" * 8]
     for r in rows:
         gain = f"{r['served'].psnr - r['input'].psnr:+.2f}" if _degraded(r) else "-"
-        diff = f"{r['max_diff']} grey level{'' if r['max_diff'] == 1 else 's'}" + (f"; {r['outside_changed']} values changed outside the mask"
-                                                  if "outside_changed" in r else "")
+        diff = f"{r['max_diff']} grey level{'' if r['max_diff'] == 1 else 's'}"
+        if "outside_changed" in r:
+            diff += f"; {r['outside_changed']} values changed outside the mask"
         lines.append(f"| {r['cell']} | {r['clip']} ({r['size']}) | {_pair(r['input'])} | {_pair(r['served'])} | "
                      f"{gain} | {r['in-process'].psnr:.2f} | {diff} | {r['fps']:.1f} |")
     scored = [r for r in rows if _degraded(r)]
