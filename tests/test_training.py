@@ -171,30 +171,24 @@ def test_a_no_blur_estimate_can_be_replaced_by_a_small_mistaken_kernel():
 
 
 def test_task_specific_data_flags_are_refused_for_other_tasks():
-    assert parse_args(["--task", "deblur", "--kernel-error-prob", "0.5"]).kernel_error_prob == 0.5
-    assert parse_args(["--task", "denoise", "--compressed-prob", "0.25"]).compressed_prob == 0.25
-    with pytest.raises(ValueError, match="--compressed-prob is for --task denoise"):
-        parse_args(["--task", "sr4", "--compressed-prob", "0.25"])
-    assert parse_args(["--task", "denoise", "--noisy-compressed-prob", "0.3"]).noisy_compressed_prob == 0.3
-    with pytest.raises(ValueError, match="--noisy-compressed-prob is for --task denoise"):
-        parse_args(["--task", "deblock", "--noisy-compressed-prob", "0.3"])
+    # (flag, a task that reads it, its value, a task that does not, the tasks the refusal names)
+    for flag, task, value, other, named in (
+        ("kernel-error-prob", "deblur", "0.5", "denoise", "deblur"),
+        ("compressed-prob", "denoise", "0.25", "sr4", "denoise"),
+        ("noisy-compressed-prob", "denoise", "0.3", "deblock", "denoise"),
+        ("cut-prob", "deblock", "0.2", "sr4", "denoise or deblock"),
+        ("soft-prob", "sr4", "0.3", "denoise", "sr4"),
+        ("static-camera-prob", "inpaint", "0.3", "deblock", "inpaint"),
+    ):
+        assert getattr(parse_args(["--task", task, f"--{flag}", value]), flag.replace("-", "_")) == float(value)
+        with pytest.raises(ValueError, match=f"--{flag} is for --task {named}"):
+            parse_args(["--task", other, f"--{flag}", value])
     with pytest.raises(ValueError, match=r"--noisy-compressed-prob must be in \[0, 1\], got 1.5"):
         parse_args(["--task", "denoise", "--noisy-compressed-prob", "1.5"])
-    assert parse_args(["--task", "deblock", "--cut-prob", "0.2"]).cut_prob == 0.2
-    with pytest.raises(ValueError, match="--cut-prob is for --task denoise or deblock"):
-        parse_args(["--task", "sr4", "--cut-prob", "0.2"])
     with pytest.raises(ValueError, match="--cut-prob needs --frames 3 or more"):
         parse_args(["--task", "denoise", "--frames", "1", "--cut-prob", "0.2"])
-    assert parse_args(["--task", "sr4", "--soft-prob", "0.3"]).soft_prob == 0.3
-    with pytest.raises(ValueError, match="--soft-prob is for --task sr4"):
-        parse_args(["--task", "denoise", "--soft-prob", "0.3"])
     with pytest.raises(ValueError, match=r"--soft-prob must be in \[0, 1\], got -0.1"):
         parse_args(["--task", "sr4", "--soft-prob", "-0.1"])
-    assert parse_args(["--task", "inpaint", "--static-camera-prob", "0.3"]).static_camera_prob == 0.3
-    with pytest.raises(ValueError, match="--static-camera-prob is for --task inpaint"):
-        parse_args(["--task", "deblock", "--static-camera-prob", "0.3"])
-    with pytest.raises(ValueError, match="--kernel-error-prob is for --task deblur"):
-        parse_args(["--task", "denoise", "--kernel-error-prob", "0.5"])
     assert parse_args(["--task", "sr4", "--downscaler-probs", "0.2,0.15,0.2,0.2,0.25"]).downscaler_weights() == (
         0.2, 0.15, 0.2, 0.2, 0.25)
     for wrong in ("0.5,0.5", "0.3,0.15,0.15,0.15,0.35", "a,b,c,d,e", "1.2,-0.2,0,0,0"):
